@@ -1,0 +1,5 @@
+export * from './availability'
+export * from './cipher'
+export * from './compressor'
+export * from './checksum'
+export * from './io-engine'

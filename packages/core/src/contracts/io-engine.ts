@@ -1,0 +1,76 @@
+// Storage I/O. One engine instance serves one worker thread; it owns the memory it reads into
+// and writes from, so an engine can hand out aligned or shared buffers without copies.
+import type { InjectionToken } from 'tsyringe'
+import type { Availability } from './availability'
+
+/** A run of data in a file; anything between extents is a hole that reads as zeros. */
+export interface Extent {
+  offset: number
+  length: number
+}
+
+/** Times in nanoseconds since the epoch, as fs.stat with bigint reports them. */
+export interface FileAttributes {
+  mode: number
+  uid: number
+  gid: number
+  atimeNs: bigint
+  mtimeNs: bigint
+}
+
+export interface OpenReadOptions {
+  /** Ask for O_DIRECT where the engine and file system support it. */
+  direct?: boolean
+}
+
+export interface OpenWriteOptions {
+  /** Final size when known: engines may preallocate. */
+  sizeBytes?: number
+  /** Permission bits to create the file with (before any umask). */
+  mode?: number
+  direct?: boolean
+  /** Skip writing blocks that are entirely zero, leaving holes. */
+  sparse?: boolean
+}
+
+export interface ReadHandle {
+  readonly path: string
+  readonly sizeBytes: number
+  /** Data extents in offset order, or null when the engine cannot tell holes from data. */
+  extents(): Promise<Extent[] | null>
+  /** Reads up to buf.length bytes at `offset`; returns bytes read, fewer only at end of file. */
+  read(buf: Uint8Array, offset: number): Promise<number>
+  close(): Promise<void>
+}
+
+export interface WriteHandle {
+  readonly path: string
+  /** Writes all of `data` at `offset`. */
+  write(data: Uint8Array, offset: number): Promise<void>
+  /** Sets the exact size (after holes at the end, or a padded tail). */
+  truncate(sizeBytes: number): Promise<void>
+  /** Applies attributes (those given), flushes what the engine must, and closes. */
+  finish(attributes?: Partial<FileAttributes>): Promise<void>
+  /** Closes without finishing; the caller removes the file. */
+  close(): Promise<void>
+}
+
+export interface BufferPool {
+  readonly bufferSizeBytes: number
+  acquire(): Uint8Array
+  release(buf: Uint8Array): void
+}
+
+export interface IoEngine {
+  readonly name: string
+  available(): Availability
+  /** Buffers of `bufferSizeBytes` suited to this engine (aligned for O_DIRECT where needed). */
+  createBufferPool(bufferSizeBytes: number, count: number): BufferPool
+  openRead(path: string, options?: OpenReadOptions): Promise<ReadHandle>
+  openWrite(path: string, options?: OpenWriteOptions): Promise<WriteHandle>
+}
+
+export const IO_ENGINE: InjectionToken<IoEngine> = Symbol.for('escp:io-engine')
+
+/** Largest file offset escp's engines take: offsets are JS numbers, exact to 2^53-1. */
+export const MAX_FILE_SIZE_BYTES = Number.MAX_SAFE_INTEGER

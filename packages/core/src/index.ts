@@ -1,0 +1,20 @@
+// @escp/core: the contracts escp's plugins implement, the plugin registry and loader, and
+// the error catalogue.
+import 'reflect-metadata'
+
+export * from './contracts'
+export * from './errors'
+export { ESCP_PLUGIN_API_VERSION, KIND_TOKENS, PLUGIN_KINDS, checkPlugin } from './plugins/manifest'
+export type { EscpPlugin, PluginKind, PluginKinds, PluginManifest, PluginOptions } from './plugins/manifest'
+export { LOADED_PLUGINS, PluginRegistry } from './plugins/registry'
+export type { PluginEntry } from './plugins/registry'
+export {
+  BUILTIN_PLUGIN,
+  PLUGINS_ENV,
+  PLUGIN_OPTIONS,
+  loadPluginSet,
+  loadPlugins,
+  pluginsFromEnv,
+  resolvePluginModule,
+} from './plugins/loader'
+export type { LoadPluginsOptions, LoadedPlugin, PluginSet, PluginSetSpec } from './plugins/loader'

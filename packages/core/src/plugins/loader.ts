@@ -1,0 +1,140 @@
+// Builds a DI container from a list of module specifiers. The list and the options are plain
+// data, so a worker thread given the same PluginSet spec rebuilds the same plugins: DI graphs
+// cannot cross threads, module specifiers can (as pino's transports do).
+import path from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { container as rootContainer, Lifecycle } from 'tsyringe'
+import type { DependencyContainer, InjectionToken } from 'tsyringe'
+import { escpError, isEscpError } from '../errors'
+import { checkPlugin, PLUGIN_KINDS } from './manifest'
+import type { EscpPlugin, PluginManifest, PluginOptions } from './manifest'
+import { LOADED_PLUGINS, PluginRegistry } from './registry'
+
+/** The built-in plugin, always loaded first. */
+export const BUILTIN_PLUGIN = '@escp/core/builtin'
+
+/** Environment variable with extra plugin modules, comma-separated (package names or paths). */
+export const PLUGINS_ENV = 'ESCP_PLUGINS'
+
+export const PLUGIN_OPTIONS: InjectionToken<PluginOptions> = Symbol.for('escp:plugin-options')
+
+/** The serializable recipe of a plugin set: resolved module paths and options. */
+export interface PluginSetSpec {
+  modules: string[]
+  options: PluginOptions
+}
+
+export interface LoadedPlugin {
+  manifest: PluginManifest
+  /** Absolute path of the module that was loaded. */
+  module: string
+}
+
+export interface PluginSet {
+  container: DependencyContainer
+  registry: PluginRegistry
+  plugins: LoadedPlugin[]
+  /** Pass this to a worker thread; loadPluginSet(spec) there rebuilds the same set. */
+  spec: PluginSetSpec
+}
+
+export interface LoadPluginsOptions {
+  /** Plugin modules besides the built-in one: package names, or paths (relative to `cwd`). */
+  plugins?: readonly string[]
+  options?: PluginOptions
+  /** Where relative paths and package names are looked up first. Default: process.cwd(). */
+  cwd?: string
+}
+
+/** Plugin modules named in ESCP_PLUGINS (comma-separated), or none. */
+export function pluginsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env[PLUGINS_ENV] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+}
+
+/** Resolves a plugin specifier to the absolute path of its entry module. */
+export function resolvePluginModule(specifier: string, cwd: string = process.cwd()): string {
+  const isPath = specifier.startsWith('.') || path.isAbsolute(specifier)
+  try {
+    return isPath
+      ? require.resolve(path.resolve(cwd, specifier))
+      : require.resolve(specifier, { paths: [cwd, __dirname] })
+  } catch (err) {
+    throw escpError('ESCP_ERR_PLUGIN_LOAD', specifier, `module not found (${(err as Error).message.split('\n')[0]})`)
+  }
+}
+
+/** Loads the built-in plugin plus `plugins`, registers them all and checks their manifests. */
+export async function loadPlugins(opts: LoadPluginsOptions = {}): Promise<PluginSet> {
+  const cwd = opts.cwd ?? process.cwd()
+  const modules = [BUILTIN_PLUGIN, ...(opts.plugins ?? [])].map((s) => resolvePluginModule(s, cwd))
+  return loadPluginSet({ modules: [...new Set(modules)], options: opts.options ?? {} })
+}
+
+/** Rebuilds a plugin set from its spec (in a worker thread, or anywhere). */
+export async function loadPluginSet(spec: PluginSetSpec): Promise<PluginSet> {
+  const container = rootContainer.createChildContainer()
+  container.registerInstance(PLUGIN_OPTIONS, spec.options)
+  const plugins: LoadedPlugin[] = []
+  const seen = new Map<string, string>()
+  for (const module of spec.modules) {
+    const plugin = await importPlugin(module)
+    const earlier = seen.get(plugin.manifest.name)
+    if (earlier !== undefined) {
+      throw escpError('ESCP_ERR_PLUGIN_INVALID', module, `its name '${plugin.manifest.name}' is already used by ${earlier}`)
+    }
+    seen.set(plugin.manifest.name, module)
+    try {
+      await plugin.register(container, spec.options)
+    } catch (err) {
+      if (isEscpError(err)) throw err
+      throw escpError('ESCP_ERR_PLUGIN_LOAD', module, `register() failed: ${(err as Error)?.message ?? String(err)}`)
+    }
+    plugins.push({ manifest: plugin.manifest, module })
+  }
+  container.registerInstance(LOADED_PLUGINS, plugins.map((p) => p.manifest))
+  container.register(PluginRegistry, { useClass: PluginRegistry }, { lifecycle: Lifecycle.ContainerScoped })
+  let registry: PluginRegistry
+  try {
+    registry = container.resolve(PluginRegistry)
+  } catch (err) {
+    if (isEscpError(err)) throw err
+    throw escpError('ESCP_ERR_PLUGIN_LOAD', spec.modules.join(', '), `a plugin's constructor failed: ${(err as Error)?.message ?? String(err)}`)
+  }
+  checkDeclarations(registry, plugins)
+  return { container, registry, plugins, spec }
+}
+
+async function importPlugin(module: string): Promise<EscpPlugin> {
+  let moduleExports: unknown
+  try {
+    moduleExports = await import(pathToFileURL(module).href)
+  } catch (err) {
+    throw escpError('ESCP_ERR_PLUGIN_LOAD', module, (err as Error)?.message ?? String(err))
+  }
+  return checkPlugin(module, moduleExports)
+}
+
+// Each manifest must say exactly what its plugin registers, so `escp engines` can name the
+// package behind every entry and a plugin cannot silently shadow another's name.
+function checkDeclarations(registry: PluginRegistry, plugins: LoadedPlugin[]): void {
+  for (const { manifest } of plugins) {
+    for (const kind of PLUGIN_KINDS) {
+      for (const name of manifest.provides[kind] ?? []) {
+        if (!registry.has(kind, name)) {
+          throw escpError('ESCP_ERR_PLUGIN_INVALID', manifest.name, `its manifest declares the ${kind} '${name}', but it did not register one`)
+        }
+      }
+    }
+  }
+  for (const kind of PLUGIN_KINDS) {
+    for (const name of registry.names(kind)) {
+      if (registry.ownerOf(kind, name) === undefined) {
+        throw escpError('ESCP_ERR_PLUGIN_INVALID', name, `a ${kind} named '${name}' was registered but no manifest declares it`)
+      }
+    }
+  }
+}
+

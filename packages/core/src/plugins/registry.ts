@@ -1,0 +1,113 @@
+// Indexes every registered plugin instance by kind and name, answers "which exist and can they
+// run here", and resolves a name to an instance with errors that list the alternatives.
+import { inject, injectable, injectAll } from 'tsyringe'
+import type { InjectionToken } from 'tsyringe'
+import { escpError } from '../errors'
+import type { Availability } from '../contracts/availability'
+import type { Checksum } from '../contracts/checksum'
+import type { Cipher } from '../contracts/cipher'
+import type { Compressor } from '../contracts/compressor'
+import type { IoEngine } from '../contracts/io-engine'
+import { CHECKSUM } from '../contracts/checksum'
+import { CIPHER } from '../contracts/cipher'
+import { COMPRESSOR } from '../contracts/compressor'
+import { IO_ENGINE } from '../contracts/io-engine'
+import { PLUGIN_KINDS } from './manifest'
+import type { PluginKind, PluginKinds, PluginManifest } from './manifest'
+
+/** The manifests of the plugins a container was built from, in load order. */
+export const LOADED_PLUGINS: InjectionToken<PluginManifest[]> = Symbol.for('escp:loaded-plugins')
+
+export interface PluginEntry {
+  kind: PluginKind
+  name: string
+  /** Name of the plugin package that provides it. */
+  plugin: string
+  availability: Availability
+}
+
+@injectable()
+export class PluginRegistry {
+  private readonly byKind: { [K in PluginKind]: Map<string, PluginKinds[K]> }
+  private readonly owner = new Map<string, string>()
+
+  constructor(
+    @injectAll(IO_ENGINE, { isOptional: true }) engines: IoEngine[],
+    @injectAll(CIPHER, { isOptional: true }) ciphers: Cipher[],
+    @injectAll(COMPRESSOR, { isOptional: true }) compressors: Compressor[],
+    @injectAll(CHECKSUM, { isOptional: true }) checksums: Checksum[],
+    @inject(LOADED_PLUGINS, { isOptional: true }) manifests: PluginManifest[] | undefined,
+  ) {
+    this.byKind = {
+      engine: index('engine', engines),
+      cipher: index('cipher', ciphers),
+      compressor: index('compressor', compressors),
+      checksum: index('checksum', checksums),
+    }
+    for (const m of manifests ?? []) {
+      for (const kind of PLUGIN_KINDS) {
+        for (const name of m.provides[kind] ?? []) this.owner.set(`${kind}:${name}`, m.name)
+      }
+    }
+  }
+
+  /** Names of every plugin of a kind, available or not. */
+  names(kind: PluginKind): string[] {
+    return [...this.byKind[kind].keys()]
+  }
+
+  /** Every plugin (of one kind, or all), with whether it can run here and why not. */
+  list(kind?: PluginKind): PluginEntry[] {
+    const kinds = kind ? [kind] : PLUGIN_KINDS
+    return kinds.flatMap((k) =>
+      [...this.byKind[k].entries()].map(([name, impl]) => ({
+        kind: k,
+        name,
+        plugin: this.owner.get(`${k}:${name}`) ?? '(undeclared)',
+        availability: safeAvailability(impl),
+      })),
+    )
+  }
+
+  has(kind: PluginKind, name: string): boolean {
+    return this.byKind[kind].has(name)
+  }
+
+  /** The instance of a kind by name, whether or not it is available here. */
+  get<K extends PluginKind>(kind: K, name: string): PluginKinds[K] {
+    const impl = this.byKind[kind].get(name) as PluginKinds[K] | undefined
+    if (!impl) throw escpError('ESCP_ERR_UNKNOWN_PLUGIN', kind, name, this.names(kind))
+    return impl
+  }
+
+  /** The instance by name, checked to be available on this machine. */
+  resolve<K extends PluginKind>(kind: K, name: string): PluginKinds[K] {
+    const impl = this.get(kind, name)
+    const a = safeAvailability(impl)
+    if (!a.ok) throw escpError('ESCP_ERR_PLUGIN_UNAVAILABLE', kind, name, a.reason)
+    return impl
+  }
+
+  /** Owner of an instance as the manifests declare it, or undefined when none declares it. */
+  ownerOf(kind: PluginKind, name: string): string | undefined {
+    return this.owner.get(`${kind}:${name}`)
+  }
+}
+
+function index<K extends PluginKind>(kind: K, impls: PluginKinds[K][]): Map<string, PluginKinds[K]> {
+  const map = new Map<string, PluginKinds[K]>()
+  for (const impl of impls) {
+    if (map.has(impl.name)) throw escpError('ESCP_ERR_PLUGIN_DUPLICATE', kind, impl.name)
+    map.set(impl.name, impl)
+  }
+  return map
+}
+
+// A plugin whose probe throws is unavailable, with the exception as the reason.
+function safeAvailability(impl: { available(): Availability }): Availability {
+  try {
+    return impl.available()
+  } catch (err) {
+    return { ok: false, reason: `its availability check failed: ${err instanceof Error ? err.message : String(err)}` }
+  }
+}

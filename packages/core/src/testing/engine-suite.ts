@@ -1,0 +1,255 @@
+// Compliance suite for the IoEngine contract. Buffers come from the engine's own pool, as in
+// a transfer, so engines that need aligned memory (O_DIRECT) are tested the way they are used.
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { expect } from 'chai'
+import type { BufferPool, IoEngine } from '../contracts/io-engine'
+import { expectCode, openFdCount } from './helpers'
+
+export interface EngineSuiteOptions {
+  /** False for engines that discard writes (dummy): only reading and the sink are checked. */
+  stores: boolean
+  /** Directory for test files (default: the OS temp dir). */
+  tmpDir?: string
+}
+
+const BLOCK = 65536
+const GiB = 1024 ** 3
+
+export function engineCompliance(label: string, make: () => IoEngine | Promise<IoEngine>, options: EngineSuiteOptions): void {
+  describe(`IoEngine compliance: ${label}`, function () {
+    let engine: IoEngine
+    let dir: string
+    let pool: BufferPool
+    let fdsBefore: number | undefined
+
+    before(async function () {
+      engine = await make()
+      const a = engine.available()
+      if (!a.ok) {
+        console.log(`      skipped: engine '${engine.name}' is unavailable: ${a.reason}`)
+        this.skip()
+      }
+      dir = fs.mkdtempSync(path.join(options.tmpDir ?? os.tmpdir(), `escp-engine-${engine.name}-`))
+      pool = engine.createBufferPool(BLOCK, 4)
+    })
+
+    after(function () {
+      if (dir) fs.rmSync(dir, { recursive: true, force: true })
+    })
+
+    beforeEach(function () {
+      fdsBefore = openFdCount()
+    })
+
+    afterEach(function () {
+      if (this.currentTest?.state === 'passed' && fdsBefore !== undefined) {
+        expect(openFdCount(), 'file descriptors left open').to.equal(fdsBefore)
+      }
+    })
+
+    function fill(buf: Uint8Array, length: number): Uint8Array {
+      const view = buf.subarray(0, length)
+      view.set(crypto.randomBytes(length))
+      return view
+    }
+
+    it('hands out pooled buffers of the asked size, reuses them and refuses to overdraw', async function () {
+      const p = engine.createBufferPool(BLOCK, 2)
+      const a = p.acquire()
+      const b = p.acquire()
+      expect(a.byteLength).to.equal(BLOCK)
+      await expectCode(() => p.acquire(), 'ESCP_ERR_BAD_ARGUMENT')
+      p.release(a)
+      expect(p.acquire()).to.equal(a)
+      p.release(a)
+      p.release(b)
+    })
+
+    it('reads a file of known size and returns a short read at end of file', async function () {
+      const file = path.join(dir, 'short')
+      const data = crypto.randomBytes(1000)
+      fs.writeFileSync(file, data)
+      const h = await engine.openRead(file)
+      const buf = pool.acquire()
+      try {
+        expect(h.sizeBytes).to.equal(1000)
+        expect(await h.read(buf, 0)).to.equal(1000)
+        if (options.stores) expect(Buffer.from(buf.subarray(0, 1000)).equals(data)).to.equal(true)
+        expect(await h.read(buf, 900)).to.equal(100)
+        expect(await h.read(buf, 1000)).to.equal(0)
+      } finally {
+        pool.release(buf)
+        await h.close()
+      }
+    })
+
+    it('reports a missing file with code, errno and syscall', async function () {
+      const err = (await expectCode(() => engine.openRead(path.join(dir, 'nope')), 'ESCP_ERR_IO')) as Record<string, unknown>
+      expect(err.errno).to.equal('ENOENT')
+      expect(err.syscall).to.be.a('string')
+      expect(err.path).to.equal(path.join(dir, 'nope'))
+    })
+
+    if (!options.stores) {
+      it('discards writes and reports them done', async function () {
+        const h = await engine.openWrite(path.join(dir, 'sink'))
+        const buf = pool.acquire()
+        try {
+          await h.write(fill(buf, BLOCK), 0)
+          await h.truncate(BLOCK)
+          await h.finish()
+        } finally {
+          pool.release(buf)
+        }
+      })
+      return
+    }
+
+    it('writes blocks at offsets in any order and reads them back', async function () {
+      const file = path.join(dir, 'blocks')
+      const w = await engine.openWrite(file, { sizeBytes: 3 * BLOCK + 123 })
+      const bufs = [pool.acquire(), pool.acquire(), pool.acquire(), pool.acquire()]
+      const expected = Buffer.alloc(3 * BLOCK + 123)
+      try {
+        for (const i of [2, 0, 3, 1]) {
+          const len = i === 3 ? 123 : BLOCK
+          const view = fill(bufs[i], len)
+          Buffer.from(view).copy(expected, i * BLOCK)
+          await w.write(view, i * BLOCK)
+        }
+        await w.truncate(expected.byteLength)
+        await w.finish()
+        expect(fs.readFileSync(file).equals(expected)).to.equal(true)
+        const r = await engine.openRead(file)
+        try {
+          expect(r.sizeBytes).to.equal(expected.byteLength)
+          for (let i = 0; i < 4; i++) {
+            const n = await r.read(bufs[0], i * BLOCK)
+            expect(n).to.equal(i === 3 ? 123 : BLOCK)
+            expect(Buffer.from(bufs[0].subarray(0, n)).equals(expected.subarray(i * BLOCK, i * BLOCK + n))).to.equal(true)
+          }
+        } finally {
+          await r.close()
+        }
+      } finally {
+        bufs.forEach((b) => pool.release(b))
+      }
+    })
+
+    it('writes and reads at offsets beyond 4 GiB', async function () {
+      const file = path.join(dir, 'big')
+      const offset = 5 * GiB + 4096
+      const w = await engine.openWrite(file)
+      const buf = pool.acquire()
+      try {
+        const data = Buffer.from(fill(buf, BLOCK))
+        await w.write(buf, offset)
+        await w.truncate(offset + BLOCK)
+        await w.finish()
+        expect(fs.statSync(file).size).to.equal(offset + BLOCK)
+        const r = await engine.openRead(file)
+        try {
+          buf.fill(0)
+          expect(await r.read(buf, offset)).to.equal(BLOCK)
+          expect(Buffer.from(buf).equals(data)).to.equal(true)
+          const extents = await r.extents()
+          if (extents !== null) {
+            const covering = extents.find((e) => e.offset <= offset && e.offset + e.length >= offset + BLOCK)
+            expect(covering, `extents ${JSON.stringify(extents)} miss the data`).to.not.equal(undefined)
+          }
+        } finally {
+          await r.close()
+        }
+      } finally {
+        pool.release(buf)
+      }
+    })
+
+    it('reports extents in order and inside the file, when it reports them', async function () {
+      const file = path.join(dir, 'holes')
+      const fd = fs.openSync(file, 'w')
+      fs.writeSync(fd, crypto.randomBytes(4096), 0, 4096, 0)
+      fs.writeSync(fd, crypto.randomBytes(4096), 0, 4096, 8 * 1024 * 1024)
+      fs.ftruncateSync(fd, 16 * 1024 * 1024)
+      fs.closeSync(fd)
+      const r = await engine.openRead(file)
+      try {
+        const extents = await r.extents()
+        if (extents === null) return
+        let end = 0
+        for (const e of extents) {
+          expect(e.offset).to.be.at.least(end)
+          expect(e.length).to.be.greaterThan(0)
+          end = e.offset + e.length
+        }
+        expect(end).to.be.at.most(r.sizeBytes)
+        for (const dataAt of [0, 8 * 1024 * 1024]) {
+          expect(extents.some((e) => e.offset <= dataAt && e.offset + e.length >= dataAt + 4096)).to.equal(true)
+        }
+      } finally {
+        await r.close()
+      }
+    })
+
+    it('leaves holes for all-zero blocks when writing sparse', async function () {
+      const file = path.join(dir, 'sparse')
+      const w = await engine.openWrite(file, { sparse: true })
+      const buf = pool.acquire()
+      try {
+        buf.fill(0)
+        for (let i = 0; i < 64; i++) await w.write(buf, i * BLOCK)
+        const tail = fill(buf, 100)
+        await w.write(tail, 64 * BLOCK)
+        await w.truncate(64 * BLOCK + 100)
+        await w.finish()
+      } finally {
+        pool.release(buf)
+      }
+      const st = fs.statSync(file)
+      expect(st.size).to.equal(64 * BLOCK + 100)
+      expect(st.blocks * 512).to.be.lessThan(16 * BLOCK)
+      const content = fs.readFileSync(file)
+      expect(content.subarray(0, 64 * BLOCK).every((b) => b === 0)).to.equal(true)
+    })
+
+    it('applies mode and times on finish', async function () {
+      const file = path.join(dir, 'attrs')
+      const w = await engine.openWrite(file, { mode: 0o600 })
+      const mtimeNs = 1_600_000_000_123_456_000n
+      await w.finish({ mode: 0o640, atimeNs: mtimeNs, mtimeNs })
+      const st = fs.statSync(file, { bigint: true })
+      expect(Number(st.mode & 0o7777n)).to.equal(0o640)
+      // Microseconds at least; native engines keep nanoseconds.
+      expect(st.mtimeNs / 1000n).to.equal(mtimeNs / 1000n)
+    })
+
+    it('reports a write into a missing directory with errno', async function () {
+      const err = (await expectCode(() => engine.openWrite(path.join(dir, 'no', 'such', 'dir')), 'ESCP_ERR_IO')) as Record<string, unknown>
+      expect(err.errno).to.equal('ENOENT')
+    })
+
+    it('does not follow a symlink at the destination', async function () {
+      const target = path.join(dir, 'target')
+      fs.writeFileSync(target, 'keep')
+      const link = path.join(dir, 'link')
+      fs.symlinkSync(target, link)
+      await expectCode(() => engine.openWrite(link), 'ESCP_ERR_IO')
+      expect(fs.readFileSync(target, 'utf8')).to.equal('keep')
+    })
+
+    it('releases handles closed without finishing', async function () {
+      const w = await engine.openWrite(path.join(dir, 'abandoned'))
+      const buf = pool.acquire()
+      try {
+        await w.write(fill(buf, 10), 0)
+      } finally {
+        pool.release(buf)
+      }
+      await w.close()
+      await w.close()
+    })
+  })
+}

@@ -1,0 +1,36 @@
+import fs from 'node:fs'
+import { expect } from 'chai'
+
+/** Asserts that `fn` throws (or rejects with) an error carrying `code`. */
+export async function expectCode(fn: () => unknown, code: string): Promise<unknown> {
+  let caught: unknown
+  try {
+    await fn()
+  } catch (err) {
+    caught = err
+  }
+  expect(caught, `expected an error with code ${code}`).to.be.an('error')
+  expect((caught as { code?: unknown }).code, String((caught as Error).message)).to.equal(code)
+  return caught
+}
+
+/** Text that compresses like logs do. */
+export function logLikeText(sizeBytes: number): Buffer {
+  const lines: string[] = []
+  let total = 0
+  for (let i = 0; total < sizeBytes; i++) {
+    const line = `2026-11-25T10:${String(i % 60).padStart(2, '0')}:00Z INFO worker=${i % 7} request=${(i * 7919) % 100000} path=/api/v1/items/${i % 313} status=200 ms=${(i * 31) % 997}\n`
+    lines.push(line)
+    total += line.length
+  }
+  return Buffer.from(lines.join('')).subarray(0, sizeBytes)
+}
+
+/** Open file descriptors of this process (Linux), to check that handles are released. */
+export function openFdCount(): number | undefined {
+  try {
+    return fs.readdirSync('/proc/self/fd').length
+  } catch {
+    return undefined
+  }
+}
