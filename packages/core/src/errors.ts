@@ -19,6 +19,20 @@ const catalogue = {
   ESCP_ERR_BAD_ARGUMENT: (what: string) => what,
   ESCP_ERR_CORRUPT_BLOCK: (what: string) => `corrupt compressed block: ${what}`,
   ESCP_ERR_IO: (syscall: string, path: string, cause: string) => `${syscall} '${path}': ${cause}`,
+  ESCP_ERR_PROTOCOL: (what: string) => `protocol violation: ${what}`,
+  ESCP_ERR_VERSION_MISMATCH: (ours: string, theirs: string) =>
+    `incompatible escp versions: this side speaks protocol ${ours}, the peer speaks ${theirs}; install the same major version of escp on both hosts`,
+  ESCP_ERR_NEGOTIATION: (what: string) => `the two sides have nothing in common: ${what}`,
+  ESCP_ERR_PORT_RANGE_FULL: (address: string, first: number, last: number) =>
+    `no free port on ${address} in ${first}-${last}; free one, or pick another range with --escp-port / --escp-portrange`,
+  ESCP_ERR_BIND: (address: string, cause: string) => `cannot listen on ${address}: ${cause}`,
+  ESCP_ERR_CONNECT: (target: string, cause: string) => `cannot open a data stream to ${target}: ${cause}`,
+  ESCP_ERR_TIMEOUT: (what: string, timeoutMs: number) => `${what} did not happen within ${timeoutMs} ms`,
+  ESCP_ERR_STREAM_CLOSED: (what: string) => `a data stream closed unexpectedly: ${what}`,
+  ESCP_ERR_REMOTE: (code: string, message: string) => `the remote side failed: ${code}: ${message}`,
+  ESCP_ERR_REMOTE_NOISE: (text: string) =>
+    `the remote side printed ${JSON.stringify(text)} before escp started; a shell startup file (~/.bashrc, ~/.profile) writes to stdout there: make it print only for interactive shells`,
+  ESCP_ERR_CONTROL_CLOSED: (what: string) => `the control channel closed: ${what}`,
   ESCP_ERR_FILE_TOO_LARGE: (path: string, sizeBytes: bigint | number) =>
     `'${path}' is ${sizeBytes} bytes; escp handles files up to 2^53-1 bytes`,
 } satisfies Record<string, (...args: never[]) => string>
@@ -98,3 +112,9 @@ export function ioError(err: unknown, syscall: string, path: string): EscpError 
 }
 
 export const errorCodes = Object.keys(catalogue) as EscpErrorCode[]
+
+/** An error named by a peer: kept under its own code when it is one of ours, else ESCP_ERR_REMOTE. */
+export function remoteError(code: string, message: string): EscpError {
+  const known = (errorCodes as string[]).includes(code)
+  return known ? new EscpError(code as EscpErrorCode, message.startsWith(`${code}: `) ? message.slice(code.length + 2) : message) : escpError('ESCP_ERR_REMOTE', code, message)
+}

@@ -18,3 +18,4 @@ export {
   resolvePluginModule,
 } from './plugins/loader'
 export type { LoadPluginsOptions, LoadedPlugin, PluginSet, PluginSetSpec } from './plugins/loader'
+export * as protocol from './protocol'

@@ -1,0 +1,92 @@
+// Sealing and opening records for one direction of one stream. The nonce is the count of
+// records sealed under the current key, never sent: a replayed, dropped, reordered or
+// cross-stream record is opened with the wrong nonce or key and fails authentication.
+import { escpError } from '../errors'
+import type { Cipher, CipherKey } from '../contracts/cipher'
+import { MAX_RECORDS_PER_KEY, REKEY_AFTER_BYTES, REKEY_AFTER_RECORDS, RECORD_HEADER_BYTES, RecordType } from './constants'
+import { deriveKey, nonceFor } from './keys'
+import type { Direction, SessionKeys } from './keys'
+import { encodeHeader } from './record-header'
+import type { RecordHeader } from './record-header'
+
+/** A sealed record as buffers to write in order (header, ciphertext, tag), without copying. */
+export type SealedFrame = [header: Buffer, ciphertext: Uint8Array, tag: Uint8Array]
+
+interface KeyState {
+  epoch: number
+  key: CipherKey
+  records: bigint
+  bytes: number
+}
+
+class DirectionState {
+  protected state: KeyState
+  protected readonly cipher: Cipher
+  protected readonly nonce = Buffer.alloc(12)
+
+  constructor(
+    protected readonly keys: SessionKeys,
+    protected readonly streamIndex: number,
+    protected readonly direction: Direction,
+  ) {
+    this.cipher = keys.cipher
+    this.state = { epoch: 0, key: deriveKey(keys, streamIndex, direction, 0), records: 0n, bytes: 0 }
+  }
+
+  protected nextEpoch(): void {
+    const epoch = this.state.epoch + 1
+    this.state = { epoch, key: deriveKey(this.keys, this.streamIndex, this.direction, epoch), records: 0n, bytes: 0 }
+  }
+
+  get epoch(): number {
+    return this.state.epoch
+  }
+}
+
+export class RecordSealer extends DirectionState {
+  /**
+   * Seals one record. When the key is due for replacement, a REKEY record is sealed first
+   * with the old key; both frames are returned and must be written in order.
+   */
+  seal(header: Omit<RecordHeader, 'length'>, payload: Uint8Array): SealedFrame[] {
+    const frames: SealedFrame[] = []
+    if (this.state.bytes >= REKEY_AFTER_BYTES || this.state.records >= BigInt(REKEY_AFTER_RECORDS)) {
+      frames.push(this.sealOne({ type: RecordType.Rekey, flags: 0, rawLength: 0, fileId: 0n, offset: 0n }, new Uint8Array(0)))
+      this.nextEpoch()
+    }
+    frames.push(this.sealOne(header, payload))
+    return frames
+  }
+
+  private sealOne(header: Omit<RecordHeader, 'length'>, payload: Uint8Array): SealedFrame {
+    const h = encodeHeader({ ...header, length: payload.byteLength })
+    const { ciphertext, tag } = this.cipher.seal(this.state.key, nonceFor(this.state.records, this.nonce), h, payload)
+    this.state.records++
+    this.state.bytes += payload.byteLength + RECORD_HEADER_BYTES
+    return [h, ciphertext, tag]
+  }
+
+  /** For tests: force the next seal to rotate the key. */
+  forceRekey(): void {
+    this.state.bytes = REKEY_AFTER_BYTES
+  }
+}
+
+export class RecordOpener extends DirectionState {
+  /**
+   * Verifies and decrypts one record (its raw 32 header bytes are the AAD). Returns null for a
+   * REKEY record, which is consumed here: the next record is opened with the next key.
+   */
+  open(header: RecordHeader, headerBytes: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array): Uint8Array | null {
+    if (this.state.records >= BigInt(MAX_RECORDS_PER_KEY)) {
+      throw escpError('ESCP_ERR_PROTOCOL', `the peer sent ${MAX_RECORDS_PER_KEY} records without changing keys`)
+    }
+    const plain = this.cipher.open(this.state.key, nonceFor(this.state.records, this.nonce), headerBytes, ciphertext, tag)
+    this.state.records++
+    if (header.type === RecordType.Rekey) {
+      this.nextEpoch()
+      return null
+    }
+    return plain
+  }
+}

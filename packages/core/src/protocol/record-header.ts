@@ -1,0 +1,64 @@
+// The 32-byte record header. It travels in clear and is the AAD of its record, so every field
+// is authenticated; the decoder checks it before allocating anything for the payload.
+import { escpError } from '../errors'
+import { FLAG_COMPRESSED, KNOWN_FLAGS, MAX_BLOCK_BYTES, MAX_META_PAYLOAD_BYTES, RECORD_HEADER_BYTES, RecordType } from './constants'
+
+export interface RecordHeader {
+  type: RecordType
+  flags: number
+  /** Ciphertext bytes after the header, the 16-byte tag not included. */
+  length: number
+  /** Block records: file bytes the record stands for (after decompression). Otherwise 0. */
+  rawLength: number
+  fileId: bigint
+  offset: bigint
+}
+
+export function encodeHeader(h: RecordHeader, into: Buffer = Buffer.allocUnsafe(RECORD_HEADER_BYTES)): Buffer {
+  into.writeUInt8(h.type, 0)
+  into.writeUInt8(h.flags, 1)
+  into.writeUInt16BE(0, 2)
+  into.writeUInt32BE(h.length, 4)
+  into.writeUInt32BE(h.rawLength, 8)
+  into.writeUInt32BE(0, 12)
+  into.writeBigUInt64BE(h.fileId, 16)
+  into.writeBigUInt64BE(h.offset, 24)
+  return into
+}
+
+/** Largest ciphertext a record of `type` may carry, given the session's block size. */
+export function maxRecordLength(type: RecordType, blockSizeBytes: number): number {
+  switch (type) {
+    case RecordType.Block:
+      // A compressed block that grew is sent raw, so a block record never exceeds the block.
+      return blockSizeBytes
+    case RecordType.Hello:
+    case RecordType.Keepalive:
+    case RecordType.Rekey:
+      return 64
+    default:
+      return MAX_META_PAYLOAD_BYTES
+  }
+}
+
+/** Decodes and checks a header; any violation is ESCP_ERR_PROTOCOL before a byte is allocated. */
+export function decodeHeader(buf: Uint8Array, blockSizeBytes: number = MAX_BLOCK_BYTES): RecordHeader {
+  if (buf.byteLength < RECORD_HEADER_BYTES) throw escpError('ESCP_ERR_PROTOCOL', `record header of ${buf.byteLength} bytes`)
+  const b = Buffer.from(buf.buffer, buf.byteOffset, RECORD_HEADER_BYTES)
+  const type = b.readUInt8(0)
+  if (RecordType[type] === undefined) throw escpError('ESCP_ERR_PROTOCOL', `unknown record type ${type}`)
+  const flags = b.readUInt8(1)
+  if ((flags & ~KNOWN_FLAGS) !== 0) throw escpError('ESCP_ERR_PROTOCOL', `unknown record flags 0x${flags.toString(16)}`)
+  if (b.readUInt16BE(2) !== 0 || b.readUInt32BE(12) !== 0) throw escpError('ESCP_ERR_PROTOCOL', 'reserved header bits are set')
+  const length = b.readUInt32BE(4)
+  const max = maxRecordLength(type, blockSizeBytes)
+  if (length > max) throw escpError('ESCP_ERR_PROTOCOL', `a ${RecordType[type]} record of ${length} bytes exceeds the limit of ${max}`)
+  const rawLength = b.readUInt32BE(8)
+  if (type === RecordType.Block) {
+    if (rawLength > blockSizeBytes) throw escpError('ESCP_ERR_PROTOCOL', `a block of ${rawLength} bytes exceeds the block size ${blockSizeBytes}`)
+    if ((flags & FLAG_COMPRESSED) === 0 && rawLength !== length) throw escpError('ESCP_ERR_PROTOCOL', 'an uncompressed block whose lengths differ')
+  } else if (rawLength !== 0 || flags !== 0) {
+    throw escpError('ESCP_ERR_PROTOCOL', `a ${RecordType[type]} record with block fields set`)
+  }
+  return { type, flags, length, rawLength, fileId: b.readBigUInt64BE(16), offset: b.readBigUInt64BE(24) }
+}
