@@ -97,7 +97,8 @@ export function isEscpError(err: unknown, code?: EscpErrorCode): err is EscpErro
  * Wraps a Node system error (fs, net) as ESCP_ERR_IO, keeping errno, syscall and path so the
  * user sees which file failed and why ("ENOSPC: no space left on device").
  */
-export function ioError(err: unknown, syscall: string, path: string): EscpError {
+export function ioError(err: unknown, syscall: string, path: string | Uint8Array): EscpError {
+  if (typeof path !== 'string') path = Buffer.from(path.buffer, path.byteOffset, path.byteLength).toString('utf8')
   if (isEscpError(err)) return err
   const e = err as NodeJS.ErrnoException
   const errno = typeof e?.code === 'string' ? e.code : undefined

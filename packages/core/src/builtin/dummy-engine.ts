@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import { ioError } from '../errors'
 import { AVAILABLE } from '../contracts/availability'
 import type { Availability } from '../contracts/availability'
-import type { BufferPool, Extent, IoEngine, ReadHandle, WriteHandle } from '../contracts/io-engine'
+import type { BufferPool, EnginePath, Extent, IoEngine, ReadHandle, WriteHandle } from '../contracts/io-engine'
 import { SimpleBufferPool } from './node-fs-engine'
 
 export class DummyEngine implements IoEngine {
@@ -19,7 +19,7 @@ export class DummyEngine implements IoEngine {
     return new SimpleBufferPool(bufferSizeBytes, count)
   }
 
-  async openRead(path: string): Promise<ReadHandle> {
+  async openRead(path: EnginePath): Promise<ReadHandle> {
     let sizeBytes: number
     try {
       sizeBytes = (await fs.promises.stat(path)).size
@@ -35,7 +35,7 @@ export class DummyEngine implements IoEngine {
     }
   }
 
-  async openWrite(path: string): Promise<WriteHandle> {
+  async openWrite(path: EnginePath): Promise<WriteHandle> {
     return {
       path,
       write: async () => {},

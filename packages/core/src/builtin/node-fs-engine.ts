@@ -8,6 +8,7 @@ import { AVAILABLE } from '../contracts/availability'
 import type { Availability } from '../contracts/availability'
 import type {
   BufferPool,
+  EnginePath,
   Extent,
   FileAttributes,
   IoEngine,
@@ -16,7 +17,7 @@ import type {
   ReadHandle,
   WriteHandle,
 } from '../contracts/io-engine'
-import { MAX_FILE_SIZE_BYTES } from '../contracts/io-engine'
+import { MAX_FILE_SIZE_BYTES, displayPath } from '../contracts/io-engine'
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = fs.constants
 
@@ -60,7 +61,7 @@ export class NodeFsEngine implements IoEngine {
     return new SimpleBufferPool(bufferSizeBytes, count)
   }
 
-  async openRead(path: string, _options?: OpenReadOptions): Promise<ReadHandle> {
+  async openRead(path: EnginePath, _options?: OpenReadOptions): Promise<ReadHandle> {
     let fh: FileHandle
     try {
       fh = await fs.promises.open(path, O_RDONLY)
@@ -69,7 +70,7 @@ export class NodeFsEngine implements IoEngine {
     }
     try {
       const st = await fh.stat()
-      if (st.size > MAX_FILE_SIZE_BYTES) throw escpError('ESCP_ERR_FILE_TOO_LARGE', path, st.size)
+      if (st.size > MAX_FILE_SIZE_BYTES) throw escpError('ESCP_ERR_FILE_TOO_LARGE', displayPath(path), st.size)
       return new NodeFsReadHandle(path, fh, st.size)
     } catch (err) {
       await fh.close().catch(() => {})
@@ -77,11 +78,12 @@ export class NodeFsEngine implements IoEngine {
     }
   }
 
-  async openWrite(path: string, options: OpenWriteOptions = {}): Promise<WriteHandle> {
+  async openWrite(path: EnginePath, options: OpenWriteOptions = {}): Promise<WriteHandle> {
     // O_NOFOLLOW: a symlink planted at the destination name must not redirect the write.
+    const flags = options.create === false ? O_WRONLY | O_NOFOLLOW : O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW
     let fh: FileHandle
     try {
-      fh = await fs.promises.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, options.mode ?? 0o644)
+      fh = await fs.promises.open(path, flags, options.mode ?? 0o644)
     } catch (err) {
       throw ioError(err, 'open', path)
     }
@@ -91,7 +93,7 @@ export class NodeFsEngine implements IoEngine {
 
 class NodeFsReadHandle implements ReadHandle {
   constructor(
-    readonly path: string,
+    readonly path: EnginePath,
     private readonly fh: FileHandle,
     readonly sizeBytes: number,
   ) {}
@@ -132,7 +134,7 @@ class NodeFsWriteHandle implements WriteHandle {
   private closed = false
 
   constructor(
-    readonly path: string,
+    readonly path: EnginePath,
     private readonly fh: FileHandle,
     private readonly sparse: boolean,
   ) {}

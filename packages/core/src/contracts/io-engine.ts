@@ -3,6 +3,17 @@
 import type { InjectionToken } from 'tsyringe'
 import type { Availability } from './availability'
 
+/**
+ * A file name as the engine takes it: bytes (Buffer) keep names that are not UTF-8 intact;
+ * strings are encoded as UTF-8.
+ */
+export type EnginePath = string | Buffer
+
+/** A path for messages: raw bytes shown as UTF-8 with replacement characters. */
+export function displayPath(p: EnginePath | Uint8Array): string {
+  return typeof p === 'string' ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString('utf8')
+}
+
 /** A run of data in a file; anything between extents is a hole that reads as zeros. */
 export interface Extent {
   offset: number
@@ -24,6 +35,11 @@ export interface OpenReadOptions {
 }
 
 export interface OpenWriteOptions {
+  /**
+   * true (default): create the file, or truncate it. false: open an existing file without
+   * truncating, as each worker of a transfer does for the blocks it writes.
+   */
+  create?: boolean
   /** Final size when known: engines may preallocate. */
   sizeBytes?: number
   /** Permission bits to create the file with (before any umask). */
@@ -34,7 +50,7 @@ export interface OpenWriteOptions {
 }
 
 export interface ReadHandle {
-  readonly path: string
+  readonly path: EnginePath
   readonly sizeBytes: number
   /** Data extents in offset order, or null when the engine cannot tell holes from data. */
   extents(): Promise<Extent[] | null>
@@ -44,7 +60,7 @@ export interface ReadHandle {
 }
 
 export interface WriteHandle {
-  readonly path: string
+  readonly path: EnginePath
   /** Writes all of `data` at `offset`. */
   write(data: Uint8Array, offset: number): Promise<void>
   /** Sets the exact size (after holes at the end, or a padded tail). */
@@ -66,8 +82,8 @@ export interface IoEngine {
   available(): Availability
   /** Buffers of `bufferSizeBytes` suited to this engine (aligned for O_DIRECT where needed). */
   createBufferPool(bufferSizeBytes: number, count: number): BufferPool
-  openRead(path: string, options?: OpenReadOptions): Promise<ReadHandle>
-  openWrite(path: string, options?: OpenWriteOptions): Promise<WriteHandle>
+  openRead(path: EnginePath, options?: OpenReadOptions): Promise<ReadHandle>
+  openWrite(path: EnginePath, options?: OpenWriteOptions): Promise<WriteHandle>
 }
 
 export const IO_ENGINE: InjectionToken<IoEngine> = Symbol.for('escp:io-engine')

@@ -15,6 +15,8 @@ export interface ConnectOptions {
   timeoutMs?: number
   /** Local address to connect from (multi-homed hosts). */
   localAddress?: string
+  /** Data streams (not the meta stream) keep their records sealed for SecureStream.detach(). */
+  detachDataStreams?: boolean
 }
 
 export async function connectStreams(options: ConnectOptions): Promise<SecureStream[]> {
@@ -47,7 +49,7 @@ async function connectOne(options: ConnectOptions, index: number): Promise<Secur
       reject(escpError('ESCP_ERR_CONNECT', target, (err as Error).message))
     })
   })
-  const stream = new SecureStream(socket, { index, keys: options.keys, side: 'client', blockSizeBytes: options.blockSizeBytes })
+  const stream = new SecureStream(socket, { index, keys: options.keys, side: 'client', blockSizeBytes: options.blockSizeBytes, detachAfterHello: options.detachDataStreams === true && index > 0 })
   const prefix = streamPrefix(options.keys.sessionId, index)
   try {
     socket.write(prefix)

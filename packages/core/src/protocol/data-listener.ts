@@ -20,6 +20,8 @@ export interface DataListenerOptions {
   helloTimeoutMs?: number
   /** Connections allowed to be in their hello at once; more are refused. */
   maxPendingHellos?: number
+  /** Data streams (not the meta stream) keep their records sealed for SecureStream.detach(). */
+  detachDataStreams?: boolean
   /** Told about every refused connection (for logs and tests). */
   onRejected?: (reason: EscpError) => void
 }
@@ -78,7 +80,7 @@ export async function listenForStreams(options: DataListenerOptions): Promise<Da
       if (!head.subarray(12).equals(Buffer.from(options.keys.sessionId))) throw escpError('ESCP_ERR_PROTOCOL', 'a stream of another session')
       if (index >= total) throw escpError('ESCP_ERR_PROTOCOL', `stream index ${index} outside 0..${total - 1}`)
       if (accepted[index]) throw escpError('ESCP_ERR_PROTOCOL', `stream ${index} is already open`)
-      stream = new SecureStream(socket, { index, keys: options.keys, side: 'server', blockSizeBytes: options.blockSizeBytes }, rest)
+      stream = new SecureStream(socket, { index, keys: options.keys, side: 'server', blockSizeBytes: options.blockSizeBytes, detachAfterHello: options.detachDataStreams === true && index > 0 }, rest)
       await expectHello(stream, head, Math.max(1, helloTimeoutMs - (Date.now() - started)))
       // Checked again: another connection may have claimed the index while this one said hello.
       if (accepted[index] || closed) throw escpError('ESCP_ERR_PROTOCOL', `stream ${index} is already open`)

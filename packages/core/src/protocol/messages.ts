@@ -39,6 +39,8 @@ export interface SessionInit {
   recursive: boolean
   paths: string[]
   capabilities: Capabilities
+  sourceCount: number
+  queueDepth: number
 }
 
 export interface SessionAccept {
@@ -249,6 +251,8 @@ export function encodeControl(msg: ControlMessage): Uint8Array {
       fb.SessionInit.addRecursive(b, m.recursive)
       fb.SessionInit.addPaths(b, paths)
       fb.SessionInit.addCapabilities(b, caps)
+      fb.SessionInit.addSourceCount(b, m.sourceCount)
+      fb.SessionInit.addQueueDepth(b, m.queueDepth)
       body = fb.SessionInit.endSessionInit(b)
       type = fb.ControlBody.SessionInit
       break
@@ -321,6 +325,8 @@ export function decodeControl(buf: Uint8Array): ControlMessage {
             recursive: m.recursive(),
             paths: stringList(bb, m.pathsLength(), (i) => m.paths(i), 'paths'),
             capabilities: decodeCapabilities(bb, m.capabilities()),
+            sourceCount: m.sourceCount(),
+            queueDepth: m.queueDepth(),
           },
         }
       }

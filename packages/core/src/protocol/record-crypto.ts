@@ -19,6 +19,13 @@ interface KeyState {
   bytes: number
 }
 
+/** Where a direction's key schedule stands; lets another thread take over a stream. */
+export interface DirectionPosition {
+  epoch: number
+  records: bigint
+  bytes: number
+}
+
 class DirectionState {
   protected state: KeyState
   protected readonly cipher: Cipher
@@ -28,9 +35,15 @@ class DirectionState {
     protected readonly keys: SessionKeys,
     protected readonly streamIndex: number,
     protected readonly direction: Direction,
+    at: DirectionPosition = { epoch: 0, records: 0n, bytes: 0 },
   ) {
     this.cipher = keys.cipher
-    this.state = { epoch: 0, key: deriveKey(keys, streamIndex, direction, 0), records: 0n, bytes: 0 }
+    this.state = { ...at, key: deriveKey(keys, streamIndex, direction, at.epoch) }
+  }
+
+  /** The position to resume from, e.g. in a worker thread that takes the stream over. */
+  position(): DirectionPosition {
+    return { epoch: this.state.epoch, records: this.state.records, bytes: this.state.bytes }
   }
 
   protected nextEpoch(): void {

@@ -64,6 +64,17 @@ export class RecordDecoder {
     return out
   }
 
+  /** Hands over every byte held, a partly read header included, and empties the decoder. */
+  takePending(): Buffer {
+    const parts = this.headerBytes ? [this.headerBytes, ...this.chunks] : this.chunks
+    const out = Buffer.concat(parts)
+    this.chunks = []
+    this.buffered = 0
+    this.header = undefined
+    this.headerBytes = undefined
+    return out
+  }
+
   // Removes n buffered bytes; a view when one chunk holds them, else one copy.
   private take(n: number): Buffer {
     const first = this.chunks[0]

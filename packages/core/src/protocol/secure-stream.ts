@@ -10,6 +10,7 @@ import type { Direction, SessionKeys } from './keys'
 import { RecordOpener, RecordSealer } from './record-crypto'
 import { RecordDecoder } from './record-decoder'
 import type { RecordFrame } from './record-decoder'
+import type { DirectionPosition } from './record-crypto'
 import type { RecordHeader } from './record-header'
 
 export interface IncomingRecord {
@@ -31,6 +32,21 @@ export interface SecureStreamOptions {
   blockSizeBytes: number
   /** Records buffered before the socket is paused. */
   highWaterRecords?: number
+  /**
+   * Open only the HELLO; keep later records sealed for detach(), so that a worker thread can
+   * take the stream over with its key schedule.
+   */
+  detachAfterHello?: boolean
+}
+
+/** A stream handed over after its hello: the socket, both key positions and unopened bytes. */
+export interface DetachedStream {
+  index: number
+  socket: net.Socket
+  send: DirectionPosition
+  receive: DirectionPosition
+  /** Received bytes not yet opened: whole sealed records, then possibly a partial one. */
+  pending: Buffer
 }
 
 /** The plaintext that opens every stream, also sealed into its HELLO record. */
@@ -57,12 +73,16 @@ export class SecureStream {
   private endReceived = false
   private endSent = false
   private recordsIn = 0
+  private readonly detachAfterHello: boolean
+  private held: Buffer[] = []
+  private detached = false
 
   /** Wraps a connected socket; `initial` holds bytes already read past the stream prefix. */
   constructor(socket: net.Socket, options: SecureStreamOptions, initial?: Buffer) {
     this.socket = socket
     this.index = options.index
     this.highWater = options.highWaterRecords ?? 8
+    this.detachAfterHello = options.detachAfterHello === true
     const send: Direction = options.side === 'client' ? 'c2s' : 's2c'
     const recv: Direction = options.side === 'client' ? 's2c' : 'c2s'
     this.sealer = new RecordSealer(options.keys, options.index, send)
@@ -146,8 +166,27 @@ export class SecureStream {
     this.socket.destroy()
   }
 
+  /** Takes the socket away from this object (see detachAfterHello). */
+  detach(): DetachedStream {
+    if (!this.detachAfterHello || this.recordsIn === 0) throw escpError('ESCP_ERR_PROTOCOL', `stream ${this.index} cannot be detached before its hello`)
+    if (this.failure) throw this.failure
+    this.detached = true
+    this.socket.pause()
+    this.socket.removeAllListeners('data')
+    this.socket.removeAllListeners('end')
+    this.socket.removeAllListeners('error')
+    this.socket.removeAllListeners('close')
+    const pending = Buffer.concat([...this.held, this.decoder.takePending()])
+    this.held = []
+    return { index: this.index, socket: this.socket, send: this.sealer.position(), receive: this.opener.position(), pending }
+  }
+
   private onData(chunk: Buffer): void {
-    if (this.failure) return
+    if (this.failure || this.detached) return
+    if (this.detachAfterHello && this.recordsIn > 0 && this.decoder.pendingBytes === 0) {
+      this.held.push(chunk)
+      return
+    }
     let frames: RecordFrame[]
     try {
       frames = this.decoder.push(chunk)
@@ -155,7 +194,12 @@ export class SecureStream {
       this.fail(err as EscpError)
       return
     }
-    for (const f of frames) {
+    for (const [i, f] of frames.entries()) {
+      if (this.detachAfterHello && this.recordsIn > 0) {
+        // After the HELLO, records stay sealed for whoever takes the stream over.
+        for (const rest of frames.slice(i)) this.held.push(rest.headerBytes, rest.ciphertext, rest.tag)
+        return
+      }
       if (this.endReceived) {
         this.fail(escpError('ESCP_ERR_PROTOCOL', `stream ${this.index}: a record after END`))
         return
@@ -202,7 +246,8 @@ export class SecureStream {
   }
 
   private onEnd(): void {
-    if (this.failure) return
+    // In hold mode the bytes (and the END among them) belong to whoever detaches the stream.
+    if (this.failure || (this.detachAfterHello && this.recordsIn > 0)) return
     if (this.decoder.pendingBytes > 0) {
       this.fail(escpError('ESCP_ERR_STREAM_CLOSED', `stream ${this.index} ended in the middle of a record`))
     } else if (!this.endReceived) {

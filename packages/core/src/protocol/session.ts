@@ -45,6 +45,8 @@ export interface ClientSessionOptions {
   serverHost?: string
   timeoutMs?: number
   localAddress?: string
+  /** Keep data streams sealed after their hello so worker threads can take them over. */
+  detachDataStreams?: boolean
 }
 
 /** The client's half: send SessionInit, take SessionAccept, open and authenticate the streams. */
@@ -83,6 +85,7 @@ export async function startClientSession(
     blockSizeBytes: init.blockSizeBytes,
     timeoutMs,
     localAddress: options.localAddress,
+    detachDataStreams: options.detachDataStreams,
   })
   return { init, accept, keys, meta, data }
 }
@@ -95,6 +98,8 @@ export interface ServerSessionOptions {
   helloTimeoutMs?: number
   /** Told the port before the streams connect (tests, logs). */
   onListening?: (address: string, port: number) => void
+  /** Keep data streams sealed after their hello so worker threads can take them over. */
+  detachDataStreams?: boolean
 }
 
 /** The server's half: check SessionInit, bind inside the port range, accept the streams. */
@@ -123,6 +128,7 @@ export async function acceptServerSession(channel: ControlChannel, registry: Plu
       streams: init.streams,
       blockSizeBytes: init.blockSizeBytes,
       helloTimeoutMs: options.helloTimeoutMs,
+      detachDataStreams: options.detachDataStreams,
     })
   } catch (err) {
     throw await refuse(channel, err as EscpError)

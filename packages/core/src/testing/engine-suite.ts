@@ -226,6 +226,43 @@ export function engineCompliance(label: string, make: () => IoEngine | Promise<I
       expect(st.mtimeNs / 1000n).to.equal(mtimeNs / 1000n)
     })
 
+    it('opens an existing file for writing without truncating it when asked not to create', async function () {
+      const file = path.join(dir, 'existing')
+      fs.writeFileSync(file, Buffer.alloc(3 * BLOCK, 1))
+      const buf = pool.acquire()
+      try {
+        const data = Buffer.from(fill(buf, BLOCK))
+        const a = await engine.openWrite(file, { create: false })
+        const b = await engine.openWrite(file, { create: false })
+        await b.write(buf, 2 * BLOCK)
+        await a.close()
+        await b.close()
+        const content = fs.readFileSync(file)
+        expect(content.byteLength).to.equal(3 * BLOCK)
+        expect(content.subarray(0, BLOCK).every((x) => x === 1)).to.equal(true)
+        expect(content.subarray(2 * BLOCK).equals(data)).to.equal(true)
+        await expectCode(() => engine.openWrite(path.join(dir, 'absent'), { create: false }), 'ESCP_ERR_IO')
+      } finally {
+        pool.release(buf)
+      }
+    })
+
+    it('takes file names that are not UTF-8, as bytes', async function () {
+      const name = Buffer.concat([Buffer.from(dir + '/'), Buffer.from([0x66, 0xff, 0xfe, 0x2e, 0x62, 0x69, 0x6e])])
+      const w = await engine.openWrite(name)
+      const buf = pool.acquire()
+      try {
+        await w.write(fill(buf, 10), 0)
+        await w.finish()
+        const r = await engine.openRead(name)
+        expect(r.sizeBytes).to.equal(10)
+        await r.close()
+        expect(fs.readdirSync(dir, { encoding: 'buffer' }).some((n) => n.includes(0xff))).to.equal(true)
+      } finally {
+        pool.release(buf)
+      }
+    })
+
     it('reports a write into a missing directory with errno', async function () {
       const err = (await expectCode(() => engine.openWrite(path.join(dir, 'no', 'such', 'dir')), 'ESCP_ERR_IO')) as Record<string, unknown>
       expect(err.errno).to.equal('ENOENT')

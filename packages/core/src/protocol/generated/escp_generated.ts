@@ -387,8 +387,18 @@ connectPort():number {
   return offset ? this.bb!.readUint16(this.bb_pos + offset) : 0;
 }
 
+sourceCount():number {
+  const offset = this.bb!.__offset(this.bb_pos, 52);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+queueDepth():number {
+  const offset = this.bb!.__offset(this.bb_pos, 54);
+  return offset ? this.bb!.readUint16(this.bb_pos + offset) : 0;
+}
+
 static startSessionInit(builder:flatbuffers.Builder) {
-  builder.startObject(24);
+  builder.startObject(26);
 }
 
 static addProtocolMajor(builder:flatbuffers.Builder, protocolMajor:number) {
@@ -533,6 +543,14 @@ static addConnectAddress(builder:flatbuffers.Builder, connectAddressOffset:flatb
 
 static addConnectPort(builder:flatbuffers.Builder, connectPort:number) {
   builder.addFieldInt16(23, connectPort, 0);
+}
+
+static addSourceCount(builder:flatbuffers.Builder, sourceCount:number) {
+  builder.addFieldInt32(24, sourceCount, 0);
+}
+
+static addQueueDepth(builder:flatbuffers.Builder, queueDepth:number) {
+  builder.addFieldInt16(25, queueDepth, 0);
 }
 
 static endSessionInit(builder:flatbuffers.Builder):flatbuffers.Offset {
