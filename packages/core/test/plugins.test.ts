@@ -5,7 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { expect } from 'chai'
-import { ESCP_PLUGIN_API_VERSION, combineDigests, loadPluginSet, loadPlugins, pluginsFromEnv } from '@escp/core'
+import { ESCP_PLUGIN_API_VERSION, PluginRegistry, combineDigests, loadPluginSet, loadPlugins, pluginsFromEnv } from '@escp/core'
 import { checksumCompliance, expectCode } from '@escp/core/testing'
 
 const CORE = path.dirname(require.resolve('@escp/core/package.json'))
@@ -123,6 +123,67 @@ describe('third-party plugins', function () {
       `container.register(core.CHECKSUM, { useValue: { name: 'hidden', available: () => ({ ok: true }) } })`,
     )
     await expectCode(() => loadPlugins({ plugins: [sneaky] }), 'ESCP_ERR_PLUGIN_INVALID')
+  })
+
+  it('attributes each name to the plugin that registered it, not to one that only declares it', async function () {
+    const register = `container.register(core.CHECKSUM, { useValue: { name: 'x', available: () => ({ ok: true }) } })`
+    const owner = writePlugin('owner', { name: 'escp-plugin-owner', escpApi: '^1', provides: { checksum: ['x'] } }, register)
+    const claimant = writePlugin('claimant', { name: 'escp-plugin-claimant', escpApi: '^1', provides: { checksum: ['x'] } }, '')
+    const err = (await expectCode(() => loadPlugins({ plugins: [owner, claimant] }), 'ESCP_ERR_PLUGIN_INVALID')) as Error
+    expect(err.message).to.contain("plugin 'escp-plugin-claimant'").and.contain("checksum 'x'").and.contain('escp-plugin-owner')
+    // The plugin that registers 'x' without declaring it cannot hide behind the claimant's manifest.
+    const silent = writePlugin('silent', { name: 'escp-plugin-silent', escpApi: '^1', provides: {} }, register)
+    const err2 = (await expectCode(() => loadPlugins({ plugins: [silent, claimant] }), 'ESCP_ERR_PLUGIN_INVALID')) as Error
+    expect(err2.message).to.contain("plugin 'escp-plugin-silent'").and.contain("checksum named 'x'")
+  })
+
+  it('attributes registrations made with any of tsyringe\'s register methods, chained or not', async function () {
+    const file = writePlugin(
+      'every-method',
+      { name: 'escp-plugin-every-method', escpApi: '^1', provides: { checksum: ['by-class', 'by-value', 'by-singleton', 'by-type'] } },
+      `const make = (name) => class { constructor() { this.name = name } available() { return { ok: true } } }
+       container
+         .register(core.CHECKSUM, { useClass: make('by-class') })
+         .registerInstance(core.CHECKSUM, { name: 'by-value', available: () => ({ ok: true }) })
+       container.registerSingleton(core.CHECKSUM, make('by-singleton')).registerType(core.CHECKSUM, make('by-type'))`,
+    )
+    const set = await loadPlugins({ plugins: [file] })
+    const mine = set.registry.list('checksum').filter((e) => e.name.startsWith('by-'))
+    expect(mine.map((e) => [e.name, e.plugin])).to.deep.equal([
+      ['by-class', 'escp-plugin-every-method'],
+      ['by-value', 'escp-plugin-every-method'],
+      ['by-singleton', 'escp-plugin-every-method'],
+      ['by-type', 'escp-plugin-every-method'],
+    ])
+    expect(set.container.resolve(PluginRegistry)).to.equal(set.registry)
+  })
+
+  it('reports a constructor that throws under its own code, naming the plugin and the kind', async function () {
+    const fine = writePlugin(
+      'fine-engine',
+      { name: 'escp-plugin-fine', escpApi: '^1', provides: { engine: ['fine'] } },
+      `container.register(core.IO_ENGINE, { useValue: { name: 'fine', available: () => ({ ok: true }) } })`,
+    )
+    const tape = writePlugin(
+      'tape-engine',
+      { name: 'escp-plugin-tape', escpApi: '^1', provides: { engine: ['tape'] } },
+      `container.register(core.IO_ENGINE, { useClass: class { constructor() { throw core.escpError('ESCP_ERR_IO', 'open', '/dev/st0', 'no such device') } } })`,
+    )
+    const err = (await expectCode(() => loadPlugins({ plugins: [fine, tape] }), 'ESCP_ERR_IO')) as Error
+    expect(err.message).to.contain("plugin 'escp-plugin-tape'").and.contain('engine').and.contain("open '/dev/st0': no such device")
+    expect(err.message).not.to.contain('escp-plugin-fine')
+    expect(err.message).not.to.contain(fine)
+  })
+
+  it('reports a constructor that throws a plain error as a load error naming the plugin and the kind', async function () {
+    const file = writePlugin(
+      'throwing-checksum',
+      { name: 'escp-plugin-throwing', escpApi: '^1', provides: { checksum: ['crc'] } },
+      `container.register(core.CHECKSUM, { useClass: class { constructor() { throw new Error('no CPU support for crc') } } })`,
+    )
+    const err = (await expectCode(() => loadPlugins({ plugins: [file] }), 'ESCP_ERR_PLUGIN_LOAD')) as Error
+    expect(err.message).to.contain("plugin 'escp-plugin-throwing'").and.contain('checksum').and.contain('no CPU support for crc')
+    expect(err.message).not.to.contain('builtin')
   })
 
   it('refuses two plugins that provide the same name', async function () {

@@ -5,10 +5,11 @@ import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { container as rootContainer, Lifecycle } from 'tsyringe'
 import type { DependencyContainer, InjectionToken } from 'tsyringe'
-import { escpError, isEscpError } from '../errors'
-import { checkPlugin, PLUGIN_KINDS } from './manifest'
+import { escpError, escpErrorWith, isEscpError } from '../errors'
+import { checkPlugin, KIND_TOKENS, PLUGIN_KINDS } from './manifest'
 import type { EscpPlugin, PluginManifest, PluginOptions } from './manifest'
-import { LOADED_PLUGINS, PluginRegistry } from './registry'
+import { emptyRegistrationLog, recordingContainer } from './recording-container'
+import { LOADED_PLUGINS, PluginRegistry, REGISTRATION_OWNERS } from './registry'
 
 /** The built-in plugin, always loaded first. */
 export const BUILTIN_PLUGIN = '@escp/core/builtin'
@@ -79,6 +80,7 @@ export async function loadPluginSet(spec: PluginSetSpec): Promise<PluginSet> {
   container.registerInstance(PLUGIN_OPTIONS, spec.options)
   const plugins: LoadedPlugin[] = []
   const seen = new Map<string, string>()
+  const owners = emptyRegistrationLog()
   for (const module of spec.modules) {
     const plugin = await importPlugin(module)
     const earlier = seen.get(plugin.manifest.name)
@@ -87,7 +89,7 @@ export async function loadPluginSet(spec: PluginSetSpec): Promise<PluginSet> {
     }
     seen.set(plugin.manifest.name, module)
     try {
-      await plugin.register(container, spec.options)
+      await plugin.register(recordingContainer(container, plugin.manifest.name, owners), spec.options)
     } catch (err) {
       if (isEscpError(err)) throw err
       throw escpError('ESCP_ERR_PLUGIN_LOAD', module, `register() failed: ${(err as Error)?.message ?? String(err)}`)
@@ -95,6 +97,23 @@ export async function loadPluginSet(spec: PluginSetSpec): Promise<PluginSet> {
     plugins.push({ manifest: plugin.manifest, module })
   }
   container.registerInstance(LOADED_PLUGINS, plugins.map((p) => p.manifest))
+  container.registerInstance(REGISTRATION_OWNERS, owners)
+  // Each kind is resolved here first, because tsyringe rewraps an exception thrown while it
+  // injects the registry's constructor as a plain Error, losing the code and the plugin's name
+  // that recordingContainer put on it. A ContainerScoped or value registration (what the
+  // built-ins and the plugin guide use) gives the registry the same instance; a transient one
+  // is constructed once more.
+  for (const kind of PLUGIN_KINDS) {
+    const token: InjectionToken<unknown> = KIND_TOKENS[kind]
+    if (!container.isRegistered(token, true)) continue
+    try {
+      container.resolveAll(token)
+    } catch (err) {
+      if (isEscpError(err)) throw err
+      // Only a registration no plugin made (in tsyringe's global container) gets here.
+      throw escpErrorWith('ESCP_ERR_PLUGIN_LOAD', { cause: err }, spec.modules.join(', '), `constructing a ${kind} registered outside any plugin's register() failed: ${(err as Error)?.message ?? String(err)}`)
+    }
+  }
   container.register(PluginRegistry, { useClass: PluginRegistry }, { lifecycle: Lifecycle.ContainerScoped })
   let registry: PluginRegistry
   try {
@@ -117,14 +136,22 @@ async function importPlugin(module: string): Promise<EscpPlugin> {
   return checkPlugin(module, moduleExports)
 }
 
-// Each manifest must say exactly what its plugin registers, so `escp engines` can name the
-// package behind every entry and a plugin cannot silently shadow another's name.
+// Each manifest must list exactly the names its plugin registered, so `escp engines` can name
+// the package behind every entry and a plugin can neither claim a name another registered nor
+// register one it does not declare.
 function checkDeclarations(registry: PluginRegistry, plugins: LoadedPlugin[]): void {
   for (const { manifest } of plugins) {
     for (const kind of PLUGIN_KINDS) {
-      for (const name of manifest.provides[kind] ?? []) {
-        if (!registry.has(kind, name)) {
-          throw escpError('ESCP_ERR_PLUGIN_INVALID', manifest.name, `its manifest declares the ${kind} '${name}', but it did not register one`)
+      const declared = new Set(manifest.provides[kind] ?? [])
+      for (const name of declared) {
+        const owner = registry.ownerOf(kind, name)
+        if (owner === manifest.name) continue
+        const elsewhere = owner === undefined ? '' : ` ('${name}' was registered by plugin '${owner}')`
+        throw escpError('ESCP_ERR_PLUGIN_INVALID', manifest.name, `its manifest declares the ${kind} '${name}', but it did not register one${elsewhere}`)
+      }
+      for (const name of registry.names(kind)) {
+        if (registry.ownerOf(kind, name) === manifest.name && !declared.has(name)) {
+          throw escpError('ESCP_ERR_PLUGIN_INVALID', manifest.name, `it registered a ${kind} named '${name}' that its manifest does not declare`)
         }
       }
     }
@@ -132,7 +159,7 @@ function checkDeclarations(registry: PluginRegistry, plugins: LoadedPlugin[]): v
   for (const kind of PLUGIN_KINDS) {
     for (const name of registry.names(kind)) {
       if (registry.ownerOf(kind, name) === undefined) {
-        throw escpError('ESCP_ERR_PLUGIN_INVALID', name, `a ${kind} named '${name}' was registered but no manifest declares it`)
+        throw escpError('ESCP_ERR_PLUGIN_INVALID', name, `a ${kind} named '${name}' was registered outside any plugin's register() (by @singleton() or @injectable({ token })?), so no manifest can declare it`)
       }
     }
   }

@@ -18,10 +18,19 @@ import type { PluginKind, PluginKinds, PluginManifest } from './manifest'
 /** The manifests of the plugins a container was built from, in load order. */
 export const LOADED_PLUGINS: InjectionToken<PluginManifest[]> = Symbol.for('escp:loaded-plugins')
 
+/**
+ * For each kind, the name of the plugin that made each registration under the kind's token, in
+ * registration order, which is the order resolveAll returns the instances in. The loader records
+ * it as each plugin registers, so an entry is attributed to the plugin that registered it, never
+ * to one whose manifest merely claims the name.
+ */
+export type RegistrationOwners = { readonly [K in PluginKind]: readonly string[] }
+export const REGISTRATION_OWNERS: InjectionToken<RegistrationOwners> = Symbol.for('escp:registration-owners')
+
 export interface PluginEntry {
   kind: PluginKind
   name: string
-  /** Name of the plugin package that provides it. */
+  /** Name of the plugin package that registered it. */
   plugin: string
   availability: Availability
 }
@@ -36,18 +45,20 @@ export class PluginRegistry {
     @injectAll(CIPHER, { isOptional: true }) ciphers: Cipher[],
     @injectAll(COMPRESSOR, { isOptional: true }) compressors: Compressor[],
     @injectAll(CHECKSUM, { isOptional: true }) checksums: Checksum[],
-    @inject(LOADED_PLUGINS, { isOptional: true }) manifests: PluginManifest[] | undefined,
+    @inject(REGISTRATION_OWNERS, { isOptional: true }) owners: RegistrationOwners | undefined,
   ) {
+    const impls: { [K in PluginKind]: PluginKinds[K][] } = { engine: engines, cipher: ciphers, compressor: compressors, checksum: checksums }
     this.byKind = {
       engine: index('engine', engines),
       cipher: index('cipher', ciphers),
       compressor: index('compressor', compressors),
       checksum: index('checksum', checksums),
     }
-    for (const m of manifests ?? []) {
-      for (const kind of PLUGIN_KINDS) {
-        for (const name of m.provides[kind] ?? []) this.owner.set(`${kind}:${name}`, m.name)
-      }
+    for (const kind of PLUGIN_KINDS) {
+      impls[kind].forEach((impl, i) => {
+        const plugin = owners?.[kind][i]
+        if (plugin !== undefined) this.owner.set(`${kind}:${impl.name}`, plugin)
+      })
     }
   }
 
@@ -63,7 +74,7 @@ export class PluginRegistry {
       [...this.byKind[k].entries()].map(([name, impl]) => ({
         kind: k,
         name,
-        plugin: this.owner.get(`${k}:${name}`) ?? '(undeclared)',
+        plugin: this.owner.get(`${k}:${name}`) ?? '(unknown)',
         availability: safeAvailability(impl),
       })),
     )
@@ -88,7 +99,10 @@ export class PluginRegistry {
     return impl
   }
 
-  /** Owner of an instance as the manifests declare it, or undefined when none declares it. */
+  /**
+   * The plugin that registered an instance, or undefined when no plugin's register() did (a
+   * registration in tsyringe's global container, or a container not built by the loader).
+   */
   ownerOf(kind: PluginKind, name: string): string | undefined {
     return this.owner.get(`${kind}:${name}`)
   }
