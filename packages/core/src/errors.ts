@@ -18,6 +18,8 @@ const catalogue = {
     `authentication failed for ${what}: the data was altered, replayed or sealed with another key`,
   ESCP_ERR_BAD_ARGUMENT: (what: string) => what,
   ESCP_ERR_CORRUPT_BLOCK: (what: string) => `corrupt compressed block: ${what}`,
+  ESCP_ERR_COMPRESSOR: (name: string, cause: string) =>
+    `the ${name} compressor failed: ${cause}; this is a fault of the compressor or of its caller, not of the data: send without compression (the compressor 'none') and report it`,
   ESCP_ERR_IO: (syscall: string, path: string, cause: string) => `${syscall} '${path}': ${cause}`,
   ESCP_ERR_PROTOCOL: (what: string) => `protocol violation: ${what}`,
   ESCP_ERR_VERSION_MISMATCH: (ours: string, theirs: string) =>
@@ -33,6 +35,12 @@ const catalogue = {
   ESCP_ERR_REMOTE_NOISE: (text: string) =>
     `the remote side printed ${JSON.stringify(text)} before escp started; a shell startup file (~/.bashrc, ~/.profile) writes to stdout there: make it print only for interactive shells`,
   ESCP_ERR_CONTROL_CLOSED: (what: string) => `the control channel closed: ${what}`,
+  ESCP_ERR_PATH_UNSAFE: (name: string, why: string) => `refused the name ${name} from the peer: ${why}`,
+  ESCP_ERR_DEST_NOT_DIR: (dest: string, why: string) => `the destination '${dest}' must be a directory, but ${why}`,
+  ESCP_ERR_SOURCE: (path: string, why: string) => `cannot send '${path}': ${why}`,
+  ESCP_ERR_SOURCE_CHANGED: (path: string, why: string) => `'${path}' changed while it was sent: ${why}`,
+  ESCP_ERR_VERIFY: (path: string, why: string) => `'${path}' failed verification: ${why}`,
+  ESCP_ERR_TRANSFER: (why: string) => `the transfer failed: ${why}`,
   ESCP_ERR_FILE_TOO_LARGE: (path: string, sizeBytes: bigint | number) =>
     `'${path}' is ${sizeBytes} bytes; escp handles files up to 2^53-1 bytes`,
 } satisfies Record<string, (...args: never[]) => string>

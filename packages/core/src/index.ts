@@ -6,8 +6,8 @@ export * from './contracts'
 export * from './errors'
 export { ESCP_PLUGIN_API_VERSION, KIND_TOKENS, PLUGIN_KINDS, checkPlugin } from './plugins/manifest'
 export type { EscpPlugin, PluginKind, PluginKinds, PluginManifest, PluginOptions } from './plugins/manifest'
-export { LOADED_PLUGINS, PluginRegistry } from './plugins/registry'
-export type { PluginEntry } from './plugins/registry'
+export { LOADED_PLUGINS, PluginRegistry, REGISTRATION_OWNERS } from './plugins/registry'
+export type { PluginEntry, RegistrationOwners } from './plugins/registry'
 export {
   BUILTIN_PLUGIN,
   PLUGINS_ENV,
@@ -19,3 +19,4 @@ export {
 } from './plugins/loader'
 export type { LoadPluginsOptions, LoadedPlugin, PluginSet, PluginSetSpec } from './plugins/loader'
 export * as protocol from './protocol'
+export * from './transfer'

@@ -10,6 +10,7 @@ import { SimpleBufferPool } from './node-fs-engine'
 
 export class DummyEngine implements IoEngine {
   readonly name = 'dummy'
+  readonly discards = true
 
   available(): Availability {
     return AVAILABLE

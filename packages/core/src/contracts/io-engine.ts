@@ -79,6 +79,8 @@ export interface BufferPool {
 
 export interface IoEngine {
   readonly name: string
+  /** True for a sink that keeps nothing (dummy): a receiver then creates no files at all. */
+  readonly discards?: boolean
   available(): Availability
   /** Buffers of `bufferSizeBytes` suited to this engine (aligned for O_DIRECT where needed). */
   createBufferPool(bufferSizeBytes: number, count: number): BufferPool

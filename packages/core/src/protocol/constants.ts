@@ -30,6 +30,7 @@ export enum RecordType {
   End = 8,
   Rekey = 9,
   BlockDigests = 10,
+  SessionEnd = 11,
 }
 
 /** Record flags (header byte 1). */
@@ -44,6 +45,8 @@ export const MAX_META_PAYLOAD_BYTES = 16 * 1024 * 1024
 /** At least the 28 of EScp; a session uses streams 1..N for data and 0 for meta. */
 export const MAX_DATA_STREAMS = 128
 export const META_STREAM_INDEX = 0
+/** Blocks in flight per data stream; each side sizes its buffer pools from it. */
+export const MAX_QUEUE_DEPTH = 64
 
 export const HELLO_TIMEOUT_MS = 5000
 

@@ -34,7 +34,7 @@ async function connectOne(options: ConnectOptions, index: number): Promise<Secur
   const timeoutMs = options.timeoutMs ?? HELLO_TIMEOUT_MS
   const target = `${options.address}:${options.port}`
   const socket = await new Promise<net.Socket>((resolve, reject) => {
-    const s = net.connect({ host: options.address, port: options.port, localAddress: options.localAddress })
+    const s = net.connect({ host: options.address, port: options.port, localAddress: options.localAddress, allowHalfOpen: true })
     const timer = setTimeout(() => {
       s.destroy()
       reject(escpError('ESCP_ERR_CONNECT', target, `no answer within ${timeoutMs} ms`))

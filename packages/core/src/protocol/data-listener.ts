@@ -35,7 +35,8 @@ export interface DataListener {
 }
 
 export async function listenForStreams(options: DataListenerOptions): Promise<DataListener> {
-  const server = net.createServer({ pauseOnConnect: true })
+  // allowHalfOpen: each side ends its own direction with END; the other may still send its own.
+  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true })
   const port = await bindInRange(server, options.address, options.port, options.portRange)
   const helloTimeoutMs = options.helloTimeoutMs ?? HELLO_TIMEOUT_MS
   const maxPending = options.maxPendingHellos ?? 4 * (options.streams + 1)

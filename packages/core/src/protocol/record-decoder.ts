@@ -1,6 +1,7 @@
 // Cuts a TCP byte stream into records. Partial reads are buffered; a header is checked (type,
 // flags, lengths against the session's limits) before any payload buffer exists, so a forged
-// length of 2^31 costs the receiver nothing. At most one record is held at a time.
+// length of 2^31 costs the receiver nothing. At most one record is held at a time, and each
+// record comes out as one contiguous buffer (one copy at most), ready to hand to a worker.
 import { escpError } from '../errors'
 import { RECORD_HEADER_BYTES, TAG_BYTES } from './constants'
 import { decodeHeader } from './record-header'
@@ -8,16 +9,32 @@ import type { RecordHeader } from './record-header'
 
 export interface RecordFrame {
   header: RecordHeader
+  /** The whole sealed record: header, ciphertext, tag. */
+  raw: Buffer
   headerBytes: Buffer
   ciphertext: Buffer
   tag: Buffer
+}
+
+/** Splits a whole sealed record (as RecordFrame.raw) into its parts, checking the header. */
+export function frameOf(raw: Buffer, blockSizeBytes: number): RecordFrame {
+  const header = decodeHeader(raw, blockSizeBytes)
+  if (raw.byteLength !== RECORD_HEADER_BYTES + header.length + TAG_BYTES) {
+    throw escpError('ESCP_ERR_PROTOCOL', `a record of ${raw.byteLength} bytes whose header says ${header.length}`)
+  }
+  return {
+    header,
+    raw,
+    headerBytes: raw.subarray(0, RECORD_HEADER_BYTES),
+    ciphertext: raw.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + header.length),
+    tag: raw.subarray(RECORD_HEADER_BYTES + header.length),
+  }
 }
 
 export class RecordDecoder {
   private chunks: Buffer[] = []
   private buffered = 0
   private header: RecordHeader | undefined
-  private headerBytes: Buffer | undefined
   private failed = false
 
   constructor(private readonly blockSizeBytes: number) {}
@@ -39,21 +56,20 @@ export class RecordDecoder {
       for (;;) {
         if (!this.header) {
           if (this.buffered < RECORD_HEADER_BYTES) break
-          const hb = this.take(RECORD_HEADER_BYTES)
-          this.header = decodeHeader(hb, this.blockSizeBytes)
-          this.headerBytes = hb
+          this.header = decodeHeader(this.peek(RECORD_HEADER_BYTES), this.blockSizeBytes)
         }
-        const need = this.header.length + TAG_BYTES
+        const need = RECORD_HEADER_BYTES + this.header.length + TAG_BYTES
         if (this.buffered < need) break
-        const body = this.take(need)
-        out.push({
-          header: this.header,
-          headerBytes: this.headerBytes as Buffer,
-          ciphertext: body.subarray(0, this.header.length),
-          tag: body.subarray(this.header.length),
-        })
+        const raw = this.take(need)
+        const h = this.header
         this.header = undefined
-        this.headerBytes = undefined
+        out.push({
+          header: h,
+          raw,
+          headerBytes: raw.subarray(0, RECORD_HEADER_BYTES),
+          ciphertext: raw.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + h.length),
+          tag: raw.subarray(RECORD_HEADER_BYTES + h.length),
+        })
       }
     } catch (err) {
       this.failed = true
@@ -64,14 +80,27 @@ export class RecordDecoder {
     return out
   }
 
-  /** Hands over every byte held, a partly read header included, and empties the decoder. */
+  /** Hands over every byte held, a partly received record included, and empties the decoder. */
   takePending(): Buffer {
-    const parts = this.headerBytes ? [this.headerBytes, ...this.chunks] : this.chunks
-    const out = Buffer.concat(parts)
+    const out = Buffer.concat(this.chunks)
     this.chunks = []
     this.buffered = 0
     this.header = undefined
-    this.headerBytes = undefined
+    return out
+  }
+
+  // The first n buffered bytes, without consuming them.
+  private peek(n: number): Buffer {
+    const first = this.chunks[0]
+    if (first.byteLength >= n) return first.subarray(0, n)
+    const out = Buffer.allocUnsafe(n)
+    let filled = 0
+    for (const c of this.chunks) {
+      const part = Math.min(c.byteLength, n - filled)
+      c.copy(out, filled, 0, part)
+      filled += part
+      if (filled === n) break
+    }
     return out
   }
 
@@ -84,7 +113,7 @@ export class RecordDecoder {
       if (first.byteLength === n) this.chunks.shift()
       else this.chunks[0] = first.subarray(n)
     } else {
-      out = Buffer.allocUnsafe(n)
+      out = Buffer.allocUnsafeSlow(n)
       let filled = 0
       while (filled < n) {
         const c = this.chunks[0]

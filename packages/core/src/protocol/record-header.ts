@@ -1,7 +1,7 @@
 // The 32-byte record header. It travels in clear and is the AAD of its record, so every field
 // is authenticated; the decoder checks it before allocating anything for the payload.
 import { escpError } from '../errors'
-import { FLAG_COMPRESSED, KNOWN_FLAGS, MAX_BLOCK_BYTES, MAX_META_PAYLOAD_BYTES, RECORD_HEADER_BYTES, RecordType } from './constants'
+import { FLAG_COMPRESSED, KNOWN_FLAGS, MAX_BLOCK_BYTES, MAX_META_PAYLOAD_BYTES, RECORD_HEADER_BYTES, RecordType, STREAM_PREFIX_BYTES } from './constants'
 
 export interface RecordHeader {
   type: RecordType
@@ -33,9 +33,11 @@ export function maxRecordLength(type: RecordType, blockSizeBytes: number): numbe
       // A compressed block that grew is sent raw, so a block record never exceeds the block.
       return blockSizeBytes
     case RecordType.Hello:
+      return STREAM_PREFIX_BYTES
     case RecordType.Keepalive:
     case RecordType.Rekey:
-      return 64
+    case RecordType.End:
+      return 0
     default:
       return MAX_META_PAYLOAD_BYTES
   }
@@ -57,8 +59,11 @@ export function decodeHeader(buf: Uint8Array, blockSizeBytes: number = MAX_BLOCK
   if (type === RecordType.Block) {
     if (rawLength > blockSizeBytes) throw escpError('ESCP_ERR_PROTOCOL', `a block of ${rawLength} bytes exceeds the block size ${blockSizeBytes}`)
     if ((flags & FLAG_COMPRESSED) === 0 && rawLength !== length) throw escpError('ESCP_ERR_PROTOCOL', 'an uncompressed block whose lengths differ')
-  } else if (rawLength !== 0 || flags !== 0) {
+  }
+  const fileId = b.readBigUInt64BE(16)
+  const offset = b.readBigUInt64BE(24)
+  if (type !== RecordType.Block && (rawLength !== 0 || flags !== 0 || fileId !== 0n || offset !== 0n)) {
     throw escpError('ESCP_ERR_PROTOCOL', `a ${RecordType[type]} record with block fields set`)
   }
-  return { type, flags, length, rawLength, fileId: b.readBigUInt64BE(16), offset: b.readBigUInt64BE(24) }
+  return { type, flags, length, rawLength, fileId, offset }
 }

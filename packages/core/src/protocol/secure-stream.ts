@@ -135,6 +135,7 @@ export class SecureStream {
     if (this.endSent || this.failure) return
     await this.sendMessage(RecordType.End)
     this.endSent = true
+    if (this.endReceived) this.ended = true
     this.socket.end()
   }
 
@@ -197,7 +198,7 @@ export class SecureStream {
     for (const [i, f] of frames.entries()) {
       if (this.detachAfterHello && this.recordsIn > 0) {
         // After the HELLO, records stay sealed for whoever takes the stream over.
-        for (const rest of frames.slice(i)) this.held.push(rest.headerBytes, rest.ciphertext, rest.tag)
+        for (const rest of frames.slice(i)) this.held.push(rest.raw)
         return
       }
       if (this.endReceived) {
@@ -214,8 +215,13 @@ export class SecureStream {
         this.fail(e)
         return
       }
+      const first = this.recordsIn === 0
       this.recordsIn++
       if (payload === null) continue
+      if (first !== (f.header.type === RecordType.Hello)) {
+        this.fail(escpError('ESCP_ERR_PROTOCOL', `stream ${this.index}: ${first ? `opened with ${RecordType[f.header.type]} instead of HELLO` : 'a second HELLO'}`))
+        return
+      }
       if (f.header.type === RecordType.End) {
         this.endReceived = true
         continue

@@ -5,7 +5,7 @@ import { escpError, isEscpError, remoteError } from '../errors'
 import type { EscpError } from '../errors'
 import type { Cipher } from '../contracts/cipher'
 import type { PluginRegistry } from '../plugins/registry'
-import { MAX_BLOCK_BYTES, MAX_DATA_STREAMS, MIN_BLOCK_BYTES, PROTOCOL_MAJOR, PROTOCOL_MINOR, SESSION_ID_BYTES, SESSION_SECRET_BYTES } from './constants'
+import { HELLO_TIMEOUT_MS, MAX_BLOCK_BYTES, MAX_DATA_STREAMS, MAX_QUEUE_DEPTH, MIN_BLOCK_BYTES, NONCE_BYTES, PROTOCOL_MAJOR, PROTOCOL_MINOR, SESSION_ID_BYTES, SESSION_SECRET_BYTES, TAG_BYTES } from './constants'
 import type { ControlChannel } from './control-channel'
 import { connectStreams } from './data-connector'
 import { listenForStreams } from './data-listener'
@@ -70,24 +70,41 @@ export async function startClientSession(
   if (reply.kind === 'fatal') throw remoteError(reply.fatal.code, reply.fatal.message)
   if (reply.kind !== 'accept') throw escpError('ESCP_ERR_PROTOCOL', `expected SessionAccept, got ${reply.kind}`)
   const accept = reply.accept
+  try {
+    const cipher = checkAccept(init, accept, registry)
+    const keys: SessionKeys = { secret: init.secret, sessionId: init.sessionId, cipher }
+    const address = isWildcard(accept.address) ? (options.serverHost ?? '127.0.0.1') : accept.address
+    const [meta, ...data] = await connectStreams({
+      keys,
+      address,
+      port: accept.port,
+      streams: init.streams,
+      blockSizeBytes: init.blockSizeBytes,
+      timeoutMs: HELLO_TIMEOUT_MS,
+      localAddress: options.localAddress,
+      detachDataStreams: options.detachDataStreams,
+    })
+    return { init, accept, keys, meta, data }
+  } catch (err) {
+    // Tell the server, so it stops waiting for streams that will not come.
+    throw await refuse(channel, err as EscpError)
+  }
+}
+
+// A SessionAccept must stay inside what was asked: the version, an offered cipher, a port in
+// the range, and the address asked for when one was.
+function checkAccept(init: SessionInit, accept: SessionAccept, registry: PluginRegistry): Cipher {
   if (accept.protocolMajor !== PROTOCOL_MAJOR) {
     throw escpError('ESCP_ERR_VERSION_MISMATCH', versionString(PROTOCOL_MAJOR, PROTOCOL_MINOR), `${versionString(accept.protocolMajor, accept.protocolMinor)} (${accept.software})`)
   }
   if (!init.ciphers.includes(accept.cipher)) throw escpError('ESCP_ERR_PROTOCOL', `the server chose the cipher '${accept.cipher}', which was not offered`)
-  const cipher = registry.resolve('cipher', accept.cipher)
-  const keys: SessionKeys = { secret: init.secret, sessionId: init.sessionId, cipher }
-  const address = isWildcard(accept.address) ? (options.serverHost ?? '127.0.0.1') : accept.address
-  const [meta, ...data] = await connectStreams({
-    keys,
-    address,
-    port: accept.port,
-    streams: init.streams,
-    blockSizeBytes: init.blockSizeBytes,
-    timeoutMs,
-    localAddress: options.localAddress,
-    detachDataStreams: options.detachDataStreams,
-  })
-  return { init, accept, keys, meta, data }
+  if (accept.port < init.port || accept.port >= init.port + init.portRange) {
+    throw escpError('ESCP_ERR_PROTOCOL', `the server listens on port ${accept.port}, outside the range ${init.port}-${init.port + init.portRange - 1}`)
+  }
+  if (init.bindAddress && !isWildcard(init.bindAddress) && accept.address !== init.bindAddress) {
+    throw escpError('ESCP_ERR_PROTOCOL', `the server listens on ${accept.address}, not on ${init.bindAddress} as asked`)
+  }
+  return registry.resolve('cipher', accept.cipher)
 }
 
 export interface ServerSessionOptions {
@@ -100,6 +117,8 @@ export interface ServerSessionOptions {
   onListening?: (address: string, port: number) => void
   /** Keep data streams sealed after their hello so worker threads can take them over. */
   detachDataStreams?: boolean
+  /** Checks a SessionInit before any port is bound (e.g. the destination); a throw is sent as Fatal. */
+  validate?: (init: SessionInit) => Promise<void>
 }
 
 /** The server's half: check SessionInit, bind inside the port range, accept the streams. */
@@ -113,6 +132,7 @@ export async function acceptServerSession(channel: ControlChannel, registry: Plu
   let cipher: Cipher
   try {
     cipher = checkInit(init, registry)
+    await options.validate?.(init)
   } catch (err) {
     throw await refuse(channel, err as EscpError)
   }
@@ -151,6 +171,10 @@ export async function acceptServerSession(channel: ControlChannel, registry: Plu
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(escpError('ESCP_ERR_TIMEOUT', 'the data streams connecting', timeoutMs)), timeoutMs)
       }),
+      // The client gives up with a Fatal when it cannot connect or dislikes our answer.
+      channel.receive(undefined, 'the data streams').then((m) => {
+        throw m.kind === 'fatal' ? remoteError(m.fatal.code, m.fatal.message) : escpError('ESCP_ERR_PROTOCOL', `a ${m.kind} message while the streams connect`)
+      }),
     ])
     const [meta, ...data] = streams
     return { init, accept, keys, meta, data }
@@ -173,9 +197,15 @@ function checkInit(init: SessionInit, registry: PluginRegistry): Cipher {
     throw escpError('ESCP_ERR_BAD_ARGUMENT', `block size ${init.blockSizeBytes} is outside ${MIN_BLOCK_BYTES}-${MAX_BLOCK_BYTES} bytes`)
   }
   if (init.streams < 1 || init.streams > MAX_DATA_STREAMS) throw escpError('ESCP_ERR_BAD_ARGUMENT', `${init.streams} streams; escp takes 1 to ${MAX_DATA_STREAMS}`)
+  if (init.queueDepth < 1 || init.queueDepth > MAX_QUEUE_DEPTH) throw escpError('ESCP_ERR_BAD_ARGUMENT', `a queue depth of ${init.queueDepth}; escp takes 1 to ${MAX_QUEUE_DEPTH}`)
   if (init.compressor !== 'none') registry.resolve('compressor', init.compressor)
   if (init.checksum !== 'none') registry.resolve('checksum', init.checksum)
-  const usable = init.ciphers.find((name) => registry.has('cipher', name) && registry.get('cipher', name).available().ok)
+  // Records use 12-byte nonces and 16-byte tags; a cipher plugin of other sizes cannot serve.
+  const usable = init.ciphers.find((name) => {
+    if (!registry.has('cipher', name) || !registry.list('cipher').find((e) => e.name === name)?.availability.ok) return false
+    const c = registry.get('cipher', name)
+    return c.nonceLengthBytes === NONCE_BYTES && c.tagLengthBytes === TAG_BYTES
+  })
   if (!usable) {
     throw escpError('ESCP_ERR_NEGOTIATION', `the client offers the ciphers ${init.ciphers.join(', ') || '(none)'}; this side has ${capabilitiesOf(registry).ciphers.join(', ')}`)
   }

@@ -1,0 +1,74 @@
+// Starting a session's stream workers and their links on either side.
+import type { PluginSetSpec } from '../plugins/loader'
+import type { Session } from '../protocol/session'
+import { ReceiverLink, SenderLink, startWorker } from './stream-link'
+import type { StreamWorkerData, WriteTarget } from './worker-protocol'
+
+export interface LinkSettings {
+  plugins: PluginSetSpec
+  side: 'client' | 'server'
+  engine: string
+  checksum: string
+  compressor: string
+  compressionLevel: number
+  blockSizeBytes: number
+  queueDepth: number
+  sparse: boolean
+  direct: boolean
+}
+
+function workerData(session: Session, s: LinkSettings, role: 'sender' | 'receiver', index: number, send: StreamWorkerData['send'], receive: StreamWorkerData['receive']): StreamWorkerData {
+  return {
+    role,
+    plugins: s.plugins,
+    index,
+    side: s.side,
+    secret: session.keys.secret,
+    sessionId: session.keys.sessionId,
+    cipher: session.keys.cipher.name,
+    send,
+    receive,
+    engine: s.engine,
+    checksum: s.checksum,
+    compressor: s.compressor,
+    compressionLevel: s.compressionLevel,
+    blockSizeBytes: s.blockSizeBytes,
+    queueDepth: s.queueDepth,
+    sparse: s.sparse,
+    direct: s.direct,
+  }
+}
+
+async function startAll<T>(session: Session, make: (i: number) => Promise<T>, close: (t: T) => Promise<void>): Promise<T[]> {
+  const started = await Promise.allSettled(session.data.map((_, i) => make(i)))
+  const failed = started.find((r) => r.status === 'rejected')
+  if (failed) {
+    await Promise.all(started.map((r) => (r.status === 'fulfilled' ? close(r.value) : undefined)))
+    throw (failed as PromiseRejectedResult).reason
+  }
+  return started.map((r) => (r as PromiseFulfilledResult<T>).value)
+}
+
+export function startSenderLinks(session: Session, s: LinkSettings): Promise<SenderLink[]> {
+  return startAll(
+    session,
+    async (i) => {
+      const d = session.data[i].detach()
+      const worker = await startWorker(workerData(session, s, 'sender', d.index, d.send, d.receive))
+      return new SenderLink(d, worker, s.queueDepth)
+    },
+    (l) => l.close(),
+  )
+}
+
+export function startReceiverLinks(session: Session, s: LinkSettings, targetOf: (fileId: bigint) => WriteTarget | null | undefined): Promise<ReceiverLink[]> {
+  return startAll(
+    session,
+    async (i) => {
+      const d = session.data[i].detach()
+      const worker = await startWorker(workerData(session, s, 'receiver', d.index, d.send, d.receive))
+      return new ReceiverLink(d, worker, s.blockSizeBytes, s.queueDepth * 2, targetOf)
+    },
+    (l) => l.close(),
+  )
+}

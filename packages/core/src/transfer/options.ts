@@ -1,0 +1,74 @@
+// What a transfer can be asked to do, with escp's defaults.
+import { escpError } from '../errors'
+import { DEFAULT_BLOCK_BYTES, MAX_BLOCK_BYTES, MAX_DATA_STREAMS, MAX_QUEUE_DEPTH, MIN_BLOCK_BYTES } from '../protocol/constants'
+
+export interface TransferOptions {
+  /** Data streams (default 4). */
+  streams: number
+  blockSizeBytes: number
+  /** Blocks in flight per data stream; memory is bounded by streams × queueDepth × block. */
+  queueDepth: number
+  cipher: string
+  /** 'none' turns end-to-end verification off. */
+  checksum: string
+  /** 'none' or a compressor name; blocks that do not shrink go raw. */
+  compressor: string
+  compressionLevel?: number
+  /** Engine of each side: 'name', or 'sender::receiver' with one for each side. */
+  engine: string
+  recursive: boolean
+  preserve: boolean
+  /** The receiver leaves holes for all-zero blocks. */
+  sparse: boolean
+  /** O_DIRECT where the engine and file system allow it. */
+  direct: boolean
+  /** First port of the receiver's range and the range's size. */
+  port: number
+  portRange: number
+  /** Address the server listens on (and the client connects to). */
+  bindAddress: string
+  /** Extra plugin modules (package names or paths), as for ESCP_PLUGINS. */
+  plugins: string[]
+}
+
+export const DEFAULT_OPTIONS: TransferOptions = {
+  streams: 4,
+  blockSizeBytes: DEFAULT_BLOCK_BYTES,
+  queueDepth: 4,
+  cipher: 'aes-128-gcm',
+  checksum: 'xxh64',
+  compressor: 'none',
+  engine: 'node-fs',
+  recursive: false,
+  preserve: false,
+  sparse: false,
+  direct: true,
+  port: 1232,
+  portRange: 10,
+  bindAddress: '127.0.0.1',
+  plugins: [],
+}
+
+export function withDefaults(options: Partial<TransferOptions> = {}): TransferOptions {
+  const o = { ...DEFAULT_OPTIONS, ...options }
+  if (!Number.isInteger(o.streams) || o.streams < 1 || o.streams > MAX_DATA_STREAMS) {
+    throw escpError('ESCP_ERR_BAD_ARGUMENT', `streams must be 1 to ${MAX_DATA_STREAMS}, got ${o.streams}`)
+  }
+  if (!Number.isInteger(o.blockSizeBytes) || o.blockSizeBytes < MIN_BLOCK_BYTES || o.blockSizeBytes > MAX_BLOCK_BYTES) {
+    throw escpError('ESCP_ERR_BAD_ARGUMENT', `block size must be ${MIN_BLOCK_BYTES} to ${MAX_BLOCK_BYTES} bytes, got ${o.blockSizeBytes}`)
+  }
+  if (!Number.isInteger(o.queueDepth) || o.queueDepth < 1 || o.queueDepth > MAX_QUEUE_DEPTH) {
+    throw escpError('ESCP_ERR_BAD_ARGUMENT', `queue depth must be 1 to ${MAX_QUEUE_DEPTH}, got ${o.queueDepth}`)
+  }
+  splitEngines(o.engine)
+  return o
+}
+
+/** 'posix' → both sides posix; 'shm::posix' → sender shm, receiver posix. */
+export function splitEngines(spec: string): { sender: string; receiver: string } {
+  const parts = spec.split('::')
+  if (parts.length > 2 || parts.some((p) => p.length === 0)) {
+    throw escpError('ESCP_ERR_BAD_ARGUMENT', `engine '${spec}' is not NAME or SENDER::RECEIVER`)
+  }
+  return { sender: parts[0], receiver: parts[1] ?? parts[0] }
+}

@@ -1,0 +1,116 @@
+// Names on the wire are relative, '/'-separated byte strings. The receiver trusts none of
+// them: PathGuard refuses absolute names, '.', '..', empty components and NUL, and never
+// walks through a symlink below the destination, so a hostile sender cannot write outside it
+// (the scp CVE-2019-6111 class), in push or in pull.
+import fs from 'node:fs'
+import path from 'node:path'
+import { escpError, ioError } from '../errors'
+
+const SLASH = 0x2f
+const DOT = 0x2e
+
+export function joinBytes(dir: Buffer, name: Uint8Array): Buffer {
+  return Buffer.concat([dir, Buffer.from('/'), name])
+}
+
+/** Splits a wire name into components, or throws ESCP_ERR_PATH_UNSAFE. */
+export function checkRelativePath(name: Uint8Array): Buffer[] {
+  const b = Buffer.from(name.buffer, name.byteOffset, name.byteLength)
+  const shown = JSON.stringify(b.toString('utf8'))
+  if (b.byteLength === 0) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, 'it is empty')
+  if (b.includes(0)) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, 'it contains a NUL byte')
+  if (b[0] === SLASH) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, 'it is absolute')
+  const parts: Buffer[] = []
+  let start = 0
+  for (let i = 0; i <= b.byteLength; i++) {
+    if (i === b.byteLength || b[i] === SLASH) {
+      const part = b.subarray(start, i)
+      if (part.byteLength === 0) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, 'it has an empty component')
+      if (part.byteLength <= 2 && part.every((c) => c === DOT)) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, `it has a '${part.toString()}' component`)
+      parts.push(part)
+      start = i + 1
+    }
+  }
+  return parts
+}
+
+/**
+ * Places received names under a destination root. Parent directories are created as needed
+ * and checked with lstat: a component that is a symlink or not a directory stops the name.
+ */
+export class PathGuard {
+  private readonly safeDirs = new Set<string>()
+  private readonly root: Buffer
+
+  constructor(root: string | Buffer) {
+    this.root = Buffer.isBuffer(root) ? root : Buffer.from(root)
+    this.safeDirs.add(this.root.toString('latin1'))
+  }
+
+  get rootPath(): Buffer {
+    return this.root
+  }
+
+  /** The full path of `components` under the root, with every parent made a real directory. */
+  async place(components: readonly Buffer[], shown: string): Promise<Buffer> {
+    let dir = this.root
+    for (const part of components.slice(0, -1)) {
+      dir = joinBytes(dir, part)
+      await this.ensureDirectory(dir, shown)
+    }
+    return joinBytes(dir, components[components.length - 1])
+  }
+
+  /** Makes `dir` a directory of ours, or proves it already is one (not a symlink). */
+  async ensureDirectory(dir: Buffer, shown: string, mode = 0o755): Promise<void> {
+    const key = dir.toString('latin1')
+    if (this.safeDirs.has(key)) return
+    try {
+      await fs.promises.mkdir(dir, { mode })
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(err, 'mkdir', dir)
+      const st = await fs.promises.lstat(dir)
+      if (st.isSymbolicLink()) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, `'${dir.toString()}' is a symlink, and escp does not write through symlinks`)
+      if (!st.isDirectory()) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, `'${dir.toString()}' exists and is not a directory`)
+    }
+    this.safeDirs.add(key)
+  }
+}
+
+/**
+ * Where a session's names land, the way scp places them: into an existing directory, or, for
+ * a single source, under the destination's own name.
+ */
+export interface Destination {
+  guard: PathGuard
+  /** Maps a checked wire name to the components to place under the guard's root. */
+  components(parts: Buffer[]): Buffer[]
+}
+
+export async function resolveDestination(dest: string, sourceCount: number): Promise<Destination> {
+  const trailingSlash = dest.endsWith('/')
+  let st: fs.Stats | undefined
+  try {
+    st = await fs.promises.stat(dest)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(err, 'stat', dest)
+  }
+  if (st?.isDirectory()) {
+    const guard = new PathGuard(path.resolve(dest))
+    return { guard, components: (parts) => parts }
+  }
+  if (sourceCount > 1 || trailingSlash) {
+    throw escpError('ESCP_ERR_DEST_NOT_DIR', dest, st ? 'it is not a directory' : 'it does not exist')
+  }
+  // One source copied to a new name: its top-level entry takes the destination's name.
+  const full = path.resolve(dest)
+  const parent = path.dirname(full)
+  try {
+    if (!(await fs.promises.stat(parent)).isDirectory()) throw escpError('ESCP_ERR_DEST_NOT_DIR', parent, 'it is not a directory')
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ESCP_ERR_DEST_NOT_DIR') throw err
+    throw ioError(err, 'stat', parent)
+  }
+  const base = Buffer.from(path.basename(full))
+  return { guard: new PathGuard(parent), components: (parts) => [base, ...parts.slice(1)] }
+}

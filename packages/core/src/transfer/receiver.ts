@@ -1,0 +1,422 @@
+// The receiving side of a session: checks every announced name with the path guard, creates
+// directories and links, writes files under temporary names beside their final ones, checks
+// each file's digest against the sender's, and only then renames it into place. A file that
+// fails never appears under its final name. Every entry gets a verdict.
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
+import { escpError, ioError, isEscpError, remoteError } from '../errors'
+import type { EscpError } from '../errors'
+import type { Checksum } from '../contracts/checksum'
+import type { IoEngine } from '../contracts/io-engine'
+import { displayPath } from '../contracts/io-engine'
+import { RecordType } from '../protocol/constants'
+import { decodeErrorReport, decodeFileBatch, decodeFileDone, decodeSessionEnd, encodeErrorReport, encodeVerdicts } from '../protocol/messages'
+import type { FileDone, FileSpec, Verdict } from '../protocol/messages'
+import type { Session } from '../protocol/session'
+import { OrderedDigest } from './ordered-digest'
+import { checkRelativePath } from './paths'
+import type { Destination } from './paths'
+import type { ReceiverLink } from './stream-link'
+import type { FromWorker, WriteTarget } from './worker-protocol'
+import { deserializeError } from './worker-protocol'
+
+interface InFile {
+  spec: FileSpec
+  shown: string
+  temp: Buffer
+  final: Buffer
+  target: WriteTarget | null
+  processed: number
+  digest: OrderedDigest | null
+  writers: Set<ReceiverLink>
+  done?: FileDone
+  failed?: EscpError
+  /** The sender dropped the file (unreadable): no verdict is owed. */
+  dropped: boolean
+  finishing: boolean
+  settled: boolean
+}
+
+export interface ReceiverOptions {
+  destination: Destination
+  checksum: Checksum | null
+  /** The main thread's engine, for the last steps of each file (size, attributes). */
+  engine: IoEngine
+  blockSizeBytes: number
+  preserve: boolean
+}
+
+export interface ReceiverResult {
+  entries: number
+  entriesOk: number
+  failed: number
+  bytes: number
+}
+
+const UMASK = process.umask()
+const IS_ROOT = process.getuid?.() === 0
+
+export class Receiver {
+  private readonly files = new Map<bigint, InFile>()
+  private readonly dirs: Array<{ path: Buffer; spec: FileSpec }> = []
+  private verdicts: Verdict[] = []
+  private verdictFlushScheduled = false
+  private metaChain: Promise<void> = Promise.resolve()
+  private links: ReceiverLink[] = []
+  private sessionEnded = false
+  private unsettled = 0
+  private entries = 0
+  private entriesOk = 0
+  private failedCount = 0
+  private bytes = 0
+  private fatal: EscpError | undefined
+  private wake: (() => void) | undefined
+
+  constructor(
+    private readonly session: Session,
+    private readonly options: ReceiverOptions,
+  ) {}
+
+  /** For the links: where blocks of a file go; null drops them; undefined: not announced yet. */
+  readonly targetOf = (fileId: bigint): WriteTarget | null | undefined => {
+    const f = this.files.get(fileId)
+    if (!f) return undefined
+    if (f.failed || f.dropped) return null
+    // Still being placed (its temporary file is being created): hold the block.
+    return f.target ?? undefined
+  }
+
+  async run(links: ReceiverLink[]): Promise<ReceiverResult> {
+    this.links = links
+    for (const l of links) {
+      l.on('message', (m: FromWorker) => this.onLinkMessage(l, m))
+      l.once('error', (e: EscpError) => this.abort(e))
+    }
+    try {
+      await this.readMeta()
+      while (this.unsettled > 0) await this.sleep()
+      await this.finishDirectories()
+      this.flushVerdicts()
+      await this.metaChain
+      this.check()
+      // Our END on the meta stream tells the sender every verdict is out; it then ends the
+      // data streams, and we answer each END with ours.
+      await this.session.meta.end()
+      while (links.some((l) => !l.endReceived)) await this.sleep()
+      await Promise.all(links.map((l) => l.sendEnd()))
+    } catch (err) {
+      this.abort(isEscpError(err) ? err : escpError('ESCP_ERR_TRANSFER', String(err)))
+      await this.cleanup()
+      throw this.fatal
+    } finally {
+      await Promise.all(links.map((l) => l.close()))
+      this.session.meta.close()
+    }
+    return { entries: this.entries, entriesOk: this.entriesOk, failed: this.failedCount, bytes: this.bytes }
+  }
+
+  private async readMeta(): Promise<void> {
+    for await (const rec of this.session.meta) {
+      this.check()
+      switch (rec.type) {
+        case RecordType.FileBatch:
+          for (const spec of decodeFileBatch(rec.payload).files) await this.announce(spec)
+          for (const l of this.links) l.pump()
+          break
+        case RecordType.FileDone:
+          for (const d of decodeFileDone(rec.payload)) {
+            const f = this.files.get(d.id)
+            if (!f || f.done || f.spec.type !== 'file') throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for ${f ? 'a finished entry' : `unknown entry ${d.id}`}`)
+            if (d.size !== f.spec.size || d.blocks !== BigInt(Math.ceil(Number(f.spec.size) / this.options.blockSizeBytes))) {
+              throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for '${f.shown}' whose size or block count disagrees with its announcement`)
+            }
+            f.done = d
+            this.maybeFinish(f)
+          }
+          break
+        case RecordType.Error: {
+          const r = decodeErrorReport(rec.payload)
+          const err = remoteError(r.error.code, r.error.message)
+          if (r.fatal || r.fileId === undefined) throw err
+          const f = this.files.get(r.fileId)
+          if (!f || f.settled) throw escpError('ESCP_ERR_PROTOCOL', `an error report for unknown or finished entry ${r.fileId}`)
+          f.dropped = true
+          f.failed = err
+          this.maybeFinish(f)
+          break
+        }
+        case RecordType.SessionEnd: {
+          const end = decodeSessionEnd(rec.payload)
+          if (end.files !== BigInt(this.entries)) throw escpError('ESCP_ERR_PROTOCOL', `the sender counts ${end.files} entries, ${this.entries} were announced`)
+          this.sessionEnded = true
+          // The sender's meta stream stays open for our verdicts; it ends after them.
+          return
+        }
+        case RecordType.Keepalive:
+          break
+        default:
+          throw escpError('ESCP_ERR_PROTOCOL', `a ${RecordType[rec.type]} record from the sender on the meta stream`)
+      }
+    }
+    throw escpError('ESCP_ERR_PROTOCOL', 'the sender ended the meta stream before SessionEnd')
+  }
+
+  private async announce(spec: FileSpec): Promise<void> {
+    if (this.sessionEnded) throw escpError('ESCP_ERR_PROTOCOL', 'an entry after SessionEnd')
+    if (spec.id !== BigInt(this.entries)) throw escpError('ESCP_ERR_PROTOCOL', `entry ids must count up from 0; got ${spec.id} after ${this.entries}`)
+    this.entries++
+    const shown = displayPath(spec.path)
+    const f: InFile = {
+      spec,
+      shown,
+      temp: Buffer.alloc(0),
+      final: Buffer.alloc(0),
+      target: null,
+      processed: 0,
+      digest: this.options.checksum ? new OrderedDigest(this.options.checksum) : null,
+      writers: new Set(),
+      dropped: false,
+      finishing: false,
+      settled: false,
+    }
+    this.files.set(spec.id, f)
+    this.unsettled++
+    try {
+      const parts = checkRelativePath(spec.path)
+      if (this.options.engine.discards) {
+        // A sink that keeps nothing: names are checked, nothing is created.
+        if (spec.type === 'file') f.target = { path: Buffer.from(shown), sizeBytes: Number(spec.size) }
+        else this.verdict(f, null)
+        return
+      }
+      const { guard, components } = this.options.destination
+      f.final = await guard.place(components(parts), shown)
+      if (spec.type === 'directory') {
+        await guard.ensureDirectory(f.final, shown, 0o700)
+        this.dirs.push({ path: f.final, spec })
+        this.verdict(f, null)
+      } else if (spec.type === 'symlink') {
+        await this.placeSymlink(f)
+        this.verdict(f, null)
+      } else {
+        if (spec.sizeAtEnd) throw escpError('ESCP_ERR_PROTOCOL', `'${shown}': files of unknown size are not part of protocol 1.0 transfers`)
+        f.temp = tempBeside(f.final)
+        const fh = await fs.promises.open(f.temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600).catch((err) => {
+          throw ioError(err, 'open', f.temp)
+        })
+        await fh.close()
+        f.target = { path: f.temp, sizeBytes: Number(spec.size) }
+      }
+    } catch (err) {
+      if (!isEscpError(err) || err.code === 'ESCP_ERR_PROTOCOL') throw err
+      f.failed = err
+      // A file's blocks may already be on their way: it settles once they are drained.
+      if (spec.type === 'file') this.maybeFinish(f)
+      else this.verdict(f, err)
+    }
+  }
+
+  private async placeSymlink(f: InFile): Promise<void> {
+    const temp = tempBeside(f.final)
+    try {
+      await fs.promises.symlink(Buffer.from(f.spec.linkTarget), temp)
+      if (this.options.preserve) await fs.promises.lutimes(temp, nsToDate(f.spec.atimeNs), nsToDate(f.spec.mtimeNs)).catch(() => {})
+      await fs.promises.rename(temp, f.final)
+    } catch (err) {
+      await fs.promises.unlink(temp).catch(() => {})
+      throw ioError(err, 'symlink', f.final)
+    }
+  }
+
+  private onLinkMessage(link: ReceiverLink, m: FromWorker): void {
+    if (m.t === 'written' || m.t === 'discarded' || m.t === 'writeFailed') {
+      const f = this.files.get(m.fileId)
+      if (!f) {
+        this.abort(escpError('ESCP_ERR_PROTOCOL', `a block for unknown entry ${m.fileId}`))
+        return
+      }
+      f.processed++
+      if (m.t === 'written') {
+        f.writers.add(link)
+        this.bytes += m.length
+        if (f.digest && m.digest) f.digest.add(m.offset / this.options.blockSizeBytes, m.digest)
+      } else if (m.t === 'writeFailed') {
+        f.writers.add(link)
+        f.failed ??= deserializeError(m.error)
+      }
+      this.maybeFinish(f)
+    }
+    this.poke()
+  }
+
+  // A file is finished once the sender said so (FileDone or an error report) and every block
+  // it sent has been written or dropped.
+  private maybeFinish(f: InFile): void {
+    if (f.finishing || f.settled) return
+    // A dropped file finishes at once: its later blocks are discarded on arrival, and closing
+    // it in the workers waits for the writes already under way.
+    const expected = f.done ? Number(f.done.blocks) : undefined
+    if (!f.dropped && (expected === undefined || f.processed < expected)) return
+    f.finishing = true
+    void this.finishFile(f).catch((e: EscpError) => this.abort(e))
+  }
+
+  private async finishFile(f: InFile): Promise<void> {
+    await Promise.all([...f.writers].map((l) => closeIn(l, f.spec.id)))
+    let error = f.failed
+    if (!error && f.digest && f.done) {
+      const mine = Buffer.from(f.digest.digest())
+      if (!mine.equals(Buffer.from(f.done.digest))) {
+        error = escpError('ESCP_ERR_VERIFY', f.shown, `its ${this.options.checksum?.name} digest is ${mine.toString('hex')} here and ${Buffer.from(f.done.digest).toString('hex')} at the sender`)
+      }
+    }
+    if (!error && !this.options.engine.discards) {
+      try {
+        const h = await this.options.engine.openWrite(f.temp, { create: false })
+        try {
+          await h.truncate(Number(f.spec.size))
+        } catch (err) {
+          await h.close()
+          throw err
+        }
+        await h.finish(this.attributesOf(f.spec))
+        await renameInto(f.temp, f.final)
+      } catch (err) {
+        error = isEscpError(err) ? err : ioError(err, 'rename', f.final)
+      }
+    }
+    if (error && f.temp.byteLength > 0) await fs.promises.unlink(f.temp).catch(() => {})
+    if (f.dropped) this.settle(f, false)
+    else this.verdict(f, error ?? null)
+  }
+
+  private attributesOf(spec: FileSpec) {
+    if (!this.options.preserve) return { mode: spec.mode & ~UMASK & 0o777 }
+    return {
+      mode: spec.mode & 0o7777,
+      atimeNs: spec.atimeNs,
+      mtimeNs: spec.mtimeNs,
+      ...(IS_ROOT ? { uid: spec.uid, gid: spec.gid } : {}),
+    }
+  }
+
+  // Directory attributes go last: writing inside a directory changes its times.
+  private async finishDirectories(): Promise<void> {
+    for (const { path: dir, spec } of this.dirs.reverse()) {
+      try {
+        if (this.options.preserve) {
+          if (IS_ROOT) await fs.promises.lchown(dir, spec.uid, spec.gid)
+          await fs.promises.chmod(dir, spec.mode & 0o7777)
+          await fs.promises.utimes(dir, nsToDate(spec.atimeNs), nsToDate(spec.mtimeNs))
+        } else {
+          await fs.promises.chmod(dir, spec.mode & ~UMASK & 0o777)
+        }
+      } catch (err) {
+        // The directory's verdict went out when it was created: a late failure is reported apart.
+        const e = ioError(err, 'chmod/utimes', dir)
+        this.failedCount++
+        this.metaChain = this.metaChain.then(() =>
+          this.session.meta.sendMessage(
+            RecordType.Error,
+            encodeErrorReport({ path: spec.path, fatal: false, error: { code: e.code, errnoName: e.errno ?? '', syscall: e.syscall ?? '', message: e.message } }),
+          ),
+        )
+      }
+    }
+  }
+
+  private verdict(f: InFile, error: EscpError | null): void {
+    this.settle(f, error === null)
+    this.verdicts.push({
+      id: f.spec.id,
+      ok: error === null,
+      digest: f.done?.digest ?? new Uint8Array(0),
+      ...(error ? { error: { code: error.code, errnoName: error.errno ?? '', syscall: error.syscall ?? '', message: error.message } } : {}),
+    })
+    if (!this.verdictFlushScheduled) {
+      this.verdictFlushScheduled = true
+      setImmediate(() => this.flushVerdicts())
+    }
+  }
+
+  private settle(f: InFile, ok: boolean): void {
+    f.settled = true
+    this.unsettled--
+    if (ok) this.entriesOk++
+    else this.failedCount++
+    this.poke()
+  }
+
+  private flushVerdicts(): void {
+    this.verdictFlushScheduled = false
+    if (this.verdicts.length === 0) return
+    const batch = this.verdicts
+    this.verdicts = []
+    this.metaChain = this.metaChain.then(() => (this.fatal ? undefined : this.session.meta.sendMessage(RecordType.Verdicts, encodeVerdicts(batch))))
+    this.metaChain.catch((e: EscpError) => this.abort(e))
+  }
+
+  /** Removes the temporary files of everything unfinished. */
+  private async cleanup(): Promise<void> {
+    await Promise.all(
+      [...this.files.values()].filter((f) => !f.settled && f.temp.byteLength > 0).map((f) => fs.promises.unlink(f.temp).catch(() => {})),
+    )
+  }
+
+  private abort(err: EscpError): void {
+    if (this.fatal) return
+    this.fatal = err
+    for (const l of this.links) l.fail(err)
+    this.session.meta.destroy(err)
+    this.poke()
+  }
+
+  private check(): void {
+    if (this.fatal) throw this.fatal
+  }
+
+  private sleep(): Promise<void> {
+    this.check()
+    return new Promise((resolve) => (this.wake = resolve))
+  }
+
+  private poke(): void {
+    const w = this.wake
+    this.wake = undefined
+    w?.()
+  }
+}
+
+function tempBeside(final: Buffer): Buffer {
+  const dir = Buffer.from(path.dirname(final.toString('latin1')), 'latin1')
+  const name = Buffer.from(`.escp-${crypto.randomBytes(6).toString('hex')}.tmp`)
+  return Buffer.concat([dir, Buffer.from('/'), name])
+}
+
+// rename() replaces a file or a symlink at the final name (never following it); a directory
+// there is an error, as it is for scp.
+async function renameInto(temp: Buffer, final: Buffer): Promise<void> {
+  try {
+    await fs.promises.rename(temp, final)
+  } catch (err) {
+    throw ioError(err, 'rename', final)
+  }
+}
+
+function nsToDate(ns: bigint): Date {
+  return new Date(Number(ns / 1_000_000n))
+}
+
+function closeIn(link: ReceiverLink, fileId: bigint): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: FromWorker) => {
+      if (m.t !== 'closed' || m.fileId !== fileId) return
+      link.off('message', onMessage)
+      if (m.error) reject(deserializeError(m.error))
+      else resolve()
+    }
+    link.on('message', onMessage)
+    link.closeFile(fileId)
+  })
+}

@@ -1,0 +1,332 @@
+// The sending side of a session: walks the sources, announces them in batches on the meta
+// stream, hands blocks first-come to the data streams (one huge file spreads over every
+// stream; many small files spread too), reports each file's digest, and collects verdicts.
+import { escpError, isEscpError, remoteError } from '../errors'
+import type { EscpError } from '../errors'
+import type { Checksum } from '../contracts/checksum'
+import { displayPath } from '../contracts/io-engine'
+import { RecordType } from '../protocol/constants'
+import { decodeErrorReport, decodeVerdicts, encodeErrorReport, encodeFileBatch, encodeFileDone, encodeSessionEnd } from '../protocol/messages'
+import type { FileDone, FileSpec } from '../protocol/messages'
+import type { Session } from '../protocol/session'
+import { enumerateSources } from './enumerate'
+import type { SourceEntry, SourceIssue } from './enumerate'
+import { OrderedDigest } from './ordered-digest'
+import type { SenderLink } from './stream-link'
+import type { FileFailure, TransferProgress, TransferSummary } from './summary'
+import type { FromWorker } from './worker-protocol'
+import { deserializeError } from './worker-protocol'
+
+const BATCH_ENTRIES = 256
+/** Entries announced and not yet answered by a verdict; bounds memory on both sides. */
+const MAX_OUTSTANDING = 8192
+
+interface OutEntry {
+  id: bigint
+  entry: SourceEntry
+  shown: string
+  blocks: number
+  nextBlock: number
+  sealed: number
+  digest: OrderedDigest | null
+  readers: Set<SenderLink>
+  failed?: EscpError
+  settled: boolean
+}
+
+export interface SenderOptions {
+  sources: readonly string[]
+  recursive: boolean
+  blockSizeBytes: number
+  checksum: Checksum | null
+  onProgress?: (p: TransferProgress) => void
+  onIssue?: (issue: SourceIssue) => void
+}
+
+export class Sender {
+  private readonly entries = new Map<bigint, OutEntry>()
+  private readonly queue: OutEntry[] = []
+  private readonly failures: FileFailure[] = []
+  private readonly warnings: SourceIssue[] = []
+  private batch: OutEntry[] = []
+  private doneBatch: FileDone[] = []
+  private doneFlushScheduled = false
+  private metaChain: Promise<void> = Promise.resolve()
+  private nextId = 0n
+  private seq = 0
+  private outstanding = 0
+  private entriesOk = 0
+  private bytesDone = 0
+  private bytesTotal = 0
+  private wireBytes = 0
+  private enumerationDone = false
+  private unsealedFiles = 0
+  private fatal: EscpError | undefined
+  private wake: (() => void) | undefined
+  private readonly started = Date.now()
+
+  constructor(
+    private readonly session: Session,
+    private readonly links: SenderLink[],
+    private readonly options: SenderOptions,
+  ) {}
+
+  async run(): Promise<TransferSummary> {
+    for (const l of this.links) {
+      l.on('message', (m: FromWorker) => this.onLinkMessage(l, m))
+      l.once('error', (e: EscpError) => this.abort(e))
+    }
+    const metaDone = this.readMeta()
+    metaDone.catch((e: EscpError) => this.abort(e))
+    try {
+      for await (const entry of enumerateSources(this.options.sources, { recursive: this.options.recursive, onIssue: (i) => this.onIssue(i) })) {
+        this.check()
+        this.add(entry)
+        while (this.outstanding >= MAX_OUTSTANDING) await this.sleep()
+      }
+      this.enumerationDone = true
+      this.flushBatch(true)
+      this.pump()
+      while (this.unsealedFiles > 0) await this.sleep()
+      this.flushDone()
+      this.queueMeta(() => this.session.meta.sendMessage(RecordType.SessionEnd, encodeSessionEnd({ files: BigInt(this.entries.size), bytes: BigInt(this.bytesDone) })))
+      await this.metaChain
+      await metaDone
+      this.check()
+      if (this.outstanding > 0) throw escpError('ESCP_ERR_TRANSFER', `the receiver ended the session with ${this.outstanding} entries unanswered`)
+      await Promise.all(this.links.map((l) => l.sendEnd()))
+      await this.session.meta.end()
+    } catch (err) {
+      this.abort(isEscpError(err) ? err : escpError('ESCP_ERR_TRANSFER', String(err)))
+      throw this.fatal
+    } finally {
+      await Promise.all(this.links.map((l) => l.close()))
+      this.session.meta.close()
+    }
+    this.progress()
+    return {
+      ok: this.failures.length === 0 && this.warnings.every((w) => w.severity === 'warning'),
+      entries: this.entries.size,
+      entriesOk: this.entriesOk,
+      failures: this.failures,
+      warnings: this.warnings,
+      bytes: this.bytesDone,
+      wireBytes: this.wireBytes,
+      elapsedMs: Date.now() - this.started,
+      streams: this.links.length,
+      cipher: this.session.keys.cipher.name,
+      checksum: this.options.checksum?.name ?? 'none',
+      compressor: this.session.init.compressor,
+    }
+  }
+
+  private onIssue(issue: SourceIssue): void {
+    this.warnings.push(issue)
+    if (issue.severity === 'error') this.failures.push({ path: issue.path, error: issue.error })
+    this.options.onIssue?.(issue)
+  }
+
+  private add(entry: SourceEntry): void {
+    const id = this.nextId++
+    const blocks = entry.type === 'file' ? Math.ceil(entry.sizeBytes / this.options.blockSizeBytes) : 0
+    const e: OutEntry = {
+      id,
+      entry,
+      shown: displayPath(entry.absPath),
+      blocks,
+      nextBlock: 0,
+      sealed: 0,
+      digest: this.options.checksum ? new OrderedDigest(this.options.checksum) : null,
+      readers: new Set(),
+      settled: false,
+    }
+    this.entries.set(id, e)
+    this.outstanding++
+    this.bytesTotal += entry.sizeBytes
+    if (entry.type === 'file') this.unsealedFiles++
+    this.batch.push(e)
+    // Small batches while the streams are idle keep them busy; full ones otherwise.
+    if (this.batch.length >= BATCH_ENTRIES || (this.queue.length === 0 && this.links.some((l) => l.hasCredit))) this.flushBatch(false)
+  }
+
+  private flushBatch(last: boolean): void {
+    const batch = this.batch
+    if (batch.length === 0 && !last) return
+    this.batch = []
+    const files: FileSpec[] = batch.map(({ id, entry }) => ({
+      id,
+      path: entry.name,
+      type: entry.type,
+      size: BigInt(entry.sizeBytes),
+      sizeAtEnd: false,
+      mode: entry.mode,
+      uid: entry.uid,
+      gid: entry.gid,
+      atimeNs: entry.atimeNs,
+      mtimeNs: entry.mtimeNs,
+      linkTarget: entry.linkTarget,
+      sparseBytes: 0n,
+    }))
+    this.queueMeta(() => this.session.meta.sendMessage(RecordType.FileBatch, encodeFileBatch({ files, last })))
+    for (const e of batch) {
+      if (e.entry.type !== 'file') continue
+      if (e.blocks === 0) this.fileSealed(e)
+      else this.queue.push(e)
+    }
+    this.pump()
+  }
+
+  // First-come: each free slot of a stream takes the next block of the oldest unfinished file.
+  private pump(): void {
+    for (;;) {
+      let link: SenderLink | undefined
+      for (const l of this.links) if (l.hasCredit && (!link || l.busy < link.busy)) link = l
+      if (!link) return
+      let e = this.queue[0]
+      while (e && e.failed) {
+        this.queue.shift()
+        e = this.queue[0]
+      }
+      if (!e) {
+        if (!this.enumerationDone && this.batch.length > 0) this.flushBatch(false)
+        if (!this.queue[0]) return
+        continue
+      }
+      const block = e.nextBlock++
+      if (e.nextBlock >= e.blocks) this.queue.shift()
+      const offset = block * this.options.blockSizeBytes
+      const length = Math.min(this.options.blockSizeBytes, e.entry.sizeBytes - offset)
+      e.readers.add(link)
+      link.read(this.seq++, e.id, e.entry.absPath, offset, length)
+    }
+  }
+
+  private onLinkMessage(link: SenderLink, m: FromWorker): void {
+    if (m.t === 'sealed') {
+      const e = this.entries.get(m.fileId) as OutEntry
+      this.bytesDone += m.length
+      this.wireBytes += m.wireBytes
+      if (!e.failed) {
+        if (e.digest && m.digest) e.digest.add(m.offset / this.options.blockSizeBytes, m.digest)
+        if (++e.sealed === e.blocks) this.fileSealed(e)
+      }
+      this.progress()
+    } else if (m.t === 'readFailed') {
+      const e = this.entries.get(m.fileId) as OutEntry
+      if (!e.failed) this.fileFailed(e, deserializeError(m.error))
+    }
+    this.pump()
+    this.poke()
+    void link
+  }
+
+  private fileSealed(e: OutEntry): void {
+    this.unsealedFiles--
+    this.closeReaders(e)
+    this.doneBatch.push({ id: e.id, size: BigInt(e.entry.sizeBytes), blocks: BigInt(e.blocks), digest: e.digest ? e.digest.digest() : new Uint8Array(0) })
+    // Completions of one turn of the event loop travel in one record.
+    if (!this.doneFlushScheduled) {
+      this.doneFlushScheduled = true
+      setImmediate(() => this.flushDone())
+    }
+  }
+
+  private flushDone(): void {
+    this.doneFlushScheduled = false
+    if (this.doneBatch.length === 0) return
+    const done = this.doneBatch
+    this.doneBatch = []
+    this.queueMeta(() => this.session.meta.sendMessage(RecordType.FileDone, encodeFileDone(done)))
+  }
+
+  // An unreadable source: the receiver is told to drop the file; no verdict will come.
+  private fileFailed(e: OutEntry, error: EscpError): void {
+    e.failed = error
+    this.unsealedFiles--
+    this.closeReaders(e)
+    this.failures.push({ path: e.shown, error })
+    this.settle(e)
+    this.queueMeta(() =>
+      this.session.meta.sendMessage(
+        RecordType.Error,
+        encodeErrorReport({ fileId: e.id, path: e.entry.name, fatal: false, error: { code: error.code, errnoName: error.errno ?? '', syscall: error.syscall ?? '', message: error.message } }),
+      ),
+    )
+  }
+
+  private closeReaders(e: OutEntry): void {
+    for (const l of e.readers) l.closeFile(e.id)
+    e.readers.clear()
+  }
+
+  private settle(e: OutEntry): void {
+    if (e.settled) return
+    e.settled = true
+    this.outstanding--
+    this.poke()
+  }
+
+  private async readMeta(): Promise<void> {
+    for await (const rec of this.session.meta) {
+      if (rec.type === RecordType.Verdicts) {
+        for (const v of decodeVerdicts(rec.payload)) {
+          const e = this.entries.get(v.id)
+          if (!e || e.settled) throw escpError('ESCP_ERR_PROTOCOL', `a verdict for ${e ? 'an entry already answered' : `unknown entry ${v.id}`}`)
+          if (v.ok) {
+            this.entriesOk++
+          } else {
+            const err = v.error ? remoteError(v.error.code, v.error.message) : escpError('ESCP_ERR_TRANSFER', 'the receiver refused it without a reason')
+            this.failures.push({ path: e.shown, error: err })
+          }
+          this.settle(e)
+        }
+      } else if (rec.type === RecordType.Error) {
+        const r = decodeErrorReport(rec.payload)
+        const err = remoteError(r.error.code, r.error.message)
+        if (r.fatal) throw err
+        this.failures.push({ path: displayPath(r.path), error: err })
+      } else if (rec.type !== RecordType.Keepalive) {
+        throw escpError('ESCP_ERR_PROTOCOL', `a ${RecordType[rec.type]} record from the receiver on the meta stream`)
+      }
+    }
+  }
+
+  private queueMeta(send: () => Promise<void>): void {
+    this.metaChain = this.metaChain.then(() => (this.fatal ? undefined : send()))
+    this.metaChain.catch((e: EscpError) => this.abort(e))
+  }
+
+  private progress(): void {
+    this.options.onProgress?.({
+      bytesDone: this.bytesDone,
+      bytesTotal: this.bytesTotal,
+      filesDone: this.entries.size - this.outstanding,
+      filesTotal: this.entries.size,
+      enumerationDone: this.enumerationDone,
+      elapsedMs: Date.now() - this.started,
+    })
+  }
+
+  private abort(err: EscpError): void {
+    if (this.fatal) return
+    this.fatal = err
+    for (const l of this.links) l.fail(err)
+    this.session.meta.destroy(err)
+    this.poke()
+  }
+
+  private check(): void {
+    if (this.fatal) throw this.fatal
+  }
+
+  private sleep(): Promise<void> {
+    this.check()
+    return new Promise((resolve) => (this.wake = resolve))
+  }
+
+  private poke(): void {
+    const w = this.wake
+    this.wake = undefined
+    w?.()
+  }
+}

@@ -1,0 +1,79 @@
+// The server side of a session, as `escp server` runs it on a remote host or as the loopback
+// child: it answers the handshake on the control channel, then receives (push) or sends (pull)
+// over the data plane, and reports the outcome in SessionDone.
+import { escpError, isEscpError } from '../errors'
+import type { EscpError } from '../errors'
+import type { PluginSet } from '../plugins/loader'
+import type { ControlChannel } from '../protocol/control-channel'
+import type { SessionInit } from '../protocol/messages'
+import { acceptServerSession } from '../protocol/session'
+import { startReceiverLinks, startSenderLinks } from './links'
+import type { LinkSettings } from './links'
+import { resolveDestination } from './paths'
+import type { Destination } from './paths'
+import { Receiver } from './receiver'
+import { Sender } from './sender'
+import { splitEngines } from './options'
+
+export interface ServeOptions {
+  software: string
+  /** Address to listen on when the client names none. */
+  defaultAddress: string
+}
+
+export function linkSettings(init: SessionInit, set: PluginSet, side: 'client' | 'server', engine: string): LinkSettings {
+  return {
+    plugins: set.spec,
+    side,
+    engine,
+    checksum: init.checksum,
+    compressor: init.compressor,
+    compressionLevel: init.compressionLevel,
+    blockSizeBytes: init.blockSizeBytes,
+    queueDepth: init.queueDepth || 4,
+    sparse: init.sparse,
+    direct: init.direct,
+  }
+}
+
+/** Serves one session on `channel`. Resolves when it is over; rejects with its error. */
+export async function serveSession(channel: ControlChannel, set: PluginSet, options: ServeOptions): Promise<void> {
+  let destination: Destination | undefined
+  const session = await acceptServerSession(channel, set.registry, {
+    software: options.software,
+    defaultAddress: options.defaultAddress,
+    detachDataStreams: true,
+    validate: async (init) => {
+      set.registry.resolve('engine', init.serverEngine)
+      if (init.paths.length === 0) throw escpError('ESCP_ERR_BAD_ARGUMENT', 'no path was given')
+      if (init.serverRole === 'receiver') destination = await resolveDestination(init.paths[0], init.sourceCount)
+    },
+  })
+  const init = session.init
+  const settings = linkSettings(init, set, 'server', init.serverEngine)
+  const checksum = init.checksum === 'none' ? null : set.registry.resolve('checksum', init.checksum)
+  try {
+    if (init.serverRole === 'receiver') {
+      const receiver = new Receiver(session, {
+        destination: destination as Destination,
+        checksum,
+        engine: set.registry.resolve('engine', init.serverEngine),
+        blockSizeBytes: init.blockSizeBytes,
+        preserve: init.preserve,
+      })
+      const links = await startReceiverLinks(session, settings, receiver.targetOf)
+      const r = await receiver.run(links)
+      await channel.send({ kind: 'done', done: { ok: r.failed === 0, filesOk: BigInt(r.entriesOk), filesFailed: BigInt(r.failed), bytes: BigInt(r.bytes) } })
+    } else {
+      const links = await startSenderLinks(session, settings)
+      const s = await new Sender(session, links, { sources: init.paths, recursive: init.recursive, blockSizeBytes: init.blockSizeBytes, checksum }).run()
+      await channel.send({ kind: 'done', done: { ok: s.ok, filesOk: BigInt(s.entriesOk), filesFailed: BigInt(s.failures.length), bytes: BigInt(s.bytes) } })
+    }
+  } catch (err) {
+    const e: EscpError = isEscpError(err) ? err : escpError('ESCP_ERR_TRANSFER', String(err))
+    await channel.send({ kind: 'fatal', fatal: { code: e.code, message: e.message } }).catch(() => {})
+    throw e
+  }
+}
+
+export { splitEngines }

@@ -1,0 +1,271 @@
+// The main thread's half of a data stream: it owns the socket (sockets cannot move between
+// threads) and moves sealed records between it and the stream's worker. It never looks inside
+// a payload: records are cut from the byte stream and transferred whole.
+import type net from 'node:net'
+import { Worker } from 'node:worker_threads'
+import path from 'node:path'
+import { EventEmitter } from 'node:events'
+import { escpError } from '../errors'
+import type { EscpError } from '../errors'
+import { RecordDecoder } from '../protocol/record-decoder'
+import type { RecordFrame } from '../protocol/record-decoder'
+import { RecordType } from '../protocol/constants'
+import type { DetachedStream } from '../protocol/secure-stream'
+import type { FromWorker, StreamWorkerData, ToWorker, WriteTarget } from './worker-protocol'
+import { deserializeError } from './worker-protocol'
+
+const WORKER_FILE = path.join(__dirname, 'stream-worker.js')
+
+/** Starts a stream's worker and resolves once it has loaded its plugins. */
+export async function startWorker(workerData: StreamWorkerData): Promise<Worker> {
+  const worker = new Worker(WORKER_FILE, { workerData })
+  await new Promise<void>((resolve, reject) => {
+    const onMessage = (m: FromWorker) => {
+      if (m.t === 'ready') done()
+      else if (m.t === 'fatal') done(deserializeError(m.error))
+    }
+    const onError = (err: Error) => done(escpError('ESCP_ERR_TRANSFER', `stream worker ${workerData.index} failed to start: ${err.message}`))
+    const onExit = (code: number) => done(escpError('ESCP_ERR_TRANSFER', `stream worker ${workerData.index} exited (${code}) while starting`))
+    const done = (err?: EscpError) => {
+      worker.off('message', onMessage)
+      worker.off('error', onError)
+      worker.off('exit', onExit)
+      if (err) {
+        void worker.terminate()
+        reject(err)
+      } else {
+        resolve()
+      }
+    }
+    worker.on('message', onMessage)
+    worker.once('error', onError)
+    worker.once('exit', onExit)
+  })
+  return worker
+}
+
+/** Events: 'message' (FromWorker), 'error' (EscpError, once). */
+abstract class StreamLink extends EventEmitter {
+  readonly index: number
+  protected readonly socket: net.Socket
+  protected failure: EscpError | undefined
+  private closing = false
+  protected endSent = false
+
+  constructor(
+    stream: DetachedStream,
+    readonly worker: Worker,
+  ) {
+    super()
+    this.index = stream.index
+    this.socket = stream.socket
+    this.socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (!this.closing && !this.finished) this.fail(escpError('ESCP_ERR_STREAM_CLOSED', `data stream ${this.index}: ${err.code ?? err.message}`))
+    })
+    this.socket.on('close', () => {
+      if (!this.closing && !this.finished) this.fail(escpError('ESCP_ERR_STREAM_CLOSED', `data stream ${this.index} was closed by the peer`))
+    })
+    worker.on('error', (err) => this.fail(escpError('ESCP_ERR_TRANSFER', `stream worker ${this.index} crashed: ${err.message}`)))
+    worker.on('exit', () => {
+      if (!this.closing) this.fail(escpError('ESCP_ERR_TRANSFER', `stream worker ${this.index} exited`))
+    })
+    worker.on('message', (m: FromWorker) => {
+      if (m.t === 'fatal') this.fail(deserializeError(m.error))
+      else this.onWorkerMessage(m)
+    })
+  }
+
+  protected abstract onWorkerMessage(m: FromWorker): void
+
+  /** Whether the stream's work is over, so that the peer closing it is no fault. */
+  protected abstract get finished(): boolean
+
+  protected post(msg: ToWorker, transfer: ArrayBuffer[] = []): void {
+    if (!this.failure) this.worker.postMessage(msg, transfer)
+  }
+
+  /** Has the worker seal END, writes it and half-closes the socket. */
+  sendEnd(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onMessage = (m: FromWorker) => {
+        if (m.t !== 'ended') return
+        this.worker.off('message', onMessage)
+        this.endSent = true
+        this.writeFrames(m.frames, () => {
+          this.socket.end()
+          resolve()
+        })
+      }
+      this.worker.on('message', onMessage)
+      this.once('error', reject)
+      this.post({ t: 'end' })
+    })
+  }
+
+  protected writeFrames(frames: Uint8Array[], done: () => void): void {
+    this.socket.cork()
+    for (let i = 0; i < frames.length; i++) this.socket.write(frames[i], i === frames.length - 1 ? () => done() : undefined)
+    this.socket.uncork()
+  }
+
+  /** Stops the worker and the socket. */
+  async close(): Promise<void> {
+    this.closing = true
+    this.socket.destroy()
+    await this.worker.terminate()
+  }
+
+  fail(err: EscpError): void {
+    if (this.failure || this.closing) return
+    this.failure = err
+    this.socket.destroy()
+    // The transfer that owns the link learns of it through its own listener; none may be left.
+    if (this.listenerCount('error') > 0) this.emit('error', err)
+  }
+
+  get error(): EscpError | undefined {
+    return this.failure
+  }
+}
+
+/** A sender's stream: blocks go to the worker to be read and sealed, then onto the socket. */
+export class SenderLink extends StreamLink {
+  private inFlight = 0
+
+  constructor(
+    stream: DetachedStream,
+    worker: Worker,
+    private readonly queueDepth: number,
+  ) {
+    super(stream, worker)
+    // Nothing but END is expected from the receiver on a data stream until the end.
+    this.socket.on('data', () => {})
+    this.socket.resume()
+  }
+
+  protected get finished(): boolean {
+    return this.endSent
+  }
+
+  get hasCredit(): boolean {
+    return !this.failure && this.inFlight < this.queueDepth
+  }
+
+  get busy(): number {
+    return this.inFlight
+  }
+
+  read(seq: number, fileId: bigint, path: Uint8Array, offset: number, length: number): void {
+    this.inFlight++
+    this.post({ t: 'read', seq, fileId, path, offset, length })
+  }
+
+  closeFile(fileId: bigint): void {
+    this.post({ t: 'close', fileId })
+  }
+
+  protected onWorkerMessage(m: FromWorker): void {
+    if (m.t === 'sealed') {
+      this.writeFrames(m.frames, () => {
+        this.inFlight--
+        this.emit('message', m)
+      })
+    } else if (m.t === 'readFailed') {
+      this.inFlight--
+      this.emit('message', m)
+    }
+  }
+}
+
+/**
+ * A receiver's stream: records are cut from the socket and handed, in order, to the worker
+ * with the file each belongs to. A block for a file not yet announced on the meta stream (the
+ * streams race) holds the stream until the announcement arrives.
+ */
+export class ReceiverLink extends StreamLink {
+  private readonly decoder: RecordDecoder
+  private readonly waiting: RecordFrame[] = []
+  private inFlight = 0
+  private seq = 0
+  /** An END record has been cut from the stream (its worker has yet to authenticate it). */
+  private endFramed = false
+  endReceived = false
+
+  constructor(
+    stream: DetachedStream,
+    worker: Worker,
+    blockSizeBytes: number,
+    private readonly window: number,
+    private readonly targetOf: (fileId: bigint) => WriteTarget | null | undefined,
+  ) {
+    super(stream, worker)
+    this.decoder = new RecordDecoder(blockSizeBytes)
+    this.socket.on('data', (chunk: Buffer) => this.onData(chunk))
+    this.socket.on('end', () => {
+      if (this.endFramed || this.failure) return
+      const why = this.decoder.pendingBytes > 0 ? 'ended in the middle of a record' : 'ended without END'
+      this.fail(escpError('ESCP_ERR_STREAM_CLOSED', `data stream ${this.index} ${why}`))
+    })
+    if (stream.pending.byteLength > 0) this.onData(stream.pending)
+    this.socket.resume()
+  }
+
+  protected get finished(): boolean {
+    return this.endFramed
+  }
+
+  /** Call when files are announced: frames held for them move on. */
+  pump(): void {
+    while (this.waiting.length > 0 && this.inFlight < this.window && !this.failure) {
+      const f = this.waiting[0]
+      let target: WriteTarget | null | undefined = null
+      if (f.header.type === RecordType.Block) {
+        target = this.targetOf(f.header.fileId)
+        if (target === undefined) break
+      }
+      this.waiting.shift()
+      this.inFlight++
+      const raw = transferable(f.raw)
+      this.post({ t: 'frame', seq: this.seq++, raw, target }, [raw.buffer as ArrayBuffer])
+    }
+    if (this.waiting.length < this.window && this.socket.isPaused() && !this.failure) this.socket.resume()
+  }
+
+  closeFile(fileId: bigint): void {
+    this.post({ t: 'close', fileId })
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.failure) return
+    try {
+      for (const f of this.decoder.push(chunk)) {
+        if (this.endFramed) throw escpError('ESCP_ERR_PROTOCOL', `data stream ${this.index}: a record after END`)
+        if (f.header.type === RecordType.End) this.endFramed = true
+        this.waiting.push(f)
+      }
+    } catch (err) {
+      this.fail(err as EscpError)
+      return
+    }
+    if (this.waiting.length >= this.window) this.socket.pause()
+    this.pump()
+  }
+
+  protected onWorkerMessage(m: FromWorker): void {
+    if (m.t === 'written' || m.t === 'discarded' || m.t === 'writeFailed' || m.t === 'endReceived') {
+      this.inFlight--
+      if (m.t === 'endReceived') this.endReceived = true
+      this.emit('message', m)
+      this.pump()
+    } else if (m.t === 'closed') {
+      this.emit('message', m)
+    }
+  }
+}
+
+function transferable(b: Buffer): Uint8Array {
+  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) return b
+  const copy = new Uint8Array(b.byteLength)
+  copy.set(b)
+  return copy
+}

@@ -1,0 +1,231 @@
+// A stream worker: one per data stream on each side. It rebuilds the plugin set from its
+// spec, takes over the stream's key schedule, and does the per-byte work of the stream off the
+// main thread: read → digest → compress → seal on a sender; open → decompress → digest →
+// write on a receiver.
+import 'reflect-metadata'
+import { parentPort, workerData } from 'node:worker_threads'
+import { escpError } from '../errors'
+import type { Checksum } from '../contracts/checksum'
+import type { Compressor } from '../contracts/compressor'
+import type { BufferPool, IoEngine, ReadHandle, WriteHandle } from '../contracts/io-engine'
+import { loadPluginSet } from '../plugins/loader'
+import { FLAG_COMPRESSED, RecordType } from '../protocol/constants'
+import type { SessionKeys } from '../protocol/keys'
+import { RecordOpener, RecordSealer } from '../protocol/record-crypto'
+import { frameOf } from '../protocol/record-decoder'
+import type { FromWorker, StreamWorkerData, ToWorker } from './worker-protocol'
+import { serializeError } from './worker-protocol'
+
+const data = workerData as StreamWorkerData
+const port = parentPort as NonNullable<typeof parentPort>
+
+function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(msg, transfer)
+}
+
+/** The buffers of `parts`, made transferable (copied only when they share memory). */
+function own(parts: Uint8Array[]): { frames: Uint8Array[]; transfer: ArrayBuffer[] } {
+  const transfer: ArrayBuffer[] = []
+  const frames = parts.map((p) => {
+    if (p.byteOffset === 0 && p.byteLength === p.buffer.byteLength && p.buffer instanceof ArrayBuffer && !transfer.includes(p.buffer)) {
+      transfer.push(p.buffer)
+      return p
+    }
+    const copy = new Uint8Array(p.byteLength)
+    copy.set(p)
+    transfer.push(copy.buffer)
+    return copy
+  })
+  return { frames, transfer }
+}
+
+async function main(): Promise<void> {
+  const { registry } = await loadPluginSet(data.plugins)
+  const keys: SessionKeys = { secret: data.secret, sessionId: data.sessionId, cipher: registry.resolve('cipher', data.cipher) }
+  const engine = registry.resolve('engine', data.engine)
+  const checksum = data.checksum === 'none' ? null : registry.resolve('checksum', data.checksum)
+  const compressor = data.compressor === 'none' ? null : registry.resolve('compressor', data.compressor)
+  const send = data.side === 'client' ? 'c2s' : 's2c'
+  const recv = data.side === 'client' ? 's2c' : 'c2s'
+  const sealer = new RecordSealer(keys, data.index, send, data.send)
+  const opener = new RecordOpener(keys, data.index, recv, data.receive)
+  // Two buffers per block in flight: the data, and the compressed form of it.
+  const pool = engine.createBufferPool(data.blockSizeBytes, data.queueDepth * 2 + 2)
+  const role = data.role === 'sender' ? new SenderRole(engine, pool, sealer, checksum, compressor) : new ReceiverRole(engine, pool, opener, checksum, compressor)
+  port.on('message', (msg: ToWorker) => {
+    if (msg.t === 'end') {
+      const frames = sealer.seal({ type: RecordType.End, flags: 0, rawLength: 0, fileId: 0n, offset: 0n }, new Uint8Array(0)).flat()
+      const o = own(frames)
+      post({ t: 'ended', frames: o.frames }, o.transfer)
+      return
+    }
+    role.handle(msg)
+  })
+  post({ t: 'ready' })
+}
+
+class SenderRole {
+  private readonly handles = new Map<bigint, Promise<ReadHandle>>()
+
+  constructor(
+    private readonly engine: IoEngine,
+    private readonly pool: BufferPool,
+    private readonly sealer: RecordSealer,
+    private readonly checksum: Checksum | null,
+    private readonly compressor: Compressor | null,
+  ) {}
+
+  handle(msg: ToWorker): void {
+    if (msg.t === 'read') void this.read(msg)
+    else if (msg.t === 'close') void this.close(msg.fileId)
+  }
+
+  private async read(msg: Extract<ToWorker, { t: 'read' }>): Promise<void> {
+    const buf = this.pool.acquire()
+    let packed: Uint8Array | undefined
+    try {
+      let h = this.handles.get(msg.fileId)
+      if (!h) {
+        h = this.engine.openRead(Buffer.from(msg.path.buffer, msg.path.byteOffset, msg.path.byteLength), { direct: data.direct })
+        this.handles.set(msg.fileId, h)
+      }
+      const handle = await h
+      const view = buf.subarray(0, msg.length)
+      const n = await handle.read(view, msg.offset)
+      if (n !== msg.length) {
+        throw escpError('ESCP_ERR_SOURCE_CHANGED', handle.path.toString(), `read ${n} bytes at offset ${msg.offset} where ${msg.length} were expected (the file shrank)`)
+      }
+      const digest = this.checksum ? this.checksum.block(view) : null
+      let payload: Uint8Array = view
+      let flags = 0
+      if (this.compressor) {
+        packed = this.pool.acquire()
+        const c = this.compressor.compress(view, packed.subarray(0, msg.length - 1), data.compressionLevel)
+        if (c !== null) {
+          payload = packed.subarray(0, c)
+          flags = FLAG_COMPRESSED
+        }
+      }
+      const frames = this.sealer.seal({ type: RecordType.Block, flags, rawLength: msg.length, fileId: msg.fileId, offset: BigInt(msg.offset) }, payload).flat()
+      const o = own(frames)
+      post({ t: 'sealed', seq: msg.seq, fileId: msg.fileId, offset: msg.offset, length: msg.length, wireBytes: payload.byteLength, digest, frames: o.frames }, o.transfer)
+    } catch (err) {
+      post({ t: 'readFailed', seq: msg.seq, fileId: msg.fileId, error: serializeError(err) })
+    } finally {
+      this.pool.release(buf)
+      if (packed) this.pool.release(packed)
+    }
+  }
+
+  private async close(fileId: bigint): Promise<void> {
+    const h = this.handles.get(fileId)
+    this.handles.delete(fileId)
+    if (h) await h.then((x) => x.close()).catch(() => {})
+  }
+}
+
+class ReceiverRole {
+  private readonly handles = new Map<bigint, Promise<WriteHandle>>()
+  private readonly writes = new Map<bigint, Set<Promise<unknown>>>()
+  private failed = false
+
+  constructor(
+    private readonly engine: IoEngine,
+    private readonly pool: BufferPool,
+    private readonly opener: RecordOpener,
+    private readonly checksum: Checksum | null,
+    private readonly compressor: Compressor | null,
+  ) {}
+
+  handle(msg: ToWorker): void {
+    if (msg.t === 'frame') this.frame(msg)
+    else if (msg.t === 'close') void this.close(msg.fileId)
+  }
+
+  // Opening is synchronous and in arrival order: the nonce counter demands it. Writes then
+  // run concurrently.
+  private frame(msg: Extract<ToWorker, { t: 'frame' }>): void {
+    if (this.failed) return
+    let plain: Uint8Array | null
+    let f
+    try {
+      f = frameOf(Buffer.from(msg.raw.buffer, msg.raw.byteOffset, msg.raw.byteLength), data.blockSizeBytes)
+      plain = this.opener.open(f.header, f.headerBytes, f.ciphertext, f.tag)
+    } catch (err) {
+      this.failed = true
+      const e = (err as { code?: string }).code === 'ESCP_ERR_AUTH' ? escpError('ESCP_ERR_AUTH', `a record on data stream ${data.index}`) : err
+      post({ t: 'fatal', error: serializeError(e) })
+      return
+    }
+    if (plain === null) return // a key change
+    const h = f.header
+    if (h.type === RecordType.End) {
+      post({ t: 'endReceived', seq: msg.seq })
+      return
+    }
+    if (h.type !== RecordType.Block) {
+      this.failed = true
+      post({ t: 'fatal', error: serializeError(escpError('ESCP_ERR_PROTOCOL', `a ${RecordType[h.type]} record on data stream ${data.index}`)) })
+      return
+    }
+    const fileId = h.fileId
+    const offset = Number(h.offset)
+    if (!msg.target) {
+      post({ t: 'discarded', seq: msg.seq, fileId })
+      return
+    }
+    const target = msg.target
+    const p = this.write(fileId, target, offset, h.rawLength, (h.flags & FLAG_COMPRESSED) !== 0, plain)
+      .then(
+        (digest) => post({ t: 'written', seq: msg.seq, fileId, offset, length: h.rawLength, digest }),
+        (err) => post({ t: 'writeFailed', seq: msg.seq, fileId, error: serializeError(err) }),
+      )
+    let set = this.writes.get(fileId)
+    if (!set) this.writes.set(fileId, (set = new Set()))
+    set.add(p)
+    void p.finally(() => set.delete(p))
+  }
+
+  private async write(fileId: bigint, target: { path: Uint8Array; sizeBytes: number }, offset: number, rawLength: number, compressed: boolean, plain: Uint8Array): Promise<Uint8Array | null> {
+    if (offset + rawLength > target.sizeBytes) {
+      throw escpError('ESCP_ERR_PROTOCOL', `a block at ${offset}+${rawLength} beyond the file's ${target.sizeBytes} bytes`)
+    }
+    let buf: Uint8Array | undefined
+    try {
+      let data_ = plain
+      if (compressed) {
+        if (!this.compressor) throw escpError('ESCP_ERR_PROTOCOL', 'a compressed block in a session without compression')
+        buf = this.pool.acquire()
+        const n = this.compressor.decompress(plain, buf)
+        if (n !== rawLength) throw escpError('ESCP_ERR_CORRUPT_BLOCK', `decompressed to ${n} bytes, the header says ${rawLength}`)
+        data_ = buf.subarray(0, n)
+      }
+      const digest = this.checksum ? this.checksum.block(data_) : null
+      let h = this.handles.get(fileId)
+      if (!h) {
+        h = this.engine.openWrite(Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength), { create: false, sparse: data.sparse, direct: data.direct, sizeBytes: target.sizeBytes })
+        this.handles.set(fileId, h)
+      }
+      await (await h).write(data_, offset)
+      return digest
+    } finally {
+      if (buf) this.pool.release(buf)
+    }
+  }
+
+  private async close(fileId: bigint): Promise<void> {
+    const pending = this.writes.get(fileId)
+    if (pending) await Promise.allSettled([...pending])
+    this.writes.delete(fileId)
+    const h = this.handles.get(fileId)
+    this.handles.delete(fileId)
+    try {
+      if (h) await (await h).close()
+      post({ t: 'closed', fileId })
+    } catch (err) {
+      post({ t: 'closed', fileId, error: serializeError(err) })
+    }
+  }
+}
+
+main().catch((err) => post({ t: 'fatal', error: serializeError(err) }))

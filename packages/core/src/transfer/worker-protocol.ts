@@ -1,0 +1,72 @@
+// Messages between the main thread, which owns the sockets, and the stream workers, which own
+// a stream's keys, engine, compressor and checksum. Every payload is plain data so it can be
+// posted; block buffers are transferred, not copied.
+import { EscpError, isEscpError } from '../errors'
+import type { EscpErrorCode } from '../errors'
+import type { PluginSetSpec } from '../plugins/loader'
+import type { DirectionPosition } from '../protocol/record-crypto'
+
+export interface StreamWorkerData {
+  role: 'sender' | 'receiver'
+  plugins: PluginSetSpec
+  index: number
+  side: 'client' | 'server'
+  secret: Uint8Array
+  sessionId: Uint8Array
+  cipher: string
+  send: DirectionPosition
+  receive: DirectionPosition
+  engine: string
+  checksum: string
+  compressor: string
+  compressionLevel: number
+  blockSizeBytes: number
+  queueDepth: number
+  sparse: boolean
+  direct: boolean
+}
+
+export interface SerializedError {
+  code: string
+  message: string
+  errno?: string
+  syscall?: string
+  path?: string
+}
+
+export function serializeError(err: unknown): SerializedError {
+  if (isEscpError(err)) {
+    const { code, message, errno, syscall, path } = err
+    return { code, message, errno, syscall, path }
+  }
+  return { code: 'ESCP_ERR_TRANSFER', message: err instanceof Error ? err.message : String(err) }
+}
+
+export function deserializeError(e: SerializedError): EscpError {
+  const message = e.message.startsWith(`${e.code}: `) ? e.message.slice(e.code.length + 2) : e.message
+  return new EscpError(e.code as EscpErrorCode, message, { errno: e.errno, syscall: e.syscall, path: e.path })
+}
+
+/** A file a receiver worker writes blocks into (its temporary name). */
+export interface WriteTarget {
+  path: Uint8Array
+  sizeBytes: number
+}
+
+export type ToWorker =
+  | { t: 'read'; seq: number; fileId: bigint; path: Uint8Array; offset: number; length: number }
+  | { t: 'frame'; seq: number; raw: Uint8Array; target: WriteTarget | null }
+  | { t: 'close'; fileId: bigint }
+  | { t: 'end' }
+
+export type FromWorker =
+  | { t: 'ready' }
+  | { t: 'sealed'; seq: number; fileId: bigint; offset: number; length: number; wireBytes: number; digest: Uint8Array | null; frames: Uint8Array[] }
+  | { t: 'readFailed'; seq: number; fileId: bigint; error: SerializedError }
+  | { t: 'written'; seq: number; fileId: bigint; offset: number; length: number; digest: Uint8Array | null }
+  | { t: 'discarded'; seq: number; fileId: bigint }
+  | { t: 'writeFailed'; seq: number; fileId: bigint; error: SerializedError }
+  | { t: 'endReceived'; seq: number }
+  | { t: 'closed'; fileId: bigint; error?: SerializedError }
+  | { t: 'ended'; frames: Uint8Array[] }
+  | { t: 'fatal'; error: SerializedError }

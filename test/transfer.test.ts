@@ -1,0 +1,232 @@
+// Copies in loopback mode, as a user's library call makes them: a real child receiver, real
+// encrypted TCP streams on loopback, real files.
+import { execFileSync, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { expect } from 'chai'
+import { copy } from '@escp/core'
+import type { TransferOptions } from '@escp/core'
+import { describeTree, leftoverTemps, sha256File, tempDir, writeRandom } from './helpers/trees'
+
+const KiB = 1024
+const BLOCK = 64 * KiB
+let nextPort = 26000 + (process.pid % 1000) * 10
+
+function opts(extra: Partial<TransferOptions> = {}): Partial<TransferOptions> {
+  nextPort += 10
+  return { blockSizeBytes: BLOCK, port: nextPort, portRange: 10, ...extra }
+}
+
+describe('loopback transfer', function () {
+  this.timeout(120_000)
+  let work: string
+
+  beforeEach(function () {
+    work = tempDir('xfer')
+  })
+  afterEach(function () {
+    fs.rmSync(work, { recursive: true, force: true })
+  })
+
+  it('copies files of 0, 1, block-1, block and block+1 bytes, verified', async function () {
+    const src = path.join(work, 'src')
+    const sizes = [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 5 * BLOCK + 7]
+    for (const s of sizes) writeRandom(path.join(src, `f${s}`), s)
+    const dst = path.join(work, 'dst')
+    fs.mkdirSync(dst)
+    const summary = await copy({ sources: [src], destination: dst, options: opts({ recursive: true }) })
+    expect(summary.failures).to.deep.equal([])
+    expect(summary.ok).to.equal(true)
+    expect(summary.entries).to.equal(sizes.length + 1)
+    expect(describeTree(path.join(dst, 'src'))).to.deep.equal(describeTree(src))
+    expect(leftoverTemps(dst)).to.deep.equal([])
+  })
+
+  it('spreads one file over every stream, with each cipher and checksum', async function () {
+    for (const [cipher, checksum] of [['aes-256-gcm', 'blake3'], ['chacha20-poly1305', 'sha256'], ['aes-128-gcm', 'none']]) {
+      const file = path.join(work, `big-${cipher}`)
+      writeRandom(file, 3 * 1024 * KiB + 5)
+      const dst = path.join(work, `copy-${cipher}`)
+      const summary = await copy({ sources: [file], destination: dst, options: opts({ cipher, checksum, streams: 3 }) })
+      expect(summary.ok, JSON.stringify(summary.failures)).to.equal(true)
+      expect(summary.checksum).to.equal(checksum)
+      expect(sha256File(dst)).to.equal(sha256File(file))
+    }
+  })
+
+  it('compresses blocks that shrink and sends the rest raw', async function () {
+    const src = path.join(work, 'mixed')
+    fs.mkdirSync(src)
+    fs.writeFileSync(path.join(src, 'text.log'), 'INFO request served in 12 ms\n'.repeat(40_000))
+    writeRandom(path.join(src, 'random.bin'), 300 * KiB)
+    const dst = path.join(work, 'out')
+    const summary = await copy({ sources: [src], destination: dst, options: opts({ recursive: true, compressor: 'zstd' }) })
+    expect(summary.ok).to.equal(true)
+    expect(summary.wireBytes).to.be.lessThan(summary.bytes * 0.6)
+    expect(describeTree(dst)).to.deep.equal(describeTree(src))
+  })
+
+  it('copies a tree with symlinks, empty directories, deep paths and awkward names', async function () {
+    const src = path.join(work, 'tree')
+    let deep = path.join(src, 'deep')
+    for (let i = 0; i < 60; i++) deep = path.join(deep, `level${i}`)
+    writeRandom(path.join(deep, 'bottom.bin'), 1000)
+    for (const name of ['with space', 'ünïcødé ✓', 'new\nline', "quote's \"and\" $dollar;rm -rf", '-dash']) writeRandom(path.join(src, 'names', name), 100)
+    fs.mkdirSync(path.join(src, 'empty', 'nested-empty'), { recursive: true })
+    fs.symlinkSync('names/with space', path.join(src, 'rel-link'))
+    fs.symlinkSync('/etc/hostname', path.join(src, 'abs-link'))
+    fs.symlinkSync('does-not-exist', path.join(src, 'dangling'))
+    // A name that is not UTF-8.
+    fs.writeFileSync(Buffer.concat([Buffer.from(path.join(src, 'names') + '/'), Buffer.from([0x6c, 0xe9, 0xff])]), 'latin-1 name')
+    const dst = path.join(work, 'dst')
+    const summary = await copy({ sources: [src], destination: dst, options: opts({ recursive: true }) })
+    expect(summary.failures).to.deep.equal([])
+    expect(describeTree(dst)).to.deep.equal(describeTree(src))
+  })
+
+  it('keeps modes and times with preserve', async function () {
+    const src = path.join(work, 'p')
+    writeRandom(path.join(src, 'exec.sh'), 10)
+    fs.chmodSync(path.join(src, 'exec.sh'), 0o751)
+    fs.utimesSync(path.join(src, 'exec.sh'), new Date('2001-02-03T04:05:06Z'), new Date('2002-03-04T05:06:07Z'))
+    fs.chmodSync(src, 0o705)
+    fs.utimesSync(src, new Date('2003-01-01T00:00:00Z'), new Date('2004-01-01T00:00:00Z'))
+    const dst = path.join(work, 'q')
+    const summary = await copy({ sources: [src], destination: dst, options: opts({ recursive: true, preserve: true }) })
+    expect(summary.ok).to.equal(true)
+    expect(describeTree(dst, true)).to.deep.equal(describeTree(src, true))
+    expect(fs.statSync(dst).mtime.toISOString()).to.equal('2004-01-01T00:00:00.000Z')
+  })
+
+  it('follows scp for destinations: into a directory, to a new name, refused for many into a non-directory', async function () {
+    const a = path.join(work, 'a.txt')
+    const b = path.join(work, 'b.txt')
+    fs.writeFileSync(a, 'A')
+    fs.writeFileSync(b, 'B')
+    const dir = path.join(work, 'dir')
+    fs.mkdirSync(dir)
+    expect((await copy({ sources: [a, b], destination: dir + '/', options: opts() })).ok).to.equal(true)
+    expect(fs.readFileSync(path.join(dir, 'b.txt'), 'utf8')).to.equal('B')
+    expect((await copy({ sources: [a], destination: path.join(work, 'renamed'), options: opts() })).ok).to.equal(true)
+    expect(fs.readFileSync(path.join(work, 'renamed'), 'utf8')).to.equal('A')
+    // Overwrites an existing file, as scp does.
+    expect((await copy({ sources: [b], destination: path.join(work, 'renamed'), options: opts() })).ok).to.equal(true)
+    expect(fs.readFileSync(path.join(work, 'renamed'), 'utf8')).to.equal('B')
+    const err = await copy({ sources: [a, b], destination: path.join(work, 'nodir'), options: opts() }).catch((e) => e)
+    expect(err.code).to.equal('ESCP_ERR_DEST_NOT_DIR')
+    expect(fs.existsSync(path.join(work, 'nodir'))).to.equal(false)
+    // -r dir to a new name creates it; to an existing directory goes inside.
+    const tree = path.join(work, 'tree')
+    writeRandom(path.join(tree, 'x'), 10)
+    expect((await copy({ sources: [tree + '/'], destination: path.join(work, 'fresh'), options: opts({ recursive: true }) })).ok).to.equal(true)
+    expect(fs.existsSync(path.join(work, 'fresh', 'x'))).to.equal(true)
+    expect((await copy({ sources: [tree], destination: path.join(work, 'fresh'), options: opts({ recursive: true }) })).ok).to.equal(true)
+    expect(fs.existsSync(path.join(work, 'fresh', 'tree', 'x'))).to.equal(true)
+  })
+
+  it('refuses a directory without recursion and reports a missing source, copying the rest', async function () {
+    const dir = path.join(work, 'd')
+    writeRandom(path.join(dir, 'inside'), 10)
+    const file = path.join(work, 'ok.bin')
+    writeRandom(file, 2000)
+    const dst = path.join(work, 'out')
+    fs.mkdirSync(dst)
+    const summary = await copy({ sources: [dir, path.join(work, 'missing'), file], destination: dst, options: opts() })
+    expect(summary.ok).to.equal(false)
+    expect(summary.failures.map((f) => f.error.code).sort()).to.deep.equal(['ESCP_ERR_IO', 'ESCP_ERR_SOURCE'])
+    expect(summary.failures.find((f) => f.error.code === 'ESCP_ERR_IO')?.error.message).to.contain('missing')
+    expect(sha256File(path.join(dst, 'ok.bin'))).to.equal(sha256File(file))
+    expect(fs.existsSync(path.join(dst, 'd'))).to.equal(false)
+  })
+
+  it('skips special files with a warning and still succeeds', async function () {
+    const src = path.join(work, 's')
+    writeRandom(path.join(src, 'real'), 10)
+    execFileSync('mkfifo', [path.join(src, 'pipe')])
+    const dst = path.join(work, 't')
+    const warnings: string[] = []
+    const summary = await copy({ sources: [src], destination: dst, options: opts({ recursive: true }), onIssue: (i) => warnings.push(i.path) })
+    expect(summary.ok).to.equal(true)
+    expect(warnings).to.deep.equal([path.join(src, 'pipe')])
+    expect(fs.existsSync(path.join(dst, 'pipe'))).to.equal(false)
+  })
+
+  it('fails cleanly with a clear error for an unknown cipher, engine or checksum', async function () {
+    const file = path.join(work, 'f')
+    writeRandom(file, 10)
+    for (const [key, value] of [['cipher', 'rot13'], ['engine', 'tape'], ['checksum', 'crc99'], ['compressor', 'lzma']]) {
+      const err = await copy({ sources: [file], destination: path.join(work, 'g'), options: opts({ [key]: value }) }).catch((e) => e)
+      expect(err.code, key).to.equal('ESCP_ERR_UNKNOWN_PLUGIN')
+      expect(err.message).to.contain(value)
+    }
+  })
+
+  it('moves data with the dummy engine on both sides without creating files', async function () {
+    const file = path.join(work, 'huge')
+    fs.writeFileSync(file, '')
+    fs.truncateSync(file, 200 * 1024 * KiB)
+    const dst = path.join(work, 'sink')
+    fs.mkdirSync(dst)
+    const summary = await copy({ sources: [file], destination: dst, options: opts({ engine: 'dummy', blockSizeBytes: 1024 * KiB }) })
+    expect(summary.ok).to.equal(true)
+    expect(summary.bytes).to.equal(200 * 1024 * KiB)
+    expect(fs.readdirSync(dst)).to.deep.equal([])
+  })
+
+  it('copies a 3 GiB sparse file with zstd and --sparse: content and holes', async function () {
+    const file = path.join(work, 'sparse')
+    const fd = fs.openSync(file, 'w')
+    const marks = [0, 1024 ** 3, 2 * 1024 ** 3 + 12345, 3 * 1024 ** 3 - 4096]
+    for (const at of marks) fs.writeSync(fd, Buffer.from(`data at ${at}`), 0, undefined, at)
+    fs.ftruncateSync(fd, 3 * 1024 ** 3)
+    fs.closeSync(fd)
+    const dst = path.join(work, 'sparse-copy')
+    const summary = await copy({ sources: [file], destination: dst, options: opts({ blockSizeBytes: 1024 * KiB, compressor: 'zstd', sparse: true }) })
+    expect(summary.ok, JSON.stringify(summary.failures)).to.equal(true)
+    expect(fs.statSync(dst).size).to.equal(3 * 1024 ** 3)
+    expect(fs.statSync(dst).blocks * 512).to.be.lessThan(64 * 1024 * KiB)
+    const rfd = fs.openSync(dst, 'r')
+    for (const at of marks) {
+      const b = Buffer.alloc(32)
+      fs.readSync(rfd, b, 0, 32, at)
+      expect(b.toString('latin1').startsWith(`data at ${at}`)).to.equal(true)
+    }
+    fs.closeSync(rfd)
+    expect(sha256File(dst)).to.equal(sha256File(file))
+  })
+
+  it('copies 10,000 small files', async function () {
+    const src = path.join(work, 'many')
+    for (let d = 0; d < 100; d++) {
+      fs.mkdirSync(path.join(src, `d${d}`), { recursive: true })
+      for (let f = 0; f < 100; f++) fs.writeFileSync(path.join(src, `d${d}`, `f${f}`), Buffer.alloc(1 + ((d * 100 + f) % 4096), d))
+    }
+    const dst = path.join(work, 'many-copy')
+    const summary = await copy({ sources: [src], destination: dst, options: opts({ recursive: true }) })
+    expect(summary.ok, JSON.stringify(summary.failures.slice(0, 3))).to.equal(true)
+    expect(summary.entries).to.equal(10_101)
+    expect(describeTree(dst)).to.deep.equal(describeTree(src))
+  })
+
+  it('reports a full disk by file name and leaves no complete-looking file', async function () {
+    const mnt = path.join(work, 'small')
+    fs.mkdirSync(mnt)
+    const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt])
+    if (mount.status !== 0) {
+      console.log(`      skipped: cannot mount a small tmpfs here (${mount.stderr.toString().trim()})`)
+      this.skip()
+    }
+    try {
+      const src = path.join(work, 'fill')
+      writeRandom(path.join(src, 'small.bin'), 1000)
+      writeRandom(path.join(src, 'too-big.bin'), 4 * 1024 * KiB)
+      const summary = await copy({ sources: [src], destination: mnt, options: opts({ recursive: true }) }).catch((e) => e)
+      const failures = 'failures' in summary ? summary.failures : [{ path: '(session)', error: summary }]
+      expect(failures.map((f: { error: { errno?: string; message: string } }) => f.error.errno ?? f.error.message).join(' ')).to.contain('ENOSPC')
+      expect(fs.existsSync(path.join(mnt, 'fill', 'too-big.bin'))).to.equal(false)
+      expect(leftoverTemps(mnt)).to.deep.equal([])
+    } finally {
+      spawnSync('umount', [mnt])
+    }
+  })
+})
