@@ -29,7 +29,6 @@ function sshServerAddress(): string | undefined {
 }
 
 if (require.main === module) {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { version } = require('../../package.json') as { version: string }
   runServerOnStdio(`escp ${version}`).then((code) => {
     process.exitCode = code
