@@ -35,6 +35,10 @@ const catalogue = {
   ESCP_ERR_REMOTE_NOISE: (text: string) =>
     `the remote side printed ${JSON.stringify(text)} before escp started; a shell startup file (~/.bashrc, ~/.profile) writes to stdout there: make it print only for interactive shells`,
   ESCP_ERR_CONTROL_CLOSED: (what: string) => `the control channel closed: ${what}`,
+  ESCP_ERR_CONFIG: (file: string, line: number, what: string) => `${file}:${line}: ${what}`,
+  ESCP_ERR_SSH: (host: string, said: string) => `ssh to '${host}' failed: ${said}`,
+  ESCP_ERR_REMOTE_NOT_FOUND: (host: string, command: string) =>
+    `escp is not installed on host '${host}' (tried '${command}'); install it there or pass -D PATH`,
   ESCP_ERR_PATH_UNSAFE: (name: string, why: string) => `refused the name ${name} from the peer: ${why}`,
   ESCP_ERR_DEST_NOT_DIR: (dest: string, why: string) => `the destination '${dest}' must be a directory, but ${why}`,
   ESCP_ERR_SOURCE: (path: string, why: string) => `cannot send '${path}': ${why}`,
@@ -110,7 +114,9 @@ export function ioError(err: unknown, syscall: string, path: string | Uint8Array
   if (isEscpError(err)) return err
   const e = err as NodeJS.ErrnoException
   const errno = typeof e?.code === 'string' ? e.code : undefined
-  const cause = e instanceof Error ? e.message : String(err)
+  // Node's own message repeats the syscall and path ("ENOENT: no such file or directory, open 'x'"):
+  // keep its first part, the errno and its meaning.
+  const cause = e instanceof Error ? (errno && e.message.startsWith(`${errno}:`) ? e.message.split(', ')[0] : e.message) : String(err)
   return escpErrorWith(
     'ESCP_ERR_IO',
     { errno, errnoNumber: typeof e?.errno === 'number' ? e.errno : undefined, syscall: e?.syscall ?? syscall, path, cause: err },

@@ -206,7 +206,7 @@ describe('wire messages', function () {
     serverRole: 'receiver', ciphers: ['aes-128-gcm', 'chacha20-poly1305'], compressor: 'zstd', compressionLevel: 3,
     checksum: 'xxh64', serverEngine: 'node-fs', blockSizeBytes: 1 << 20, streams: 4, bindAddress: '127.0.0.1',
     port: 1232, portRange: 10, preserve: true, sparse: false, direct: true, recursive: true,
-    paths: ['/tmp/dest dir/é'], capabilities: caps, sourceCount: 2, queueDepth: 4,
+    paths: ['/tmp/dest dir/é'], capabilities: caps, sourceCount: 2, queueDepth: 4, rateLimit: 0,
   }
 
   it('round-trips every control message', function () {

@@ -31,7 +31,7 @@ function request(port: number, overrides: Partial<protocol.SessionRequest> = {})
   return {
     software: 'escp test', serverRole: 'receiver', ciphers: ['aes-128-gcm'], compressor: 'none', compressionLevel: 0,
     checksum: 'xxh64', serverEngine: 'node-fs', blockSizeBytes: BLOCK, streams: 4, bindAddress: '127.0.0.1',
-    port, portRange: 5, preserve: false, sparse: false, direct: false, recursive: false, paths: ['/tmp'], sourceCount: 1, queueDepth: 4,
+    port, portRange: 5, preserve: false, sparse: false, direct: false, recursive: false, paths: ['/tmp'], sourceCount: 1, queueDepth: 4, rateLimit: 0,
     ...overrides,
   }
 }

@@ -41,6 +41,8 @@ export interface SessionInit {
   capabilities: Capabilities
   sourceCount: number
   queueDepth: number
+  /** Pacing of each data stream at the sender, bytes per second; 0 for none. */
+  rateLimit: number
 }
 
 export interface SessionAccept {
@@ -253,6 +255,7 @@ export function encodeControl(msg: ControlMessage): Uint8Array {
       fb.SessionInit.addCapabilities(b, caps)
       fb.SessionInit.addSourceCount(b, m.sourceCount)
       fb.SessionInit.addQueueDepth(b, m.queueDepth)
+      fb.SessionInit.addRateLimit(b, BigInt(Math.round(m.rateLimit)))
       body = fb.SessionInit.endSessionInit(b)
       type = fb.ControlBody.SessionInit
       break
@@ -327,6 +330,7 @@ export function decodeControl(buf: Uint8Array): ControlMessage {
             capabilities: decodeCapabilities(bb, m.capabilities()),
             sourceCount: m.sourceCount(),
             queueDepth: m.queueDepth(),
+            rateLimit: Number(m.rateLimit()),
           },
         }
       }

@@ -1,19 +1,23 @@
-// The library entry point for a copy in loopback mode: the receiver is a child process (the
-// same server a remote host runs, on its stdio) and the data crosses real, encrypted TCP
-// streams on the loopback interface.
+// The client side of a transfer, as a library call. The server is any process that speaks
+// the control protocol on its stdio: the loopback child (same code, this host), or
+// `ssh host escp server`. Data never goes through that process's pipes: it crosses N
+// encrypted TCP streams.
 import { spawn } from 'node:child_process'
 import path from 'node:path'
+import type { Readable, Writable } from 'node:stream'
 import { escpError, isEscpError, remoteError } from '../errors'
 import type { EscpError } from '../errors'
 import { loadPlugins, pluginsFromEnv, PLUGINS_ENV } from '../plugins/loader'
 import type { PluginSet } from '../plugins/loader'
 import { ControlChannel } from '../protocol/control-channel'
 import { startClientSession } from '../protocol/session'
-import type { SessionRequest } from '../protocol/session'
+import type { Session, SessionRequest } from '../protocol/session'
 import type { SourceIssue } from './enumerate'
-import { startSenderLinks } from './links'
+import { startReceiverLinks, startSenderLinks } from './links'
 import { splitEngines, withDefaults } from './options'
 import type { TransferOptions } from './options'
+import { resolveDestination } from './paths'
+import { Receiver } from './receiver'
 import { Sender } from './sender'
 import { linkSettings } from './server'
 import type { TransferProgress, TransferSummary } from './summary'
@@ -24,15 +28,59 @@ const SERVER_MAIN = path.join(__dirname, 'server-main.js')
  * an mmap/munmap pair and its page faults. Raising them (measured: ~30% less CPU at the
  * receiver) only works from the environment a process starts with, so the child gets it.
  */
-const MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456'
+export const MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456'
 
-export interface CopyRequest {
+/** A process serving the other side of a session on its stdin/stdout. */
+export interface ServerProcess {
+  stdout: Readable
+  stdin: Writable
+  /** The end of what it wrote to stderr (ssh's and the server's own messages). */
+  stderrTail(): string
+  exited: Promise<number | null>
+  kill(): void
+}
+
+/** Starts `command args` as a server process (ssh, or the loopback child). */
+export function spawnServer(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): ServerProcess {
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env })
+  let stderr = ''
+  child.stderr.setEncoding('utf8')
+  child.stderr.on('data', (s: string) => (stderr = (stderr + s).slice(-8192)))
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => resolve(code))
+    child.once('error', (err) => {
+      stderr += `\n${err.message}`
+      resolve(127)
+    })
+  })
+  child.stdin.on('error', () => {})
+  return {
+    stdout: child.stdout,
+    stdin: child.stdin,
+    stderrTail: () => stderr.trim(),
+    exited,
+    kill: () => void child.kill('SIGTERM'),
+  }
+}
+
+/** The loopback server: this package's server entry point in a child Node process. */
+export function spawnLoopbackServer(plugins: readonly string[]): ServerProcess {
+  return spawnServer(process.execPath, [SERVER_MAIN], {
+    ...process.env,
+    [PLUGINS_ENV]: plugins.join(','),
+    GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? MALLOC_TUNABLES,
+  })
+}
+
+export interface TransferRequest {
   sources: string[]
   destination: string
   options?: Partial<TransferOptions>
   onProgress?: (p: TransferProgress) => void
   onIssue?: (issue: SourceIssue) => void
 }
+
+export type CopyRequest = TransferRequest
 
 export function sessionRequest(o: TransferOptions, serverRole: 'receiver' | 'sender', paths: string[], sourceCount: number, serverEngine: string): SessionRequest {
   return {
@@ -55,6 +103,7 @@ export function sessionRequest(o: TransferOptions, serverRole: 'receiver' | 'sen
     paths,
     sourceCount,
     queueDepth: o.queueDepth,
+    rateLimit: o.limitBytesPerSec ?? 0,
   }
 }
 
@@ -68,34 +117,72 @@ export function checkPlugins(set: PluginSet, o: TransferOptions): void {
   set.registry.resolve('engine', engines.receiver)
 }
 
-/** Copies `sources` to `destination` through a loopback child receiver. */
-export async function copy(request: CopyRequest): Promise<TransferSummary> {
+async function prepare(request: TransferRequest) {
   const o = withDefaults(request.options)
   if (request.sources.length === 0) throw escpError('ESCP_ERR_BAD_ARGUMENT', 'no source was given')
-  const plugins = [...pluginsFromEnv(), ...o.plugins]
-  const set = await loadPlugins({ plugins })
+  const set = await loadPlugins({ plugins: [...pluginsFromEnv(), ...o.plugins] })
   checkPlugins(set, o)
-  const engines = splitEngines(o.engine)
-  const child = spawn(process.execPath, [SERVER_MAIN], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, [PLUGINS_ENV]: set.spec.modules.slice(1).join(','), GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? MALLOC_TUNABLES },
-  })
-  let stderr = ''
-  child.stderr.setEncoding('utf8')
-  child.stderr.on('data', (s: string) => (stderr = (stderr + s).slice(-4096)))
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  const channel = new ControlChannel(child.stdout, child.stdin, { side: 'client' })
-  try {
-    const session = await startClientSession(channel, set.registry, sessionRequest(o, 'receiver', [request.destination], request.sources.length, engines.receiver), {
-      detachDataStreams: true,
-      serverHost: '127.0.0.1',
-    })
-    const settings = linkSettings(session.init, set, 'client', engines.sender)
-    const links = await startSenderLinks(session, settings)
+  return { o, set, engines: splitEngines(o.engine) }
+}
+
+/** Copies `sources` to `destination` on this host, through a loopback child receiver. */
+export async function copy(request: TransferRequest): Promise<TransferSummary> {
+  const { o, set } = await prepare(request)
+  return push(spawnLoopbackServer(set.spec.modules.slice(1)), { ...request, options: o }, '127.0.0.1')
+}
+
+/** Sends local `sources` to `destination` on the server's host. */
+export async function push(server: ServerProcess, request: TransferRequest, serverHost: string): Promise<TransferSummary> {
+  const { o, set, engines } = await prepare(request)
+  return withSession(server, set, sessionRequest(o, 'receiver', [request.destination], request.sources.length, engines.receiver), serverHost, async (session) => {
+    const links = await startSenderLinks(session, linkSettings(session.init, set, 'client', engines.sender))
     const checksum = o.checksum === 'none' ? null : set.registry.resolve('checksum', o.checksum)
+    return new Sender(session, links, { sources: request.sources, recursive: o.recursive, blockSizeBytes: o.blockSizeBytes, checksum, onProgress: request.onProgress, onIssue: request.onIssue }).run()
+  })
+}
+
+/** Fetches `sources` on the server's host into the local `destination`. */
+export async function pull(server: ServerProcess, request: TransferRequest, serverHost: string): Promise<TransferSummary> {
+  const { o, set, engines } = await prepare(request)
+  // The destination is checked before anything is asked of the server.
+  const destination = await resolveDestination(request.destination, request.sources.length)
+  const started = Date.now()
+  return withSession(server, set, sessionRequest(o, 'sender', request.sources, request.sources.length, engines.sender), serverHost, async (session) => {
+    const checksum = o.checksum === 'none' ? null : set.registry.resolve('checksum', o.checksum)
+    const engine = set.registry.resolve('engine', engines.receiver)
+    const receiver = new Receiver(session, { destination, checksum, engine, blockSizeBytes: o.blockSizeBytes, preserve: o.preserve, onProgress: request.onProgress })
+    const links = await startReceiverLinks(session, linkSettings(session.init, set, 'client', engines.receiver), receiver.targetOf)
+    const r = await receiver.run(links)
+    return {
+      ok: r.failures.length === 0,
+      entries: r.entries,
+      entriesOk: r.entriesOk,
+      failures: r.failures,
+      warnings: [],
+      bytes: r.bytes,
+      wireBytes: r.wireBytes,
+      elapsedMs: Date.now() - started,
+      streams: links.length,
+      cipher: session.keys.cipher.name,
+      checksum: checksum?.name ?? 'none',
+      compressor: session.init.compressor,
+    }
+  })
+}
+
+async function withSession(
+  server: ServerProcess,
+  set: PluginSet,
+  request: SessionRequest,
+  serverHost: string,
+  run: (session: Session) => Promise<TransferSummary>,
+): Promise<TransferSummary> {
+  const channel = new ControlChannel(server.stdout, server.stdin, { side: 'client' })
+  try {
+    const session = await startClientSession(channel, set.registry, request, { detachDataStreams: true, serverHost })
     let summary: TransferSummary
     try {
-      summary = await new Sender(session, links, { sources: request.sources, recursive: o.recursive, blockSizeBytes: o.blockSizeBytes, checksum, onProgress: request.onProgress, onIssue: request.onIssue }).run()
+      summary = await run(session)
     } catch (err) {
       throw await preferServerReason(channel, err as EscpError)
     }
@@ -104,15 +191,17 @@ export async function copy(request: CopyRequest): Promise<TransferSummary> {
     if (done.kind !== 'done') throw escpError('ESCP_ERR_PROTOCOL', `expected SessionDone, got ${done.kind}`)
     return summary
   } catch (err) {
-    child.kill('SIGTERM')
-    if (isEscpError(err, 'ESCP_ERR_CONTROL_CLOSED') && stderr.trim()) {
-      throw escpError('ESCP_ERR_TRANSFER', `the receiver process failed: ${stderr.trim().split('\n').slice(-3).join(' | ')}`)
+    server.kill()
+    if (isEscpError(err, 'ESCP_ERR_CONTROL_CLOSED') || isEscpError(err, 'ESCP_ERR_REMOTE_NOISE')) {
+      await Promise.race([server.exited, new Promise((r) => setTimeout(r, 1000))])
+      const said = server.stderrTail()
+      if (said) throw escpError('ESCP_ERR_CONTROL_CLOSED', `${(err as EscpError).message.replace(/^ESCP_ERR_\w+: /, '')}; the server said: ${said.split('\n').slice(-3).join(' | ')}`)
     }
     throw err
   } finally {
     channel.close()
-    child.stdin.end()
-    await exited
+    server.stdin.end()
+    await server.exited
   }
 }
 

@@ -1,6 +1,6 @@
 // The transfer: enumerate, schedule, send, receive, verify; loopback copies as a library call.
-export { copy, checkPlugins, sessionRequest } from './copy'
-export type { CopyRequest } from './copy'
+export { MALLOC_TUNABLES, checkPlugins, copy, pull, push, sessionRequest, spawnLoopbackServer, spawnServer } from './copy'
+export type { CopyRequest, ServerProcess, TransferRequest } from './copy'
 export { DEFAULT_OPTIONS, splitEngines, withDefaults } from './options'
 export type { TransferOptions } from './options'
 export type { FileFailure, TransferProgress, TransferSummary } from './summary'

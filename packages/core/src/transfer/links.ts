@@ -15,6 +15,8 @@ export interface LinkSettings {
   queueDepth: number
   sparse: boolean
   direct: boolean
+  /** Pacing of each sending stream, bytes per second; 0 for none. */
+  rateLimit: number
 }
 
 function workerData(session: Session, s: LinkSettings, role: 'sender' | 'receiver', index: number, send: StreamWorkerData['send'], receive: StreamWorkerData['receive']): StreamWorkerData {
@@ -55,7 +57,7 @@ export function startSenderLinks(session: Session, s: LinkSettings): Promise<Sen
     async (i) => {
       const d = session.data[i].detach()
       const worker = await startWorker(workerData(session, s, 'sender', d.index, d.send, d.receive))
-      return new SenderLink(d, worker, s.queueDepth)
+      return new SenderLink(d, worker, s.queueDepth, s.rateLimit)
     },
     (l) => l.close(),
   )

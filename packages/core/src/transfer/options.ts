@@ -29,6 +29,8 @@ export interface TransferOptions {
   bindAddress: string
   /** Extra plugin modules (package names or paths), as for ESCP_PLUGINS. */
   plugins: string[]
+  /** Pacing of each data stream at the sender, in bytes per second (EScp's --limit). */
+  limitBytesPerSec?: number
 }
 
 export const DEFAULT_OPTIONS: TransferOptions = {
@@ -61,6 +63,9 @@ export function withDefaults(options: Partial<TransferOptions> = {}): TransferOp
     throw escpError('ESCP_ERR_BAD_ARGUMENT', `queue depth must be 1 to ${MAX_QUEUE_DEPTH}, got ${o.queueDepth}`)
   }
   splitEngines(o.engine)
+  if (o.limitBytesPerSec !== undefined && !(o.limitBytesPerSec > 0)) {
+    throw escpError('ESCP_ERR_BAD_ARGUMENT', `a rate limit must be positive, got ${o.limitBytesPerSec}`)
+  }
   return o
 }
 

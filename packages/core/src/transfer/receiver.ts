@@ -18,6 +18,7 @@ import { OrderedDigest } from './ordered-digest'
 import { checkRelativePath } from './paths'
 import type { Destination } from './paths'
 import type { ReceiverLink } from './stream-link'
+import type { FileFailure, TransferProgress } from './summary'
 import type { FromWorker, WriteTarget } from './worker-protocol'
 import { deserializeError } from './worker-protocol'
 
@@ -27,6 +28,9 @@ interface InFile {
   temp: Buffer
   final: Buffer
   target: WriteTarget | null
+  /** Blocks handed to a stream worker (to write or to drop); never more than FileDone counts. */
+  claimed: number
+  /** Blocks the workers have answered for. */
   processed: number
   digest: OrderedDigest | null
   writers: Set<ReceiverLink>
@@ -45,6 +49,7 @@ export interface ReceiverOptions {
   engine: IoEngine
   blockSizeBytes: number
   preserve: boolean
+  onProgress?: (p: TransferProgress) => void
 }
 
 export interface ReceiverResult {
@@ -52,6 +57,10 @@ export interface ReceiverResult {
   entriesOk: number
   failed: number
   bytes: number
+  /** Block payload bytes received (after compression). */
+  wireBytes: number
+  /** Entries that failed here or at the sender, by name (relative to the destination). */
+  failures: FileFailure[]
 }
 
 const UMASK = process.umask()
@@ -60,6 +69,7 @@ const IS_ROOT = process.getuid?.() === 0
 export class Receiver {
   private readonly files = new Map<bigint, InFile>()
   private readonly dirs: Array<{ path: Buffer; spec: FileSpec }> = []
+  private readonly failures: FileFailure[] = []
   private verdicts: Verdict[] = []
   private verdictFlushScheduled = false
   private metaChain: Promise<void> = Promise.resolve()
@@ -70,6 +80,9 @@ export class Receiver {
   private entriesOk = 0
   private failedCount = 0
   private bytes = 0
+  private wireBytes = 0
+  private bytesAnnounced = 0
+  private readonly started = Date.now()
   private fatal: EscpError | undefined
   private wake: (() => void) | undefined
 
@@ -78,13 +91,25 @@ export class Receiver {
     private readonly options: ReceiverOptions,
   ) {}
 
-  /** For the links: where blocks of a file go; null drops them; undefined: not announced yet. */
+  /**
+   * For the links: where blocks of a file go; null drops them; undefined holds them (not
+   * announced yet, or still being placed). Throws ESCP_ERR_PROTOCOL for a block that no
+   * announcement can ever claim, which would otherwise hold its stream for good, and for one
+   * more block than the file's FileDone counts, which could land during or after verification.
+   */
   readonly targetOf = (fileId: bigint): WriteTarget | null | undefined => {
     const f = this.files.get(fileId)
-    if (!f) return undefined
-    if (f.failed || f.dropped) return null
-    // Still being placed (its temporary file is being created): hold the block.
-    return f.target ?? undefined
+    if (!f) {
+      if (this.sessionEnded) throw escpError('ESCP_ERR_PROTOCOL', `a block for entry ${fileId}, which was never announced`)
+      return undefined
+    }
+    if (f.spec.type !== 'file') throw escpError('ESCP_ERR_PROTOCOL', `a block for '${f.shown}', which is not a file`)
+    // Dropped by the sender: blocks already on their way are expected, and no FileDone comes.
+    if (f.dropped) return null
+    if (!f.failed && !f.target) return undefined
+    if (f.done && f.claimed >= Number(f.done.blocks)) throw tooManyBlocks(f)
+    f.claimed++
+    return f.failed ? null : f.target
   }
 
   async run(links: ReceiverLink[]): Promise<ReceiverResult> {
@@ -113,7 +138,7 @@ export class Receiver {
       await Promise.all(links.map((l) => l.close()))
       this.session.meta.close()
     }
-    return { entries: this.entries, entriesOk: this.entriesOk, failed: this.failedCount, bytes: this.bytes }
+    return { entries: this.entries, entriesOk: this.entriesOk, failed: this.failedCount, bytes: this.bytes, wireBytes: this.wireBytes, failures: this.failures }
   }
 
   private async readMeta(): Promise<void> {
@@ -132,13 +157,19 @@ export class Receiver {
               throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for '${f.shown}' whose size or block count disagrees with its announcement`)
             }
             f.done = d
+            if (!f.dropped && f.claimed > Number(d.blocks)) throw tooManyBlocks(f)
             this.maybeFinish(f)
           }
           break
         case RecordType.Error: {
           const r = decodeErrorReport(rec.payload)
           const err = remoteError(r.error.code, r.error.message)
-          if (r.fatal || r.fileId === undefined) throw err
+          if (r.fatal) throw err
+          if (r.fileId === undefined) {
+            // A source the sender could not announce (missing, unreadable directory).
+            this.failures.push({ path: displayPath(r.path), error: err })
+            break
+          }
           const f = this.files.get(r.fileId)
           if (!f || f.settled) throw escpError('ESCP_ERR_PROTOCOL', `an error report for unknown or finished entry ${r.fileId}`)
           f.dropped = true
@@ -150,6 +181,8 @@ export class Receiver {
           const end = decodeSessionEnd(rec.payload)
           if (end.files !== BigInt(this.entries)) throw escpError('ESCP_ERR_PROTOCOL', `the sender counts ${end.files} entries, ${this.entries} were announced`)
           this.sessionEnded = true
+          // Blocks still held for an entry never announced now never will be: refuse them.
+          for (const l of this.links) l.pump()
           // The sender's meta stream stays open for our verdicts; it ends after them.
           return
         }
@@ -173,6 +206,7 @@ export class Receiver {
       temp: Buffer.alloc(0),
       final: Buffer.alloc(0),
       target: null,
+      claimed: 0,
       processed: 0,
       digest: this.options.checksum ? new OrderedDigest(this.options.checksum) : null,
       writers: new Set(),
@@ -182,6 +216,7 @@ export class Receiver {
     }
     this.files.set(spec.id, f)
     this.unsettled++
+    this.bytesAnnounced += Number(spec.size)
     try {
       const parts = checkRelativePath(spec.path)
       if (this.options.engine.discards) {
@@ -240,6 +275,15 @@ export class Receiver {
       if (m.t === 'written') {
         f.writers.add(link)
         this.bytes += m.length
+        this.wireBytes += m.wireBytes
+        this.options.onProgress?.({
+          bytesDone: this.bytes,
+          bytesTotal: this.bytesAnnounced,
+          filesDone: this.entriesOk + this.failedCount,
+          filesTotal: this.entries,
+          enumerationDone: this.sessionEnded,
+          elapsedMs: Date.now() - this.started,
+        })
         if (f.digest && m.digest) f.digest.add(m.offset / this.options.blockSizeBytes, m.digest)
       } else if (m.t === 'writeFailed') {
         f.writers.add(link)
@@ -287,7 +331,10 @@ export class Receiver {
       }
     }
     if (error && f.temp.byteLength > 0) await fs.promises.unlink(f.temp).catch(() => {})
-    if (f.dropped) this.settle(f, false)
+    if (f.dropped) {
+      this.failures.push({ path: f.shown, error: f.failed as EscpError })
+      this.settle(f, false)
+    }
     else this.verdict(f, error ?? null)
   }
 
@@ -327,6 +374,7 @@ export class Receiver {
   }
 
   private verdict(f: InFile, error: EscpError | null): void {
+    if (error) this.failures.push({ path: f.shown, error })
     this.settle(f, error === null)
     this.verdicts.push({
       id: f.spec.id,
@@ -386,6 +434,10 @@ export class Receiver {
     this.wake = undefined
     w?.()
   }
+}
+
+function tooManyBlocks(f: InFile): EscpError {
+  return escpError('ESCP_ERR_PROTOCOL', `more blocks for '${f.shown}' than the ${f.done?.blocks} its FileDone counts`)
 }
 
 function tempBeside(final: Buffer): Buffer {

@@ -122,7 +122,17 @@ export class Sender {
 
   private onIssue(issue: SourceIssue): void {
     this.warnings.push(issue)
-    if (issue.severity === 'error') this.failures.push({ path: issue.path, error: issue.error })
+    if (issue.severity === 'error') {
+      this.failures.push({ path: issue.path, error: issue.error })
+      // The receiver reports failures too when it is the side the user sees (a pull).
+      const e = issue.error
+      this.queueMeta(() =>
+        this.session.meta.sendMessage(
+          RecordType.Error,
+          encodeErrorReport({ path: Buffer.from(issue.path), fatal: false, error: { code: e.code, errnoName: e.errno ?? '', syscall: e.syscall ?? '', message: e.message } }),
+        ),
+      )
+    }
     this.options.onIssue?.(issue)
   }
 

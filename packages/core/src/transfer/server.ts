@@ -33,6 +33,7 @@ export function linkSettings(init: SessionInit, set: PluginSet, side: 'client' |
     queueDepth: init.queueDepth || 4,
     sparse: init.sparse,
     direct: init.direct,
+    rateLimit: init.rateLimit,
   }
 }
 

@@ -128,14 +128,20 @@ abstract class StreamLink extends EventEmitter {
   }
 }
 
-/** A sender's stream: blocks go to the worker to be read and sealed, then onto the socket. */
+/**
+ * A sender's stream: blocks go to the worker to be read and sealed, then onto the socket.
+ * With a rate limit, each record leaves no earlier than the stream's budget allows (EScp's
+ * --limit paces each stream; the kernel's SO_MAX_PACING_RATE is out of Node's reach).
+ */
 export class SenderLink extends StreamLink {
   private inFlight = 0
+  private paceNextMs = 0
 
   constructor(
     stream: DetachedStream,
     worker: Worker,
     private readonly queueDepth: number,
+    private readonly rateLimitBytesPerSec = 0,
   ) {
     super(stream, worker)
     // Nothing but END is expected from the receiver on a data stream until the end.
@@ -166,10 +172,21 @@ export class SenderLink extends StreamLink {
 
   protected onWorkerMessage(m: FromWorker): void {
     if (m.t === 'sealed') {
-      this.writeFrames(m.frames, () => {
-        this.inFlight--
-        this.emit('message', m)
-      })
+      const write = () =>
+        this.writeFrames(m.frames, () => {
+          this.inFlight--
+          this.emit('message', m)
+        })
+      if (this.rateLimitBytesPerSec <= 0) {
+        write()
+        return
+      }
+      const now = performance.now()
+      const start = Math.max(now, this.paceNextMs)
+      const bytes = m.frames.reduce((n, f) => n + f.byteLength, 0)
+      this.paceNextMs = start + (bytes / this.rateLimitBytesPerSec) * 1000
+      if (start > now) setTimeout(write, start - now)
+      else write()
     } else if (m.t === 'readFailed') {
       this.inFlight--
       this.emit('message', m)
@@ -180,7 +197,8 @@ export class SenderLink extends StreamLink {
 /**
  * A receiver's stream: records are cut from the socket and handed, in order, to the worker
  * with the file each belongs to. A block for a file not yet announced on the meta stream (the
- * streams race) holds the stream until the announcement arrives.
+ * streams race) holds the stream until the announcement arrives; a block that no announcement
+ * can claim (targetOf throws) fails the stream.
  */
 export class ReceiverLink extends StreamLink {
   private readonly decoder: RecordDecoder
@@ -220,7 +238,12 @@ export class ReceiverLink extends StreamLink {
       const f = this.waiting[0]
       let target: WriteTarget | null | undefined = null
       if (f.header.type === RecordType.Block) {
-        target = this.targetOf(f.header.fileId)
+        try {
+          target = this.targetOf(f.header.fileId)
+        } catch (err) {
+          this.fail(err as EscpError)
+          return
+        }
         if (target === undefined) break
       }
       this.waiting.shift()

@@ -177,7 +177,7 @@ class ReceiverRole {
     const target = msg.target
     const p = this.write(fileId, target, offset, h.rawLength, (h.flags & FLAG_COMPRESSED) !== 0, plain)
       .then(
-        (digest) => post({ t: 'written', seq: msg.seq, fileId, offset, length: h.rawLength, digest }),
+        (digest) => post({ t: 'written', seq: msg.seq, fileId, offset, length: h.rawLength, wireBytes: h.length, digest }),
         (err) => post({ t: 'writeFailed', seq: msg.seq, fileId, error: serializeError(err) }),
       )
     let set = this.writes.get(fileId)

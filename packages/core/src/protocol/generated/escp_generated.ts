@@ -397,8 +397,13 @@ queueDepth():number {
   return offset ? this.bb!.readUint16(this.bb_pos + offset) : 0;
 }
 
+rateLimit():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 56);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startSessionInit(builder:flatbuffers.Builder) {
-  builder.startObject(26);
+  builder.startObject(27);
 }
 
 static addProtocolMajor(builder:flatbuffers.Builder, protocolMajor:number) {
@@ -551,6 +556,10 @@ static addSourceCount(builder:flatbuffers.Builder, sourceCount:number) {
 
 static addQueueDepth(builder:flatbuffers.Builder, queueDepth:number) {
   builder.addFieldInt16(25, queueDepth, 0);
+}
+
+static addRateLimit(builder:flatbuffers.Builder, rateLimit:bigint) {
+  builder.addFieldInt64(26, rateLimit, BigInt('0'));
 }
 
 static endSessionInit(builder:flatbuffers.Builder):flatbuffers.Offset {

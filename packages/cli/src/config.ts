@@ -1,0 +1,72 @@
+// Defaults for any flag from /etc/escp.conf, then ~/.config/escp/config.yaml (flags on the
+// command line win). Both are YAML maps of long flag names to values:
+//   parallel: 8
+//   cipher: chacha20-poly1305
+//   ssh-option: ["Compression=no"]
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { escpError } from '@escp/core'
+import { LineCounter, parseDocument } from 'yaml'
+
+export type ConfigValues = Record<string, string | number | boolean | string[]>
+
+export function configFiles(env: NodeJS.ProcessEnv = process.env): string[] {
+  if (env.ESCP_CONFIG) return [env.ESCP_CONFIG]
+  const home = env.HOME ?? os.homedir()
+  return ['/etc/escp.conf', path.join(env.XDG_CONFIG_HOME ?? path.join(home, '.config'), 'escp', 'config.yaml')]
+}
+
+/** Reads and merges the config files that exist; a bad one is an error naming file and line. */
+export function loadConfig(files: readonly string[], known: ReadonlySet<string>): ConfigValues {
+  const merged: ConfigValues = {}
+  for (const file of files) {
+    let text: string
+    try {
+      text = fs.readFileSync(file, 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue
+      throw escpError('ESCP_ERR_CONFIG', file, 0, (err as Error).message)
+    }
+    const lines = new LineCounter()
+    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false })
+    if (doc.errors.length > 0) {
+      const e = doc.errors[0]
+      throw escpError('ESCP_ERR_CONFIG', file, lines.linePos(e.pos[0]).line, e.message.split('\n')[0])
+    }
+    const value = doc.toJS() as unknown
+    if (value === null || value === undefined) continue
+    if (typeof value !== 'object' || Array.isArray(value)) throw escpError('ESCP_ERR_CONFIG', file, 1, 'expected a map of flag names to values')
+    for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+      const line = lineOf(doc, lines, key)
+      if (!known.has(key)) throw escpError('ESCP_ERR_CONFIG', file, line, `'${key}' is not an escp flag (known: ${[...known].sort().join(', ')})`)
+      if (Array.isArray(v) ? !v.every((x) => typeof x === 'string') : !['string', 'number', 'boolean'].includes(typeof v)) {
+        throw escpError('ESCP_ERR_CONFIG', file, line, `'${key}' must be a string, number, boolean or list of strings`)
+      }
+      merged[key] = v as ConfigValues[string]
+    }
+  }
+  return merged
+}
+
+function lineOf(doc: ReturnType<typeof parseDocument>, lines: LineCounter, key: string): number {
+  const contents = doc.contents as { items?: Array<{ key?: { value?: unknown; range?: [number, number, number] } }> } | null
+  const item = contents?.items?.find((i) => i.key?.value === key)
+  return item?.key?.range ? lines.linePos(item.key.range[0]).line : 1
+}
+
+/** Turns config values into argv placed before the user's own flags, so the user's win. */
+export function configArgv(values: ConfigValues, booleans: ReadonlySet<string>): string[] {
+  const out: string[] = []
+  for (const [key, v] of Object.entries(values)) {
+    if (booleans.has(key)) {
+      if (v === true) out.push(`--${key}`)
+      else if (v !== false) throw escpError('ESCP_ERR_CONFIG', 'config', 0, `'${key}' takes true or false`)
+    } else if (Array.isArray(v)) {
+      for (const x of v) out.push(`--${key}`, x)
+    } else {
+      out.push(`--${key}`, String(v))
+    }
+  }
+  return out
+}

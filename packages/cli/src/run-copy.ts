@@ -1,0 +1,91 @@
+// From operands to a transfer: local → local in loopback mode, local → remote (push) and
+// remote → local (pull) through `ssh host escp server`.
+import fs from 'node:fs'
+import { copy, escpError, isEscpError, pull, push } from '@escp/core'
+import type { ServerProcess, TransferOptions, TransferSummary } from '@escp/core'
+import pino from 'pino'
+import { parseOperand, sshTarget } from './operands'
+import type { Operand } from './operands'
+import { ProgressBar, summaryLine } from './progress'
+import { explainRemoteFailure, startRemoteServer } from './ssh'
+import type { SshOptions } from './ssh'
+
+type Remote = Extract<Operand, { kind: 'remote' }>
+
+export type CopyPlan =
+  | { mode: 'loopback'; sources: string[]; destination: string }
+  | { mode: 'push'; sources: string[]; remote: Remote; ssh: SshOptions }
+  | { mode: 'pull'; remotes: Remote[]; destination: string; ssh: SshOptions }
+
+export function planCopy(operands: readonly string[], ssh: SshOptions): CopyPlan {
+  const parsed = operands.map(parseOperand)
+  const dest = parsed[parsed.length - 1]
+  const sources = parsed.slice(0, -1)
+  const remoteSources = sources.filter((s): s is Remote => s.kind === 'remote')
+  if (dest.kind === 'local') {
+    if (remoteSources.length === 0) return { mode: 'loopback', sources: sources.map((s) => (s as { path: string }).path), destination: dest.path }
+    if (remoteSources.length !== sources.length) throw escpError('ESCP_ERR_BAD_ARGUMENT', 'mixing local and remote sources in one copy is not supported; run two copies')
+    const first = remoteSources[0]
+    if (remoteSources.some((r) => r.host !== first.host || r.user !== first.user || r.port !== first.port)) {
+      throw escpError('ESCP_ERR_BAD_ARGUMENT', 'all remote sources of one copy must be on the same host')
+    }
+    return { mode: 'pull', remotes: remoteSources, destination: dest.path, ssh }
+  }
+  if (remoteSources.length > 0) throw escpError('ESCP_ERR_BAD_ARGUMENT', 'copies between two remote hosts (-3) are not supported yet; copy to this host first')
+  return { mode: 'push', sources: sources.map((s) => (s as { path: string }).path), remote: dest, ssh }
+}
+
+export interface RunSettings {
+  quiet: boolean
+  bits: boolean
+  verbose: number
+  logfile?: string
+  err: NodeJS.WriteStream
+}
+
+export async function runPlan(plan: CopyPlan, options: Partial<TransferOptions>, s: RunSettings): Promise<TransferSummary> {
+  const log = pino({ level: s.verbose > 1 ? 'debug' : 'info', base: { pid: process.pid } }, s.logfile ? pino.destination({ dest: s.logfile, sync: true, mkdir: true }) : pino.destination({ dest: '/dev/null', sync: true }))
+  const bar = !s.quiet && s.err.isTTY ? new ProgressBar(s.err, s.bits) : undefined
+  const reported = new Set<string>()
+  const onIssue = (i: { path: string; severity: string; error: Error }) => {
+    reported.add(i.path)
+    log.warn({ path: i.path, severity: i.severity, error: i.error.message }, 'source issue')
+    if (!s.quiet) s.err.write(`${bar ? '\r\x1b[K' : ''}escp: ${i.severity === 'warning' ? 'warning: ' : ''}${i.error.message}\n`)
+  }
+  const request = { options, onProgress: bar ? (p: Parameters<ProgressBar['update']>[0]) => bar.update(p) : undefined, onIssue }
+  log.info({ mode: plan.mode, options: { ...options } }, 'transfer starting')
+  let summary: TransferSummary
+  let server: ServerProcess | undefined
+  try {
+    if (plan.mode === 'loopback') {
+      summary = await copy({ ...request, sources: plan.sources, destination: plan.destination })
+    } else if (plan.mode === 'push') {
+      if (s.verbose > 0) s.err.write(`escp: ssh ${sshTarget(plan.remote)} ${plan.ssh.remoteEscp} server\n`)
+      server = startRemoteServer(sshTarget(plan.remote), plan.ssh, plan.remote.port)
+      summary = await push(server, { ...request, sources: plan.sources, destination: plan.remote.path || '.' }, plan.remote.host)
+    } else {
+      const r = plan.remotes[0]
+      if (s.verbose > 0) s.err.write(`escp: ssh ${sshTarget(r)} ${plan.ssh.remoteEscp} server\n`)
+      server = startRemoteServer(sshTarget(r), plan.ssh, r.port)
+      summary = await pull(server, { ...request, sources: plan.remotes.map((x) => x.path || '.'), destination: plan.destination }, r.host)
+    }
+  } catch (err) {
+    bar?.finish()
+    const host = plan.mode === 'push' ? plan.remote.host : plan.mode === 'pull' ? plan.remotes[0].host : 'localhost'
+    const e = server && (isEscpError(err, 'ESCP_ERR_CONTROL_CLOSED') || isEscpError(err, 'ESCP_ERR_TIMEOUT')) ? explainRemoteFailure(err, host, (plan as { ssh: SshOptions }).ssh, server.stderrTail()) : err
+    log.error({ code: (e as { code?: string }).code, error: (e as Error).message }, 'transfer failed')
+    throw e
+  }
+  bar?.finish()
+  for (const f of summary.failures) {
+    log.error({ path: f.path, code: f.error.code, errno: f.error.errno }, 'file failed')
+    if (!reported.has(f.path)) s.err.write(`escp: ${f.path}: ${f.error.message}\n`)
+  }
+  log.info({ ...summary, failures: summary.failures.length, warnings: summary.warnings.length }, 'transfer finished')
+  if (!s.quiet) s.err.write(`${summaryLine(summary, s.bits)}\n`)
+  return summary
+}
+
+export function fileExists(p: string): boolean {
+  return fs.existsSync(p)
+}

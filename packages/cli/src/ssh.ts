@@ -1,0 +1,62 @@
+// Starting `escp server` on a remote host with the system ssh. Everything goes to ssh as an
+// argv array (no local shell); the only remote command is the server's path and 'server',
+// quoted for the remote shell. Paths travel inside the protocol, never on a command line.
+import type { ServerProcess } from '@escp/core'
+import { escpError, isEscpError, spawnServer } from '@escp/core'
+import type { EscpError } from '@escp/core'
+
+export interface SshOptions {
+  program: string
+  port?: number
+  identity?: string
+  config?: string
+  jump?: string
+  agent: boolean
+  ipv4: boolean
+  ipv6: boolean
+  batch: boolean
+  cipher?: string
+  options: string[]
+  remoteEscp: string
+  verbose: number
+}
+
+/** Quotes one word for a POSIX shell. */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_./=:@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`
+}
+
+export function sshArgv(target: string, o: SshOptions, port?: number): string[] {
+  const a: string[] = ['-x', '-oForwardX11=no', '-oPermitLocalCommand=no', '-oClearAllForwardings=yes', '-oRequestTTY=no']
+  if (o.batch || !process.stdin.isTTY) a.push('-oBatchMode=yes')
+  const p = port ?? o.port
+  if (p !== undefined) a.push('-p', String(p))
+  if (o.identity) a.push('-i', o.identity)
+  if (o.config) a.push('-F', o.config)
+  if (o.jump) a.push('-J', o.jump)
+  if (o.agent) a.push('-A')
+  if (o.ipv4) a.push('-4')
+  if (o.ipv6) a.push('-6')
+  if (o.cipher) a.push('-c', o.cipher)
+  for (const opt of o.options) a.push('-o', opt)
+  // '--' keeps a target like '-oProxyCommand=...' from being read as an option.
+  a.push('--', target, `${shellQuote(o.remoteEscp)} server`)
+  return a
+}
+
+export function startRemoteServer(target: string, o: SshOptions, port?: number): ServerProcess {
+  return spawnServer(o.program, sshArgv(target, o, port))
+}
+
+/** Turns a failed start into the error that explains it, from what ssh and the shell said. */
+export function explainRemoteFailure(err: unknown, host: string, o: SshOptions, stderr: string): EscpError {
+  const said = stderr.trim().split('\n').filter((l) => l.trim()).slice(-2).join(' | ')
+  if (/command not found|No such file or directory|not found/i.test(stderr) && /escp|server/.test(stderr)) {
+    return escpError('ESCP_ERR_REMOTE_NOT_FOUND', host, `${o.remoteEscp} server`)
+  }
+  if (/Permission denied|Host key verification failed|Could not resolve hostname|Connection refused|Connection timed out|No route to host|ssh: /i.test(stderr)) {
+    return escpError('ESCP_ERR_SSH', host, said)
+  }
+  if (isEscpError(err)) return err
+  return escpError('ESCP_ERR_SSH', host, said || String(err))
+}

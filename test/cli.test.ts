@@ -1,0 +1,226 @@
+// The escp command as a user runs it: loopback copies, and push and pull through a private
+// sshd on 127.0.0.1 that starts `escp server` on the "remote" side.
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { expect } from 'chai'
+import { describeTree, sha256File, tempDir, writeRandom } from './helpers/trees'
+import { startSshd } from './helpers/sshd'
+import type { PrivateSshd } from './helpers/sshd'
+
+const ESCP = path.resolve(__dirname, '..', 'packages', 'cli', 'bin', 'run.js')
+let nextPort = 30000 + (process.pid % 1000) * 10
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+  ms: number
+}
+
+function escp(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+  nextPort += 10
+  const started = Date.now()
+  return new Promise((resolve) => {
+    const portArgs = ['engines', '-V'].includes(args[0]) ? [] : ['--escp-port', String(nextPort)]
+    const child = spawn(process.execPath, [ESCP, ...portArgs, ...args], { cwd: options.cwd, env: { ...process.env, ESCP_CONFIG: '/nonexistent', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - started }))
+  })
+}
+
+describe('escp command', function () {
+  this.timeout(120_000)
+  let work: string
+
+  beforeEach(function () {
+    work = tempDir('cli')
+  })
+  afterEach(function () {
+    fs.rmSync(work, { recursive: true, force: true })
+  })
+
+  describe('locally (loopback mode)', function () {
+    it('copies a tree with -rp and prints a summary', async function () {
+      writeRandom(path.join(work, 'src', 'a', 'b.bin'), 300_000)
+      fs.writeFileSync(path.join(work, 'src', 'note.txt'), 'hello')
+      const r = await escp(['-rp', 'src', 'dst'], { cwd: work })
+      expect(r.code, r.stderr).to.equal(0)
+      expect(r.stderr).to.match(/4\/4 entries/)
+      expect(describeTree(path.join(work, 'dst'), true)).to.deep.equal(describeTree(path.join(work, 'src'), true))
+    })
+
+    it('copies with -C and a chosen cipher, checksum and stream count', async function () {
+      fs.writeFileSync(path.join(work, 'log.txt'), 'GET /index.html 200\n'.repeat(100_000))
+      const r = await escp(['-C', '-t', '2', '--cipher', 'chacha20-poly1305', '--checksum', 'blake3', 'log.txt', 'copy.txt'], { cwd: work })
+      expect(r.code, r.stderr).to.equal(0)
+      expect(r.stderr).to.contain('chacha20-poly1305').and.contain('blake3').and.contain('compressed')
+      expect(sha256File(path.join(work, 'copy.txt'))).to.equal(sha256File(path.join(work, 'log.txt')))
+    })
+
+    it('reads sources from --filelist', async function () {
+      for (const n of ['one', 'two', 'three']) fs.writeFileSync(path.join(work, n), n)
+      fs.writeFileSync(path.join(work, 'list'), 'one\n# a comment\n\ntwo\nthree\n')
+      fs.mkdirSync(path.join(work, 'out'))
+      const r = await escp(['--filelist', 'list', 'out'], { cwd: work })
+      expect(r.code, r.stderr).to.equal(0)
+      expect(fs.readdirSync(path.join(work, 'out')).sort()).to.deep.equal(['one', 'three', 'two'])
+    })
+
+    it('explains bad flags and operands in one line with a non-zero exit', async function () {
+      fs.writeFileSync(path.join(work, 'f'), 'x')
+      const cases: Array<[string[], number, RegExp]> = [
+        [['f'], 2, /give at least one source and a destination/],
+        [['--cipher', 'rot13', 'f', 'g'], 2, /ESCP_ERR_UNKNOWN_PLUGIN: no cipher named 'rot13'; available ciphers: aes-128-gcm/],
+        [['--blocksize', 'huge', 'f', 'g'], 2, /not a size/],
+        [['--blocksize', '1k', 'f', 'g'], 2, /block size must be/],
+        [['-t', '0', 'f', 'g'], 2, /parallel|Expected an integer greater than or equal to 1/],
+        [['f', 'g', 'nodir/'], 2, /ESCP_ERR_DEST_NOT_DIR/],
+        [['f', 'a:x', 'b:y'], 2, /not supported yet/],
+        [['f', '-bad-host:x'], 2, /Nonexistent flag|cannot start with '-'/],
+        [['--no-such-flag', 'f', 'g'], 2, /Nonexistent flag/],
+      ]
+      for (const [args, code, message] of cases) {
+        const r = await escp(args, { cwd: work })
+        expect(r.code, `${args.join(' ')}: ${r.stderr}`).to.equal(code)
+        expect(r.stderr, args.join(' ')).to.match(message)
+      }
+    })
+
+    it('exits 1 and names the file when one source is missing, copying the rest', async function () {
+      fs.writeFileSync(path.join(work, 'here'), 'x')
+      fs.mkdirSync(path.join(work, 'out'))
+      const r = await escp(['here', 'missing', 'out'], { cwd: work })
+      expect(r.code).to.equal(1)
+      expect(r.stderr).to.contain("stat 'missing': ENOENT")
+      expect(fs.readFileSync(path.join(work, 'out', 'here'), 'utf8')).to.equal('x')
+    })
+
+    it('reads defaults from a config file and reports a bad one by file and line', async function () {
+      const conf = path.join(work, 'config.yaml')
+      fs.writeFileSync(conf, 'parallel: 2\ncipher: aes-256-gcm\n')
+      fs.writeFileSync(path.join(work, 'f'), 'x')
+      const ok = await escp(['f', 'g'], { cwd: work, env: { ESCP_CONFIG: conf } })
+      expect(ok.code, ok.stderr).to.equal(0)
+      expect(ok.stderr).to.contain('2 streams, aes-256-gcm')
+      fs.writeFileSync(conf, 'parallel: 2\nfavourite-colour: blue\n')
+      const bad = await escp(['f', 'g'], { cwd: work, env: { ESCP_CONFIG: conf } })
+      expect(bad.code).to.equal(2)
+      expect(bad.stderr).to.contain(`${conf}:2: 'favourite-colour' is not an escp flag`)
+      fs.writeFileSync(conf, 'parallel: [2\n')
+      const broken = await escp(['f', 'g'], { cwd: work, env: { ESCP_CONFIG: conf } })
+      expect(broken.code).to.equal(2)
+      expect(broken.stderr).to.contain(`${conf}:`)
+    })
+
+    it('paces each stream with -l, within 20% of the limit', async function () {
+      writeRandom(path.join(work, 'paced'), 24 * 1024 * 1024)
+      // 2 streams at 4 MiB/s each: 24 MiB take about 3 s.
+      const r = await escp(['-t', '2', '-l', '4M', 'paced', 'paced.copy'], { cwd: work })
+      expect(r.code, r.stderr).to.equal(0)
+      const seconds = Number(/in ([\d.]+) s/.exec(r.stderr)?.[1])
+      const rate = 24 / seconds
+      expect(rate, `${rate.toFixed(2)} MiB/s`).to.be.within(8 * 0.8, 8 * 1.2)
+      expect(sha256File(path.join(work, 'paced.copy'))).to.equal(sha256File(path.join(work, 'paced')))
+    })
+
+    it('lists engines, ciphers, compressors and checksums with availability', async function () {
+      const r = await escp(['engines'])
+      expect(r.code, r.stderr).to.equal(0)
+      for (const name of ['node-fs', 'dummy', 'aes-128-gcm', 'zstd', 'xxh64', 'blake3']) expect(r.stdout).to.match(new RegExp(`${name}\\s+@escp/core\\s+available`))
+    })
+
+    it('prints its version quickly', async function () {
+      const r = await escp(['-V'])
+      expect(r.code).to.equal(0)
+      expect(r.stdout).to.match(/escp\/cli\/0\.1\.0/)
+    })
+  })
+
+  describe('through ssh', function () {
+    let sshd: PrivateSshd
+    let ssh: string[]
+
+    before(async function () {
+      const s = await startSshd()
+      if (typeof s === 'string') {
+        console.log(`      skipped: ${s}`)
+        this.skip()
+      }
+      sshd = s as PrivateSshd
+      ssh = ['-F', sshd.configFile, '-D', ESCP]
+    })
+    after(async function () {
+      await sshd?.stop()
+    })
+
+    it('pushes a tree and pulls it back, verified', async function () {
+      writeRandom(path.join(work, 'tree', 'big.bin'), 3 * 1024 * 1024 + 11)
+      writeRandom(path.join(work, 'tree', 'sub', 'small.bin'), 100)
+      fs.mkdirSync(path.join(work, 'remote'))
+      const up = await escp([...ssh, '-r', 'tree', `127.0.0.1:${path.join(work, 'remote')}`], { cwd: work })
+      expect(up.code, up.stderr).to.equal(0)
+      expect(describeTree(path.join(work, 'remote', 'tree'))).to.deep.equal(describeTree(path.join(work, 'tree')))
+      const down = await escp([...ssh, '-r', `127.0.0.1:${path.join(work, 'remote', 'tree')}`, path.join(work, 'back')], { cwd: work })
+      expect(down.code, down.stderr).to.equal(0)
+      expect(describeTree(path.join(work, 'back'))).to.deep.equal(describeTree(path.join(work, 'tree')))
+    })
+
+    it('pushes and pulls single files with -p and -C, and with scp:// URIs', async function () {
+      fs.writeFileSync(path.join(work, 'a.log'), 'line\n'.repeat(50_000))
+      fs.utimesSync(path.join(work, 'a.log'), new Date('2010-01-01'), new Date('2011-01-01'))
+      const r1 = await escp([...ssh, '-pC', 'a.log', `scp://127.0.0.1:${sshd.port}/${path.join(work, 'b.log')}`], { cwd: work })
+      expect(r1.code, r1.stderr).to.equal(0)
+      expect(fs.statSync(path.join(work, 'b.log')).mtime.toISOString()).to.equal('2011-01-01T00:00:00.000Z')
+      const r2 = await escp([...ssh, '-p', `127.0.0.1:${path.join(work, 'b.log')}`, 'c.log'], { cwd: work })
+      expect(r2.code, r2.stderr).to.equal(0)
+      expect(sha256File(path.join(work, 'c.log'))).to.equal(sha256File(path.join(work, 'a.log')))
+    })
+
+    it('goes through a jump host with -J', async function () {
+      fs.writeFileSync(path.join(work, 'j'), 'jumped')
+      const r = await escp([...ssh, '-J', '127.0.0.1', 'j', `127.0.0.1:${path.join(work, 'k')}`], { cwd: work })
+      expect(r.code, r.stderr).to.equal(0)
+      expect(fs.readFileSync(path.join(work, 'k'), 'utf8')).to.equal('jumped')
+    })
+
+    it('keeps paths with spaces and shell metacharacters as names, never as commands', async function () {
+      const evil = path.join(work, 'dir with space; touch PWNED $(touch PWNED2) `touch PWNED3`')
+      fs.mkdirSync(evil)
+      fs.writeFileSync(path.join(work, "it's"), 'x')
+      const r = await escp([...ssh, "it's", `127.0.0.1:${evil}`], { cwd: work })
+      expect(r.code, r.stderr).to.equal(0)
+      expect(fs.readFileSync(path.join(evil, "it's"), 'utf8')).to.equal('x')
+      for (const p of ['PWNED', 'PWNED2', 'PWNED3']) {
+        expect(fs.existsSync(path.join(work, p))).to.equal(false)
+        expect(fs.existsSync(path.join(process.env.HOME ?? '/root', p))).to.equal(false)
+      }
+    })
+
+    it('says so when escp is missing on the remote host', async function () {
+      fs.writeFileSync(path.join(work, 'f'), 'x')
+      const r = await escp(['-F', sshd.configFile, '-D', '/nonexistent/escp', 'f', '127.0.0.1:/tmp/'], { cwd: work })
+      expect(r.code).to.equal(3)
+      expect(r.stderr).to.contain('ESCP_ERR_REMOTE_NOT_FOUND').and.contain('-D PATH')
+    })
+
+    it('shows ssh\'s own message when authentication fails', async function () {
+      fs.writeFileSync(path.join(work, 'f'), 'x')
+      const r = await escp(['-F', sshd.configFile, '-i', '/dev/null', '-o', 'IdentityFile=/dev/null', '-o', `IdentitiesOnly=yes`, '-o', 'IdentityAgent=none', '-D', ESCP, 'f', 'nobody@127.0.0.1:/tmp/'], { cwd: work })
+      expect(r.code).to.equal(3)
+      expect(r.stderr).to.contain('ESCP_ERR_SSH').and.contain('Permission denied')
+    })
+
+    it('explains a remote shell that prints to stdout before escp starts', async function () {
+      const noisy = path.join(work, 'noisy-escp')
+      fs.writeFileSync(noisy, `#!/bin/sh\necho "Welcome to the cluster"\nexec ${process.execPath} ${ESCP} "$@"\n`, { mode: 0o755 })
+      fs.writeFileSync(path.join(work, 'f'), 'x')
+      const r = await escp(['-F', sshd.configFile, '-D', noisy, 'f', `127.0.0.1:${path.join(work, 'g')}`], { cwd: work })
+      expect(r.code).to.equal(3)
+      expect(r.stderr).to.contain('ESCP_ERR_REMOTE_NOISE').and.contain('Welcome to the cluster')
+    })
+  })
+})
