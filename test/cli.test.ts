@@ -22,7 +22,7 @@ function escp(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv }
   nextPort += 10
   const started = Date.now()
   return new Promise((resolve) => {
-    const portArgs = ['engines', '-V'].includes(args[0]) ? [] : ['--escp-port', String(nextPort)]
+    const portArgs = ['engines', '-V', 'plugins'].includes(args[0]) ? [] : ['--escp-port', String(nextPort)]
     const child = spawn(process.execPath, [ESCP, ...portArgs, ...args], { cwd: options.cwd, env: { ...process.env, ESCP_CONFIG: '/nonexistent', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
@@ -131,6 +131,23 @@ describe('escp command', function () {
       const r = await escp(['engines'])
       expect(r.code, r.stderr).to.equal(0)
       for (const name of ['node-fs', 'dummy', 'aes-128-gcm', 'zstd', 'xxh64', 'blake3']) expect(r.stdout).to.match(new RegExp(`${name}\\s+@escp/core\\s+available`))
+    })
+
+    it('links a third-party plugin that then shows in escp engines and works by name', async function () {
+      const xdg = path.join(work, 'xdg')
+      const env = { XDG_DATA_HOME: xdg, XDG_CONFIG_HOME: xdg, XDG_CACHE_HOME: xdg }
+      const fixture = path.resolve(__dirname, 'fixtures', 'escp-plugin-sha3')
+      const link = await escp(['plugins', 'link', '--no-install', fixture], { env })
+      expect(link.code, link.stderr).to.equal(0)
+      expect((await escp(['plugins'], { env })).stdout).to.contain('escp-plugin-sha3')
+      expect((await escp(['engines'], { env })).stdout).to.match(/sha3-256\s+escp-plugin-sha3\s+available/)
+      fs.writeFileSync(path.join(work, 'f'), 'plugin data')
+      const r = await escp(['--checksum', 'sha3-256', 'f', 'g'], { cwd: work, env })
+      expect(r.code, r.stderr).to.equal(0)
+      expect(r.stderr).to.contain('checksum sha3-256')
+      const without = await escp(['--checksum', 'sha3-256', 'f', 'h'], { cwd: work })
+      expect(without.code).to.equal(2)
+      expect(without.stderr).to.contain("no checksum named 'sha3-256'")
     })
 
     it('prints its version quickly', async function () {

@@ -4,6 +4,7 @@ import { Args, Command, Flags } from '@oclif/core'
 import type { TransferOptions, TransferSummary } from '@escp/core'
 import { configArgv, configFiles, loadConfig } from '../config'
 import { EXIT, exitCodeOf } from '../exit-codes'
+import { escpPluginModules } from './engines'
 import { planCopy, runPlan } from '../run-copy'
 import { parseRate, parseSize } from '../units'
 
@@ -105,6 +106,7 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
       portRange: flags['escp-portrange'],
       ...(flags.bind ? { bindAddress: flags.bind } : {}),
       ...(flags.limit ? { limitBytesPerSec: flags.limit } : {}),
+      plugins: escpPluginModules(this.config.plugins.values()),
     }
     let plan: ReturnType<typeof planCopy>
     try {
