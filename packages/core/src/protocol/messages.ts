@@ -4,7 +4,7 @@
 // buffer, so the one danger is a forged vector length driving a long loop: every vector length
 // is checked against the buffer size before it is walked.
 import * as flatbuffers from 'flatbuffers'
-import { escpError, isEscpError } from '../errors'
+import { EscpError, escpError, isEscpError, remoteError } from '../errors'
 import * as fb from './generated/escp_generated'
 
 export interface Capabilities {
@@ -108,6 +108,17 @@ export interface ErrorInfo {
   errnoName: string
   syscall: string
   message: string
+}
+
+/** The wire form of an error (ErrorInfo), keeping its errno name and syscall. */
+export function errorInfoOf(e: EscpError): ErrorInfo {
+  return { code: e.code, errnoName: e.errno ?? '', syscall: e.syscall ?? '', message: e.message }
+}
+
+/** An error the peer sent: its code when it is one of ours (else ESCP_ERR_REMOTE), errno and syscall kept. */
+export function errorFromInfo(info: ErrorInfo): EscpError {
+  const e = remoteError(info.code, info.message)
+  return new EscpError(e.code, e.message.slice(e.code.length + 2), { errno: info.errnoName || undefined, syscall: info.syscall || undefined })
 }
 
 export interface Verdict {

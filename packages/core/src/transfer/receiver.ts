@@ -5,13 +5,13 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { escpError, ioError, isEscpError, remoteError } from '../errors'
+import { escpError, ioError, isEscpError } from '../errors'
 import type { EscpError } from '../errors'
 import type { Checksum } from '../contracts/checksum'
 import type { IoEngine } from '../contracts/io-engine'
 import { displayPath } from '../contracts/io-engine'
 import { RecordType } from '../protocol/constants'
-import { decodeErrorReport, decodeFileBatch, decodeFileDone, decodeSessionEnd, encodeErrorReport, encodeVerdicts } from '../protocol/messages'
+import { decodeErrorReport, decodeFileBatch, decodeFileDone, decodeSessionEnd, encodeErrorReport, encodeVerdicts, errorFromInfo, errorInfoOf } from '../protocol/messages'
 import type { FileDone, FileSpec, Verdict } from '../protocol/messages'
 import type { Session } from '../protocol/session'
 import { OrderedDigest } from './ordered-digest'
@@ -163,7 +163,7 @@ export class Receiver {
           break
         case RecordType.Error: {
           const r = decodeErrorReport(rec.payload)
-          const err = remoteError(r.error.code, r.error.message)
+          const err = errorFromInfo(r.error)
           if (r.fatal) throw err
           if (r.fileId === undefined) {
             // A source the sender could not announce (missing, unreadable directory).
@@ -366,7 +366,7 @@ export class Receiver {
         this.metaChain = this.metaChain.then(() =>
           this.session.meta.sendMessage(
             RecordType.Error,
-            encodeErrorReport({ path: spec.path, fatal: false, error: { code: e.code, errnoName: e.errno ?? '', syscall: e.syscall ?? '', message: e.message } }),
+            encodeErrorReport({ path: spec.path, fatal: false, error: errorInfoOf(e) }),
           ),
         )
       }
@@ -380,7 +380,7 @@ export class Receiver {
       id: f.spec.id,
       ok: error === null,
       digest: f.done?.digest ?? new Uint8Array(0),
-      ...(error ? { error: { code: error.code, errnoName: error.errno ?? '', syscall: error.syscall ?? '', message: error.message } } : {}),
+      ...(error ? { error: errorInfoOf(error) } : {}),
     })
     if (!this.verdictFlushScheduled) {
       this.verdictFlushScheduled = true

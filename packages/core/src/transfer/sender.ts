@@ -1,12 +1,12 @@
 // The sending side of a session: walks the sources, announces them in batches on the meta
 // stream, hands blocks first-come to the data streams (one huge file spreads over every
 // stream; many small files spread too), reports each file's digest, and collects verdicts.
-import { escpError, isEscpError, remoteError } from '../errors'
+import { escpError, isEscpError } from '../errors'
 import type { EscpError } from '../errors'
 import type { Checksum } from '../contracts/checksum'
 import { displayPath } from '../contracts/io-engine'
 import { RecordType } from '../protocol/constants'
-import { decodeErrorReport, decodeVerdicts, encodeErrorReport, encodeFileBatch, encodeFileDone, encodeSessionEnd } from '../protocol/messages'
+import { decodeErrorReport, decodeVerdicts, encodeErrorReport, encodeFileBatch, encodeFileDone, encodeSessionEnd, errorFromInfo, errorInfoOf } from '../protocol/messages'
 import type { FileDone, FileSpec } from '../protocol/messages'
 import type { Session } from '../protocol/session'
 import { enumerateSources } from './enumerate'
@@ -129,7 +129,7 @@ export class Sender {
       this.queueMeta(() =>
         this.session.meta.sendMessage(
           RecordType.Error,
-          encodeErrorReport({ path: Buffer.from(issue.path), fatal: false, error: { code: e.code, errnoName: e.errno ?? '', syscall: e.syscall ?? '', message: e.message } }),
+          encodeErrorReport({ path: Buffer.from(issue.path), fatal: false, error: errorInfoOf(e) }),
         ),
       )
     }
@@ -259,7 +259,7 @@ export class Sender {
     this.queueMeta(() =>
       this.session.meta.sendMessage(
         RecordType.Error,
-        encodeErrorReport({ fileId: e.id, path: e.entry.name, fatal: false, error: { code: error.code, errnoName: error.errno ?? '', syscall: error.syscall ?? '', message: error.message } }),
+        encodeErrorReport({ fileId: e.id, path: e.entry.name, fatal: false, error: errorInfoOf(error) }),
       ),
     )
   }
@@ -285,14 +285,14 @@ export class Sender {
           if (v.ok) {
             this.entriesOk++
           } else {
-            const err = v.error ? remoteError(v.error.code, v.error.message) : escpError('ESCP_ERR_TRANSFER', 'the receiver refused it without a reason')
+            const err = v.error ? errorFromInfo(v.error) : escpError('ESCP_ERR_TRANSFER', 'the receiver refused it without a reason')
             this.failures.push({ path: e.shown, error: err })
           }
           this.settle(e)
         }
       } else if (rec.type === RecordType.Error) {
         const r = decodeErrorReport(rec.payload)
-        const err = remoteError(r.error.code, r.error.message)
+        const err = errorFromInfo(r.error)
         if (r.fatal) throw err
         this.failures.push({ path: displayPath(r.path), error: err })
       } else if (rec.type !== RecordType.Keepalive) {

@@ -1,0 +1,596 @@
+// Faults and attacks on a loopback transfer: a hostile sender that speaks the protocol with
+// the library's own pieces, a stream or the whole receiver killed mid-file, sources that
+// cannot be read and destinations that cannot be written. Real processes, sockets and files.
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import type { ChildProcessWithoutNullStreams } from 'node:child_process'
+import { once } from 'node:events'
+import fs from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { expect } from 'chai'
+import { combineDigests, copy, loadPlugins, protocol, sessionRequest, withDefaults } from '@escp/core'
+import type { Checksum, EscpError, PluginSet, TransferOptions, TransferSummary } from '@escp/core'
+import { describeTree, leftoverTemps, sha256File, tempDir, writeRandom } from './helpers/trees'
+
+const KiB = 1024
+const MiB = 1024 * KiB
+const BLOCK = 64 * KiB
+const SERVER_MAIN = path.resolve(__dirname, '../packages/core/dist/transfer/server-main.js')
+const CORE_MAIN = path.resolve(__dirname, '../packages/core/dist/index.js')
+/** An unprivileged user: the tests run as root, which reads and writes anything. */
+const NOBODY = 65534
+let nextPort = 28000 + (process.pid % 1000) * 10
+
+function opts(extra: Partial<TransferOptions> = {}): Partial<TransferOptions> {
+  nextPort += 10
+  return { blockSizeBytes: BLOCK, port: nextPort, portRange: 10, ...extra }
+}
+
+/** Rejects with a clear message instead of letting a hang run into mocha's timeout. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms (a hang)`)), ms)
+  })
+  return Promise.race([p, late]).finally(() => clearTimeout(timer))
+}
+
+const children = new Set<ChildProcessWithoutNullStreams>()
+
+function exitOf(child: ChildProcessWithoutNullStreams): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => child.once('exit', () => resolve()))
+}
+
+async function killAll(): Promise<void> {
+  for (const child of children) child.kill('SIGKILL')
+  await Promise.all([...children].map(exitOf))
+  children.clear()
+}
+
+type EntrySpec = Pick<protocol.FileSpec, 'id'> & Partial<Omit<protocol.FileSpec, 'path'>> & { path: string | Buffer }
+
+function fileSpec(e: EntrySpec): protocol.FileSpec {
+  return {
+    type: 'file',
+    size: 0n,
+    sizeAtEnd: false,
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    atimeNs: 0n,
+    mtimeNs: 0n,
+    linkTarget: new Uint8Array(0),
+    sparseBytes: 0n,
+    ...e,
+    path: Buffer.from(e.path),
+  }
+}
+
+/**
+ * A sender that says whatever a test tells it to: the real server (dist/transfer/server-main.js)
+ * as a child on stdio pipes, a real handshake and real encrypted streams, then hand-made
+ * FileBatch, Block, FileDone and SessionEnd records.
+ */
+class HostileSender {
+  readonly verdicts = new Map<bigint, protocol.Verdict>()
+  metaError: EscpError | undefined
+  metaEnded = false
+  private wake: (() => void) | undefined
+
+  private constructor(
+    readonly child: ChildProcessWithoutNullStreams,
+    readonly channel: protocol.ControlChannel,
+    readonly session: protocol.Session,
+    readonly checksum: Checksum,
+    readonly stderr: () => string,
+  ) {
+    void this.readMeta()
+  }
+
+  static async start(set: PluginSet, destination: string): Promise<HostileSender> {
+    const child = spawn(process.execPath, [SERVER_MAIN], { stdio: ['pipe', 'pipe', 'pipe'] })
+    children.add(child)
+    let stderr = ''
+    child.stderr.setEncoding('utf8')
+    child.stderr.on('data', (s: string) => (stderr += s))
+    const channel = new protocol.ControlChannel(child.stdout, child.stdin, { side: 'client' })
+    const o = withDefaults(opts({ streams: 2 }))
+    const session = await protocol.startClientSession(channel, set.registry, sessionRequest(o, 'receiver', [destination], 1, 'node-fs'), { serverHost: '127.0.0.1' })
+    return new HostileSender(child, channel, session, set.registry.resolve('checksum', o.checksum), () => stderr)
+  }
+
+  announce(entries: EntrySpec[], last = true): Promise<void> {
+    return this.session.meta.sendMessage(protocol.RecordType.FileBatch, protocol.encodeFileBatch({ files: entries.map(fileSpec), last }))
+  }
+
+  block(fileId: bigint, offset: number, data: Buffer, stream = 0): Promise<void> {
+    return this.session.data[stream].send({ type: protocol.RecordType.Block, flags: 0, rawLength: data.byteLength, fileId, offset: BigInt(offset) }, data)
+  }
+
+  /** The file digest a faithful sender would report for these blocks, in order. */
+  digestOf(blocks: Buffer[]): Uint8Array {
+    return combineDigests(this.checksum, blocks.map((b) => this.checksum.block(b)))
+  }
+
+  done(list: protocol.FileDone[]): Promise<void> {
+    return this.session.meta.sendMessage(protocol.RecordType.FileDone, protocol.encodeFileDone(list))
+  }
+
+  sessionEnd(files: number): Promise<void> {
+    return this.session.meta.sendMessage(protocol.RecordType.SessionEnd, protocol.encodeSessionEnd({ files: BigInt(files), bytes: 0n }))
+  }
+
+  /** Waits for `n` verdicts, or for the receiver to end or break the meta stream. */
+  async waitVerdicts(n: number, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (this.verdicts.size < n && !this.metaEnded) {
+      if (Date.now() > deadline) throw new Error(`${this.verdicts.size} of ${n} verdicts within ${timeoutMs} ms (a hang); receiver stderr: ${this.stderr()}`)
+      await new Promise<void>((resolve) => {
+        this.wake = resolve
+        setTimeout(resolve, 100)
+      })
+    }
+  }
+
+  /** The clean end of a session: END everywhere, then the server's SessionDone. */
+  async finish(): Promise<protocol.SessionDone> {
+    await this.waitVerdicts(Infinity)
+    if (this.metaError) throw this.metaError
+    await Promise.all(this.session.data.map((d) => d.end()))
+    await this.session.meta.end()
+    const m = await this.channel.receive(10_000, "the server's SessionDone")
+    if (m.kind !== 'done') throw new Error(`expected SessionDone, got ${JSON.stringify(m)}`)
+    return m.done
+  }
+
+  /** The server's Fatal, which it sends when the session fails on its side. */
+  async fatal(timeoutMs = 10_000): Promise<protocol.Fatal> {
+    const m = await this.channel.receive(timeoutMs, "the server's Fatal")
+    if (m.kind !== 'fatal') throw new Error(`expected Fatal, got ${m.kind}`)
+    return m.fatal
+  }
+
+  async close(): Promise<void> {
+    for (const s of [this.session.meta, ...this.session.data]) s.destroy()
+    this.channel.close()
+    this.child.stdin.end()
+    await within(exitOf(this.child), 10_000, 'the server exiting')
+    children.delete(this.child)
+  }
+
+  private async readMeta(): Promise<void> {
+    try {
+      for await (const rec of this.session.meta) {
+        if (rec.type !== protocol.RecordType.Verdicts) continue
+        for (const v of protocol.decodeVerdicts(rec.payload)) this.verdicts.set(v.id, v)
+        this.wake?.()
+      }
+    } catch (err) {
+      this.metaError = err as EscpError
+    } finally {
+      this.metaEnded = true
+      this.wake?.()
+    }
+  }
+}
+
+/** Names under `dir`, sorted; symlinks are listed, never followed. */
+function entries(dir: string): string[] {
+  return fs.readdirSync(dir).sort()
+}
+
+describe('loopback transfer under faults and attacks', function () {
+  this.timeout(60_000)
+  let work: string
+  let set: PluginSet
+
+  before(async function () {
+    set = await loadPlugins({ plugins: [] })
+  })
+  beforeEach(function () {
+    work = tempDir('faults')
+  })
+  afterEach(async function () {
+    await killAll()
+    fs.rmSync(work, { recursive: true, force: true })
+  })
+
+  describe('a hostile sender', function () {
+    let dest: string
+    let outside: string
+
+    beforeEach(function () {
+      dest = path.join(work, 'dest')
+      outside = path.join(work, 'outside')
+      fs.mkdirSync(dest)
+      fs.mkdirSync(outside)
+      fs.symlinkSync(outside, path.join(dest, 'inside-link'))
+    })
+
+    /** Nothing landed outside the destination: not in `outside`, not beside `dest`. */
+    function expectNothingOutside(): void {
+      expect(entries(outside), 'the directory the planted symlink points to').to.deep.equal([])
+      expect(entries(work), "the destination's parent").to.deep.equal(['dest', 'outside'])
+      expect(leftoverTemps(dest)).to.deep.equal([])
+    }
+
+    it('gets every name that escapes the destination refused with ESCP_ERR_PATH_UNSAFE, and nothing written outside', async function () {
+      const peer = await HostileSender.start(set, dest)
+      const payload = Buffer.from('written by a hostile sender\n')
+      const escapee = `escp-escaped-${process.pid}`
+      const hostile: EntrySpec[] = [
+        { id: 0n, path: '../escape' },
+        { id: 1n, path: path.join(outside, 'absolute') },
+        { id: 2n, path: 'a/../../b' },
+        { id: 3n, path: Buffer.from('nul\0byte') },
+        { id: 4n, path: '' },
+        { id: 5n, path: 'inside-link/x' },
+        // A link of its own making, then a name through it.
+        { id: 6n, path: 'made-link', type: 'symlink', linkTarget: Buffer.from(outside) },
+        { id: 7n, path: 'made-link/y' },
+        { id: 8n, path: 'inside-link/sub', type: 'directory', mode: 0o755 },
+        { id: 9n, path: 'ok.txt' },
+        // Two levels up: beside the work directory, in the system's temporary directory.
+        { id: 10n, path: `../../${escapee}` },
+      ]
+      const files = hostile.filter((e) => (e.type ?? 'file') === 'file')
+      await peer.announce(hostile.map((e) => ({ ...e, size: e.type ? 0n : BigInt(payload.byteLength) })))
+      for (const f of files) await peer.block(f.id, 0, payload, Number(f.id) % 2)
+      await peer.done(files.map((f) => ({ id: f.id, size: BigInt(payload.byteLength), blocks: 1n, digest: peer.digestOf([payload]) })))
+      await peer.sessionEnd(hostile.length)
+      const done = await within(peer.finish(), 15_000, 'the end of the session')
+
+      const refused = [0n, 1n, 2n, 3n, 4n, 5n, 7n, 8n, 10n]
+      for (const id of refused) {
+        const v = peer.verdicts.get(id)
+        expect(v?.ok, `entry ${id} (${JSON.stringify(String(hostile[Number(id)].path))})`).to.equal(false)
+        expect(v?.error?.code, `entry ${id}`).to.equal('ESCP_ERR_PATH_UNSAFE')
+      }
+      expect(peer.verdicts.get(6n)?.ok, 'a symlink is created with its target as given').to.equal(true)
+      expect(peer.verdicts.get(9n)?.ok, 'an honest file in the same session').to.equal(true)
+      expect(done).to.include({ ok: false, filesFailed: BigInt(refused.length), filesOk: 2n })
+      expectNothingOutside()
+      expect(fs.existsSync(path.join(path.dirname(work), escapee))).to.equal(false)
+      expect(entries(dest)).to.deep.equal(['inside-link', 'made-link', 'ok.txt'])
+      expect(fs.readFileSync(path.join(dest, 'ok.txt'))).to.deep.equal(payload)
+      expect(fs.readlinkSync(path.join(dest, 'made-link'))).to.equal(outside)
+      await peer.close()
+    })
+
+    it('fails the session with ESCP_ERR_PROTOCOL for entry ids out of order', async function () {
+      const peer = await HostileSender.start(set, dest)
+      await peer.announce([{ id: 1n, path: 'one' }])
+      const fatal = await within(peer.fatal(), 10_000, "the server's Fatal")
+      expect(fatal.code).to.equal('ESCP_ERR_PROTOCOL')
+      expect(fatal.message).to.contain('ids')
+      await peer.close()
+      expectNothingOutside()
+      expect(entries(dest)).to.deep.equal(['inside-link'])
+    })
+
+    it('does not let a file whose digest is wrong appear under its final name (ESCP_ERR_VERIFY)', async function () {
+      const peer = await HostileSender.start(set, dest)
+      const blocks = [Buffer.alloc(BLOCK, 'a'), Buffer.from('tail')]
+      const size = BigInt(BLOCK + 4)
+      await peer.announce([{ id: 0n, path: 'liar.bin', size }, { id: 1n, path: 'honest.bin', size }])
+      for (const id of [0n, 1n]) {
+        await peer.block(id, 0, blocks[0], 0)
+        await peer.block(id, BLOCK, blocks[1], 1)
+      }
+      const right = peer.digestOf(blocks)
+      const wrong = Uint8Array.from(right, (b) => b ^ 0xff)
+      await peer.done([{ id: 0n, size, blocks: 2n, digest: wrong }, { id: 1n, size, blocks: 2n, digest: right }])
+      await peer.sessionEnd(2)
+      await within(peer.finish(), 15_000, 'the end of the session')
+      expect(peer.verdicts.get(0n)?.error?.code).to.equal('ESCP_ERR_VERIFY')
+      expect(peer.verdicts.get(1n)?.ok).to.equal(true)
+      expect(entries(dest)).to.deep.equal(['honest.bin', 'inside-link'])
+      expectNothingOutside()
+      await peer.close()
+    })
+
+    it('refuses a block beyond the announced size', async function () {
+      const peer = await HostileSender.start(set, dest)
+      const data = Buffer.alloc(1000, 'b')
+      await peer.announce([{ id: 0n, path: 'short.bin', size: 1000n }])
+      // One block, as a 1000-byte file has, but placed past its end.
+      await peer.block(0n, BLOCK, data)
+      await peer.done([{ id: 0n, size: 1000n, blocks: 1n, digest: peer.digestOf([data]) }])
+      await peer.sessionEnd(1)
+      await expectRefusedFile(peer, 0n)
+      expect(entries(dest)).to.deep.equal(['inside-link'])
+      expectNothingOutside()
+      await peer.close()
+    })
+
+    it('fails the session with ESCP_ERR_PROTOCOL for a FileDone whose block count disagrees with the size', async function () {
+      const peer = await HostileSender.start(set, dest)
+      const data = Buffer.alloc(1000, 'c')
+      await peer.announce([{ id: 0n, path: 'counted.bin', size: 1000n }])
+      await peer.block(0n, 0, data)
+      await peer.done([{ id: 0n, size: 1000n, blocks: 3n, digest: peer.digestOf([data]) }])
+      const fatal = await within(peer.fatal(), 10_000, "the server's Fatal")
+      expect(fatal.code).to.equal('ESCP_ERR_PROTOCOL')
+      await peer.close()
+      expect(entries(dest)).to.deep.equal(['inside-link'])
+      expectNothingOutside()
+    })
+
+    it('fails the session with ESCP_ERR_PROTOCOL for more blocks than its FileDone counts', async function () {
+      const peer = await HostileSender.start(set, dest)
+      const verified = Buffer.alloc(1000, 'v')
+      const smuggled = Buffer.alloc(1000, 's')
+      await peer.announce([{ id: 0n, path: 'twice.bin', size: 1000n }])
+      await peer.block(0n, 0, verified, 0)
+      await peer.block(0n, 0, smuggled, 1)
+      await peer.done([{ id: 0n, size: 1000n, blocks: 1n, digest: peer.digestOf([verified]) }])
+      await peer.sessionEnd(1)
+      const fatal = await within(peer.fatal(), 10_000, "the server's Fatal")
+      expect(fatal.code).to.equal('ESCP_ERR_PROTOCOL')
+      await peer.close()
+      // Whatever got in first may stand, but only as what was verified.
+      const final = path.join(dest, 'twice.bin')
+      if (fs.existsSync(final)) expect(fs.readFileSync(final)).to.deep.equal(verified)
+      expectNothingOutside()
+    })
+
+    it('fails the session with ESCP_ERR_PROTOCOL for a block of an entry that is not a file', async function () {
+      const peer = await HostileSender.start(set, dest)
+      await peer.announce([{ id: 0n, path: 'dir', type: 'directory', mode: 0o755 }])
+      await peer.block(0n, 0, Buffer.from('into a directory'))
+      await peer.sessionEnd(1)
+      const fatal = await within(peer.fatal(), 10_000, "the server's Fatal")
+      expect(fatal.code).to.equal('ESCP_ERR_PROTOCOL')
+      await peer.close()
+      expect(entries(path.join(dest, 'dir'))).to.deep.equal([])
+      expectNothingOutside()
+    })
+
+    it('fails the session with ESCP_ERR_PROTOCOL for a block of an entry never announced', async function () {
+      const peer = await HostileSender.start(set, dest)
+      await peer.announce([{ id: 0n, path: 'empty.bin' }])
+      await peer.block(7n, 0, Buffer.from('for nobody'))
+      await peer.done([{ id: 0n, size: 0n, blocks: 0n, digest: peer.digestOf([]) }])
+      await peer.sessionEnd(1)
+      const fatal = await within(peer.fatal(), 10_000, "the server's Fatal")
+      expect(fatal.code).to.equal('ESCP_ERR_PROTOCOL')
+      await peer.close()
+      expectNothingOutside()
+    })
+  })
+
+  describe('a transfer hit mid-file', function () {
+    const SIZE = 1024 * MiB
+    const HIT_AFTER = 64 * MiB
+
+    /** Copies a big file and calls `hit` once it is well under way; returns how the copy ended. */
+    async function copyAndHit(hit: (port: number) => void): Promise<{ error: EscpError; msAfterHit: number; dest: string }> {
+      const file = path.join(work, 'big.bin')
+      makeSparse(file, SIZE)
+      const dest = path.join(work, 'dest')
+      fs.mkdirSync(dest)
+      const o = opts({ blockSizeBytes: MiB, streams: 4 })
+      let hitAt = 0
+      const run = copy({
+        sources: [file],
+        destination: dest,
+        options: o,
+        onProgress: (p) => {
+          if (hitAt || p.bytesDone < HIT_AFTER) return
+          hitAt = Date.now()
+          hit(o.port as number)
+        },
+      })
+      const outcome = await within(run.then((summary: TransferSummary) => ({ summary }), (error: EscpError) => ({ error })), 30_000, 'the end of the copy')
+      expect(hitAt, 'the transfer was hit while in flight').to.be.greaterThan(0)
+      if ('summary' in outcome) expect.fail(`the copy succeeded despite the hit: ${JSON.stringify(outcome.summary)}`)
+      return { error: outcome.error, msAfterHit: Date.now() - hitAt, dest }
+    }
+
+    it('fails with a clear error, in bounded time, when one data stream is reset, and leaves no partial file', async function () {
+      const why = await whyNoSocketReset(opts().port as number)
+      if (why) {
+        console.log(`      skipped: ${why}`)
+        this.skip()
+      }
+      let killed: Connection | undefined
+      const { error, msAfterHit, dest } = await copyAndHit((port) => {
+        // The busiest connection is a data stream, not the quiet meta stream.
+        killed = connectionsTo(port).sort((a, b) => b.bytesSent - a.bytesSent)[0]
+        if (!killed) return
+        execFileSync('ss', ['-K', 'dst', '127.0.0.1', 'dport', '=', `:${killed.remotePort}`, 'sport', '=', `:${killed.localPort}`], { stdio: 'ignore' })
+      })
+      expect(killed, 'a connection to kill').to.not.equal(undefined)
+      expect(error.code, error.message).to.equal('ESCP_ERR_STREAM_CLOSED')
+      expect(msAfterHit).to.be.lessThan(15_000)
+      expect(entries(dest), 'no final name, no temporary file').to.deep.equal([])
+    })
+
+    it('fails with a clear error, in bounded time, when the receiver process is killed', async function () {
+      let pids: number[] = []
+      const { error, msAfterHit, dest } = await copyAndHit(() => {
+        pids = childServers()
+        for (const pid of pids) process.kill(pid, 'SIGKILL')
+      })
+      expect(pids).to.have.length(1)
+      expect(error.code, error.message).to.be.oneOf(['ESCP_ERR_STREAM_CLOSED', 'ESCP_ERR_CONTROL_CLOSED'])
+      expect(msAfterHit).to.be.lessThan(15_000)
+      // A killed receiver cannot remove its temporary file; it must only never look complete.
+      expect(entries(dest).filter((n) => !/^\.escp-[0-9a-f]+\.tmp$/.test(n))).to.deep.equal([])
+    })
+  })
+
+  describe('files that cannot be read or written', function () {
+    /** Runs copy() in a child process as an unprivileged user, for whom permissions hold. */
+    function copyAsNobody(sources: string[], destination: string, options: Partial<TransferOptions>): CopyOutcome {
+      const script = path.join(work, 'copy-as-nobody.js')
+      fs.writeFileSync(script, COPY_SCRIPT, { mode: 0o644 })
+      const r = spawnSync(process.execPath, [script, JSON.stringify({ sources, destination, options })], { uid: NOBODY, gid: NOBODY, cwd: work, encoding: 'utf8', timeout: 30_000 })
+      if (r.status !== 0 || !r.stdout) throw new Error(`the copy as uid ${NOBODY} did not run (status ${r.status}, ${r.signal ?? 'no signal'}): ${r.stderr}`)
+      return JSON.parse(r.stdout) as CopyOutcome
+    }
+
+    beforeEach(function () {
+      // mkdtemp makes the work directory private to root.
+      fs.chmodSync(work, 0o755)
+    })
+
+    it('reports an unreadable source file by name with EACCES and copies every other file, verified', async function () {
+      const src = path.join(work, 'src')
+      writeRandom(path.join(src, 'a.bin'), 100 * KiB)
+      writeRandom(path.join(src, 'secret.bin'), 3 * BLOCK + 1)
+      writeRandom(path.join(src, 'sub', 'c.bin'), 5 * BLOCK)
+      writeRandom(path.join(src, 'z.bin'), 10)
+      fs.chmodSync(path.join(src, 'secret.bin'), 0o000)
+      const dest = path.join(work, 'dest')
+      fs.mkdirSync(dest)
+      fs.chownSync(dest, NOBODY, NOBODY)
+
+      const { summary, error } = copyAsNobody([src], dest, opts({ recursive: true }))
+      expect(error, JSON.stringify(error)).to.equal(undefined)
+      expect(summary?.ok).to.equal(false)
+      expect(summary?.failures.map((f) => [f.path, f.error.code, f.error.errno])).to.deep.equal([[path.join(src, 'secret.bin'), 'ESCP_ERR_IO', 'EACCES']])
+      expect(summary?.entriesOk).to.equal((summary?.entries ?? 0) - 1)
+      const expected = describeTree(src)
+      expected.delete('secret.bin')
+      expect(describeTree(path.join(dest, 'src'))).to.deep.equal(expected)
+      expect(leftoverTemps(dest)).to.deep.equal([])
+    })
+
+    it('reports a destination it may not write with EACCES, naming it, and writes nothing', async function () {
+      const src = path.join(work, 'src')
+      writeRandom(path.join(src, 'a.bin'), 100 * KiB)
+      writeRandom(path.join(src, 'sub', 'b.bin'), 10)
+      const dest = path.join(work, 'dest')
+      fs.mkdirSync(dest, { mode: 0o555 })
+      fs.chmodSync(dest, 0o555)
+
+      for (const sources of [[src], [path.join(src, 'a.bin')]]) {
+        const { summary, error } = copyAsNobody(sources, dest, opts({ recursive: true }))
+        const failures = summary ? summary.failures.map((f) => f.error) : [error as PlainError]
+        expect(summary?.ok ?? false).to.equal(false)
+        expect(failures.length).to.be.greaterThan(0)
+        for (const f of failures) {
+          expect(f.errno, f.message).to.equal('EACCES')
+          expect(f.message).to.contain(dest)
+        }
+      }
+      expect(entries(dest)).to.deep.equal([])
+    })
+
+    it('fails a file the receiver cannot put in place with its name and errno, and copies the others', async function () {
+      const src = path.join(work, 'src')
+      for (const name of ['a.bin', 'clash.bin', 'z.bin']) writeRandom(path.join(src, name), 2 * BLOCK + 3)
+      const dest = path.join(work, 'dest')
+      // A directory already stands where a file is to go: rename(2) fails with EISDIR.
+      writeRandom(path.join(dest, 'src', 'clash.bin', 'keep.txt'), 10)
+
+      const summary = await copy({ sources: [src], destination: dest, options: opts({ recursive: true }) })
+      expect(summary.ok).to.equal(false)
+      expect(summary.failures.map((f) => [f.path, f.error.code, f.error.errno])).to.deep.equal([[path.join(src, 'clash.bin'), 'ESCP_ERR_IO', 'EISDIR']])
+      expect(summary.failures[0].error.message).to.contain('clash.bin')
+      for (const name of ['a.bin', 'z.bin']) expect(sha256File(path.join(dest, 'src', name))).to.equal(sha256File(path.join(src, name)))
+      expect(entries(path.join(dest, 'src', 'clash.bin'))).to.deep.equal(['keep.txt'])
+      expect(leftoverTemps(dest)).to.deep.equal([])
+    })
+  })
+})
+
+interface PlainError {
+  code: string
+  errno?: string
+  syscall?: string
+  message: string
+}
+
+interface CopyOutcome {
+  summary?: Omit<TransferSummary, 'failures' | 'warnings'> & { failures: Array<{ path: string; error: PlainError }> }
+  error?: PlainError
+}
+
+/** Runs in the unprivileged child: one copy(), its outcome as JSON on stdout. */
+const COPY_SCRIPT = `
+const { copy } = require(${JSON.stringify(CORE_MAIN)})
+const plain = (e) => ({ code: e.code, errno: e.errno, syscall: e.syscall, message: e.message })
+copy(JSON.parse(process.argv[2])).then(
+  (s) => console.log(JSON.stringify({ summary: { ...s, failures: s.failures.map((f) => ({ path: f.path, error: plain(f.error) })), warnings: [] } })),
+  (e) => console.log(JSON.stringify({ error: plain(e) })),
+)
+`
+
+/** A sparse file: the sender reads it fast, so a transfer of it is surely in flight when hit. */
+function makeSparse(file: string, sizeBytes: number): void {
+  const fd = fs.openSync(file, 'w')
+  fs.writeSync(fd, Buffer.from('start'), 0, undefined, 0)
+  fs.ftruncateSync(fd, sizeBytes)
+  fs.closeSync(fd)
+}
+
+interface Connection {
+  localPort: number
+  remotePort: number
+  bytesSent: number
+}
+
+/** This host's TCP connections to a port in [firstPort, firstPort + 10): the client's ends. */
+function connectionsTo(firstPort: number): Connection[] {
+  const out = execFileSync('ss', ['-tnHOi', 'state', 'established', 'dst', '127.0.0.1'], { encoding: 'utf8' })
+  const found: Connection[] = []
+  for (const line of out.split('\n')) {
+    const m = /127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:(\d+)/.exec(line)
+    if (!m) continue
+    const [localPort, remotePort] = [Number(m[1]), Number(m[2])]
+    if (remotePort < firstPort || remotePort >= firstPort + 10) continue
+    found.push({ localPort, remotePort, bytesSent: Number(/bytes_sent:(\d+)/.exec(line)?.[1] ?? 0) })
+  }
+  return found
+}
+
+/** Why `ss -K` cannot reset a loopback connection here, or null when it can. */
+async function whyNoSocketReset(port: number): Promise<string | null> {
+  const server = net.createServer((s) => s.on('error', () => {}))
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  const client = net.connect(port, '127.0.0.1')
+  client.on('error', () => {})
+  try {
+    await once(client, 'connect')
+    const closed = new Promise<boolean>((resolve) => client.once('close', () => resolve(true)))
+    const r = spawnSync('ss', ['-K', 'dst', '127.0.0.1', 'dport', '=', `:${port}`], { encoding: 'utf8' })
+    if (r.error) return `ss cannot run: ${r.error.message}`
+    const reset = await Promise.race([closed, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1000))])
+    return reset ? null : `ss -K did not reset a loopback connection (${r.stderr.trim() || 'no message'}): it needs CAP_NET_ADMIN and a kernel with CONFIG_INET_DIAG_DESTROY`
+  } finally {
+    client.destroy()
+    server.close()
+  }
+}
+
+/** The loopback servers this process started (copy() spawns them out of sight). */
+function childServers(): number[] {
+  const pids: number[] = []
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      if (ppid === process.pid && fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('server-main.js')) pids.push(Number(d))
+    } catch {
+      // It exited while we looked.
+    }
+  }
+  return pids
+}
+
+/** A file the receiver refused: a failed verdict, or the whole session, with ESCP_ERR_PROTOCOL. */
+async function expectRefusedFile(peer: HostileSender, id: bigint): Promise<void> {
+  await peer.waitVerdicts(1)
+  const v = peer.verdicts.get(id)
+  if (v) {
+    expect(v.ok).to.equal(false)
+    expect(v.error?.code).to.equal('ESCP_ERR_PROTOCOL')
+  } else {
+    expect((await within(peer.fatal(), 10_000, "the server's Fatal")).code).to.equal('ESCP_ERR_PROTOCOL')
+  }
+}
+
