@@ -197,6 +197,37 @@ describe('escp command', function () {
       expect(sha256File(path.join(work, 'c.log'))).to.equal(sha256File(path.join(work, 'a.log')))
     })
 
+    it('places trees exactly where scp -r places them', async function () {
+      const scp = (args: string[]) =>
+        new Promise<number | null>((resolve) => spawn('scp', ['-q', '-F', sshd.configFile, ...args], { cwd: work, stdio: 'ignore' }).on('close', resolve))
+      writeRandom(path.join(work, 'tree', 'a', 'deep', 'x.bin'), 70_000)
+      writeRandom(path.join(work, 'tree', 'b.bin'), 10)
+      fs.mkdirSync(path.join(work, 'tree', 'empty'))
+      fs.writeFileSync(path.join(work, 'one'), '1')
+      fs.writeFileSync(path.join(work, 'two'), '2')
+      // Each case: the operands after the tool's flags, run once by scp and once by escp, each
+      // into its own fresh copy of the same destination layout.
+      const cases: Array<{ name: string; prepare: (root: string) => void; operands: (root: string) => string[] }> = [
+        { name: 'into a new name', prepare: () => {}, operands: (root) => ['-r', 'tree', `127.0.0.1:${root}/new`] },
+        { name: 'into an existing directory', prepare: (root) => fs.mkdirSync(`${root}/have`), operands: (root) => ['-r', 'tree', `127.0.0.1:${root}/have`] },
+        { name: 'with a trailing slash', prepare: () => {}, operands: (root) => ['-r', 'tree/', `127.0.0.1:${root}/slash`] },
+        { name: 'several files into a directory', prepare: (root) => fs.mkdirSync(`${root}/dir`), operands: (root) => ['one', 'two', `127.0.0.1:${root}/dir/`] },
+        { name: 'a file to a new name', prepare: () => {}, operands: (root) => ['one', `127.0.0.1:${root}/renamed`] },
+      ]
+      for (const c of cases) {
+        const byScp = path.join(work, `scp-${cases.indexOf(c)}`)
+        const byEscp = path.join(work, `escp-${cases.indexOf(c)}`)
+        for (const root of [byScp, byEscp]) {
+          fs.mkdirSync(root)
+          c.prepare(root)
+        }
+        expect(await scp(c.operands(byScp)), `scp ${c.name}`).to.equal(0)
+        const r = await escp([...ssh, ...c.operands(byEscp)], { cwd: work })
+        expect(r.code, `escp ${c.name}: ${r.stderr}`).to.equal(0)
+        expect(describeTree(byEscp), c.name).to.deep.equal(describeTree(byScp))
+      }
+    })
+
     it('goes through a jump host with -J', async function () {
       fs.writeFileSync(path.join(work, 'j'), 'jumped')
       const r = await escp([...ssh, '-J', '127.0.0.1', 'j', `127.0.0.1:${path.join(work, 'k')}`], { cwd: work })

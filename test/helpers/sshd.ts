@@ -56,6 +56,8 @@ export async function startSshd(): Promise<PrivateSshd | string> {
       'UsePAM no',
       'StrictModes no',
       'AllowTcpForwarding yes',
+      // scp speaks SFTP by default since OpenSSH 9.
+      ...(fs.existsSync('/usr/lib/openssh/sftp-server') ? ['Subsystem sftp /usr/lib/openssh/sftp-server'] : []),
       // PATH for the remote escp server: where node lives here.
       `SetEnv PATH=${path.dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`,
       'LogLevel ERROR',
