@@ -8,7 +8,10 @@ export const SUITES_DIR = path.resolve(__dirname, '..', 'suites')
 
 /** What a file in bench/suites/ exports. */
 export interface BenchSuite {
-  run(): Promise<void>
+  /** `args`: what followed the suite's name on the command line. */
+  run(args: readonly string[]): Promise<void>
+  /** One line per option the suite takes, for --help. */
+  usage?: string
 }
 
 /** Names of the suites that exist, sorted. */
@@ -26,5 +29,5 @@ export async function loadSuite(name: string): Promise<BenchSuite> {
   const mod = (await import(pathToFileURL(file).href)) as Partial<BenchSuite> & { default?: Partial<BenchSuite> }
   const run = mod.run ?? mod.default?.run
   if (typeof run !== 'function') throw new Error(`${path.relative(process.cwd(), file)} does not export run()`)
-  return { run }
+  return { run, usage: mod.usage ?? mod.default?.usage }
 }

@@ -18,3 +18,49 @@ export function markdownTable(columns: readonly Column[], rows: readonly (readon
 export function formatRate(x: number): string {
   return x >= 100 ? Math.round(x).toString() : x.toPrecision(3)
 }
+
+/** One process of a measured run, for profileTable(). */
+export interface ProfileRow {
+  /** Which measurement. */
+  run: string
+  /** Which process of it. */
+  role: string
+  wallSeconds: number | null
+  profile: {
+    mainThreadSeconds: number
+    mainThreadSystemSeconds: number
+    otherThreadsSeconds: number
+    otherThreadsSystemSeconds: number
+    threads: { main: boolean; seconds: number; systemSeconds: number }[]
+  }
+}
+
+/** Where a run's CPU went, per process: its main thread, and its other threads (workers, libuv, V8). */
+export function profileTable(rows: readonly ProfileRow[]): string {
+  return markdownTable(
+    [
+      { header: 'run' },
+      { header: 'process' },
+      { header: 'main thread CPU s', align: 'right' },
+      { header: 'of it system', align: 'right' },
+      { header: 'main thread busy', align: 'right' },
+      { header: 'other threads CPU s', align: 'right' },
+      { header: 'of it system', align: 'right' },
+      { header: 'busiest other threads, CPU s (system)' },
+    ],
+    rows.map(({ run, role, wallSeconds, profile: p }) => [
+      run,
+      role,
+      p.mainThreadSeconds.toFixed(2),
+      p.mainThreadSystemSeconds.toFixed(2),
+      wallSeconds ? `${Math.round((p.mainThreadSeconds / wallSeconds) * 100)}%` : '',
+      p.otherThreadsSeconds.toFixed(2),
+      p.otherThreadsSystemSeconds.toFixed(2),
+      p.threads
+        .filter((t) => !t.main)
+        .slice(0, 6)
+        .map((t) => `${t.seconds.toFixed(2)} (${t.systemSeconds.toFixed(2)})`)
+        .join(', '),
+    ]),
+  )
+}

@@ -5,8 +5,9 @@ import crypto from 'node:crypto'
 import { loadPlugins, pluginsFromEnv } from '@escp/core'
 import type { Checksum, Cipher, Compressor, PluginEntry, PluginKind } from '@escp/core'
 import { logLikeText } from '@escp/core/testing'
-import { describeMachine, loadAverage, readCpuTimes, stealPercent } from '../lib/machine'
-import type { MachineInfo } from '../lib/machine'
+import { parseSuiteArgs } from '../lib/args'
+import { describeMachine, loadAverage, loadLine, machineLine, startRun } from '../lib/machine'
+import type { MachineInfo, RunConditions } from '../lib/machine'
 import { opensslCliVersion, opensslSpeed } from '../lib/openssl-speed'
 import { repoPath, updateResultsSection, writeResultsJson } from '../lib/results'
 import { formatRate, markdownTable } from '../lib/table'
@@ -49,10 +50,9 @@ interface Measurement {
   command?: string
 }
 
-export async function run(): Promise<void> {
-  const startedAt = new Date()
-  const loadAtStart = loadAverage()
-  const cpuAtStart = readCpuTimes()
+export async function run(args: readonly string[] = []): Promise<void> {
+  parseSuiteArgs(SUITE, args, {})
+  const clock = startRun()
   const machine = describeMachine()
   const opensslVersion = await opensslCliVersion()
   const set = await loadPlugins({ plugins: pluginsFromEnv() })
@@ -63,7 +63,7 @@ export async function run(): Promise<void> {
     registry.list(kind).flatMap((e) => (e.availability.ok ? [] : [{ kind, name: e.name, plugin: e.plugin, reason: e.availability.reason }])),
   )
 
-  progress(`primitives: ${machine.cpuModel}, ${machine.nproc} cores, Node ${machine.node}, load average ${loadAtStart.join(' ')}`)
+  progress(`primitives: ${machine.cpuModel}, ${machine.nproc} cores, Node ${machine.node}, load average ${loadAverage().join(' ')}`)
   progress(`plugins: ${set.plugins.map((p) => p.manifest.name).join(', ')}`)
   for (const s of skipped) progress(`skipped ${s.kind} '${s.name}' (${s.plugin}): ${s.reason}`)
 
@@ -98,14 +98,10 @@ export async function run(): Promise<void> {
     measureChecksum(registry.resolve('checksum', entry.name), entry, random).forEach(record)
   }
 
-  const finishedAt = new Date()
   const report: PrimitivesReport = {
     suite: SUITE,
-    date: startedAt.toISOString(),
-    durationSeconds: (finishedAt.getTime() - startedAt.getTime()) / 1000,
+    ...clock.finish(),
     machine: { ...machine, opensslCli: opensslVersion },
-    loadAverage: { start: loadAtStart, end: loadAverage() },
-    cpuStealPercent: stealPercent(cpuAtStart, readCpuTimes()),
     method: {
       unit: 'GB/s = 10^9 bytes per second of plaintext or uncompressed data, one thread',
       blockSizesBytes: BLOCK_SIZES,
@@ -117,20 +113,16 @@ export async function run(): Promise<void> {
     skipped,
     results: measurements,
   }
-  const jsonFile = writeResultsJson(SUITE, startedAt, report)
+  const jsonFile = writeResultsJson(SUITE, clock.startedAt, report)
   const section = renderSection(report, jsonFile)
   console.log(`\n${section}\n`)
   const mdFile = updateResultsSection(SUITE, section)
   console.log(`wrote ${jsonFile} and the ${SUITE} section of ${mdFile}`)
 }
 
-interface PrimitivesReport {
+interface PrimitivesReport extends RunConditions {
   suite: string
-  date: string
-  durationSeconds: number
   machine: MachineInfo & { opensslCli: string | null }
-  loadAverage: { start: number[]; end: number[] }
-  cpuStealPercent: number | null
   method: typeof DEFAULT_THROUGHPUT & {
     unit: string
     blockSizesBytes: readonly number[]
@@ -150,16 +142,14 @@ function renderSection(report: PrimitivesReport, jsonFile: string): string {
   spreads.sort((a, b) => a.spread - b.spread)
   const median = spreads.length ? spreads[Math.floor(spreads.length / 2)].spread : 0
   const worst = spreads.at(-1)
-  const cpu = [machine.cpuModel, machine.cpuId, machine.cpuFlags.length ? `flags ${machine.cpuFlags.join(' ')}` : null].filter((x) => x).join(', ')
   return [
     `## ${SUITE}`,
     '',
     `Measured ${report.date} by \`npm run bench -- ${SUITE}\` in ${Math.round(report.durationSeconds)} s; data: \`${jsonFile}\`.`,
     '',
-    `- Machine: ${cpu}, ${machine.nproc} cores (nproc), ${machine.os}`,
+    machineLine(machine),
     `- Node ${machine.node} (OpenSSL ${machine.nodeOpenssl}); openssl command: ${machine.opensslCli ?? 'not installed, so no reference rows'}`,
-    `- Load average (1/5/15 min): ${report.loadAverage.start.join(' ')} at start, ${report.loadAverage.end.join(' ')} at end; ` +
-      `CPU steal during the run: ${report.cpuStealPercent === null ? 'unknown' : `${report.cpuStealPercent}%`}`,
+    loadLine(report),
     `- Plugins: ${report.plugins.map((p) => p.name).join(', ')}`,
     '',
     `GB/s is 10^9 bytes of plaintext or uncompressed data per second, on one thread. Each cell runs ` +
