@@ -69,7 +69,7 @@ export function startReceiverLinks(session: Session, s: LinkSettings, targetOf: 
     async (i) => {
       const d = session.data[i].detach()
       const worker = await startWorker(workerData(session, s, 'receiver', d.index, d.send, d.receive))
-      return new ReceiverLink(d, worker, s.blockSizeBytes, s.queueDepth * 2, targetOf)
+      return new ReceiverLink(d, worker, s.blockSizeBytes, s.queueDepth, targetOf)
     },
     (l) => l.close(),
   )
