@@ -22,7 +22,7 @@ function escp(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv }
   nextPort += 10
   const started = Date.now()
   return new Promise((resolve) => {
-    const portArgs = ['engines', '-V', 'plugins'].includes(args[0]) ? [] : ['--escp-port', String(nextPort)]
+    const portArgs = ['engines', '-V', 'plugins', 'autocomplete', 'server'].includes(args[0]) ? [] : ['--escp-port', String(nextPort)]
     const child = spawn(process.execPath, [ESCP, ...portArgs, ...args], { cwd: options.cwd, env: { ...process.env, ESCP_CONFIG: '/nonexistent', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
@@ -148,6 +148,31 @@ describe('escp command', function () {
       const without = await escp(['--checksum', 'sha3-256', 'f', 'h'], { cwd: work })
       expect(without.code).to.equal(2)
       expect(without.stderr).to.contain("no checksum named 'sha3-256'")
+    })
+
+    it('runs the control channel over a Unix socket with --mgmt', async function () {
+      const sock = path.join(work, 'mgmt.sock')
+      const server = spawn(process.execPath, [ESCP, 'server', '--mgmt', sock], { stdio: 'ignore' })
+      const exited = new Promise((r) => server.once('exit', r))
+      for (let i = 0; i < 100 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50))
+      expect((fs.statSync(sock).mode & 0o777).toString(8)).to.equal('600')
+      writeRandom(path.join(work, 'm.bin'), 200_000)
+      const r = await escp(['--mgmt', sock, 'm.bin', `127.0.0.1:${path.join(work, 'm.copy')}`], { cwd: work })
+      expect(r.code, r.stderr).to.equal(0)
+      expect(sha256File(path.join(work, 'm.copy'))).to.equal(sha256File(path.join(work, 'm.bin')))
+      await exited
+      expect(fs.existsSync(sock)).to.equal(false)
+    })
+
+    it('generates bash and zsh completion that knows the copy flags', async function () {
+      const env = { XDG_CACHE_HOME: path.join(work, 'cache'), HOME: work }
+      for (const shell of ['bash', 'zsh']) {
+        const r = await escp(['autocomplete', shell], { env })
+        expect(r.code, r.stderr).to.equal(0)
+        const dir = path.join(work, 'cache', 'escp', 'autocomplete')
+        const text = fs.readdirSync(dir, { recursive: true }).map((f) => String(f)).filter((f) => fs.statSync(path.join(dir, f)).isFile()).map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).join('\n')
+        expect(text, shell).to.contain('--parallel').and.contain('--cipher').and.contain('engines')
+      }
     })
 
     it('prints its version quickly', async function () {

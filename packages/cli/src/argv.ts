@@ -1,7 +1,7 @@
 // scp's command line, made into what oclif parses: `escp -rp a b host:` runs the copy command,
 // clustered single-letter flags are split, a value glued to its letter (-P2222) is detached,
 // and repeated -v count as --verbose N.
-const SUBCOMMANDS = new Set(['server', 'engines', 'plugins', 'help', 'copy'])
+const SUBCOMMANDS = new Set(['server', 'engines', 'plugins', 'help', 'copy', 'autocomplete'])
 /** Single-letter flags that take a value, as in scp. */
 const TAKES_VALUE = new Set(['P', 'l', 'o', 'S', 'D', 'i', 'F', 'J', 'c', 't'])
 

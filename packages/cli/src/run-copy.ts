@@ -1,7 +1,7 @@
 // From operands to a transfer: local → local in loopback mode, local → remote (push) and
 // remote → local (pull) through `ssh host escp server`.
 import fs from 'node:fs'
-import { copy, escpError, isEscpError, pull, push } from '@escp/core'
+import { connectUnixServer, copy, escpError, isEscpError, pull, push } from '@escp/core'
 import type { ServerProcess, TransferOptions, TransferSummary } from '@escp/core'
 import pino from 'pino'
 import { parseOperand, sshTarget } from './operands'
@@ -36,6 +36,8 @@ export function planCopy(operands: readonly string[], ssh: SshOptions): CopyPlan
 }
 
 export interface RunSettings {
+  /** A Unix socket where `escp server --mgmt` waits, used instead of ssh. */
+  mgmt?: string
   quiet: boolean
   bits: boolean
   verbose: number
@@ -58,15 +60,16 @@ export async function runPlan(plan: CopyPlan, options: Partial<TransferOptions>,
   let server: ServerProcess | undefined
   try {
     if (plan.mode === 'loopback') {
+      if (s.mgmt) throw escpError('ESCP_ERR_BAD_ARGUMENT', '--mgmt needs a remote operand (host:path) on the side the server serves')
       summary = await copy({ ...request, sources: plan.sources, destination: plan.destination })
     } else if (plan.mode === 'push') {
       if (s.verbose > 0) s.err.write(`escp: ssh ${sshTarget(plan.remote)} ${plan.ssh.remoteEscp} server\n`)
-      server = startRemoteServer(sshTarget(plan.remote), plan.ssh, plan.remote.port)
+      server = s.mgmt ? await connectUnixServer(s.mgmt) : startRemoteServer(sshTarget(plan.remote), plan.ssh, plan.remote.port)
       summary = await push(server, { ...request, sources: plan.sources, destination: plan.remote.path || '.' }, plan.remote.host)
     } else {
       const r = plan.remotes[0]
       if (s.verbose > 0) s.err.write(`escp: ssh ${sshTarget(r)} ${plan.ssh.remoteEscp} server\n`)
-      server = startRemoteServer(sshTarget(r), plan.ssh, r.port)
+      server = s.mgmt ? await connectUnixServer(s.mgmt) : startRemoteServer(sshTarget(r), plan.ssh, r.port)
       summary = await pull(server, { ...request, sources: plan.remotes.map((x) => x.path || '.'), destination: plan.destination }, r.host)
     }
   } catch (err) {

@@ -58,6 +58,7 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
     ipv6: Flags.boolean({ description: 'IPv6 only (-6)' }),
     batch: Flags.boolean({ char: 'B', description: 'never ask for passwords' }),
     license: Flags.boolean({ char: 'L', description: 'print the license' }),
+    mgmt: Flags.string({ description: "reach the server on this Unix socket (started by 'escp server --mgmt PATH') instead of ssh; for debugging" }),
     // Accepted for scp compatibility; they change nothing here.
     sftp: Flags.boolean({ char: 's', hidden: true }),
     legacy: Flags.boolean({ char: 'O', hidden: true }),
@@ -131,7 +132,7 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
     }
     let summary: TransferSummary
     try {
-      summary = await runPlan(plan, options, { quiet: flags.quiet, bits: flags.bits, verbose: flags.verbose, logfile: flags.logfile, err: process.stderr })
+      summary = await runPlan(plan, options, { mgmt: flags.mgmt, quiet: flags.quiet, bits: flags.bits, verbose: flags.verbose, logfile: flags.logfile, err: process.stderr })
     } catch (err) {
       process.stderr.write(`escp: ${(err as Error).message}\n`)
       this.exit(exitCodeOf(err))

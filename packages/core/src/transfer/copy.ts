@@ -3,6 +3,7 @@
 // `ssh host escp server`. Data never goes through that process's pipes: it crosses N
 // encrypted TCP streams.
 import { spawn } from 'node:child_process'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import type { Readable, Writable } from 'node:stream'
@@ -62,6 +63,17 @@ export function spawnServer(command: string, args: readonly string[], env: NodeJ
     exited,
     kill: () => void child.kill('SIGTERM'),
   }
+}
+
+/** A server already listening on a Unix socket (`escp server --mgmt PATH`). */
+export async function connectUnixServer(socketPath: string): Promise<ServerProcess> {
+  const socket = await new Promise<import('node:net').Socket>((resolve, reject) => {
+    const s = net.connect(socketPath, () => resolve(s))
+    s.once('error', (err) => reject(escpError('ESCP_ERR_CONNECT', socketPath, err.message)))
+  })
+  socket.on('error', () => {})
+  const exited = new Promise<number | null>((resolve) => socket.once('close', () => resolve(0)))
+  return { stdout: socket, stdin: socket, stderrTail: () => '', exited, kill: () => void socket.destroy() }
 }
 
 /** The loopback server: this package's server entry point in a child Node process. */

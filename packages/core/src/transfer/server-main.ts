@@ -2,13 +2,49 @@
 // child, and what `escp server` runs on a remote host. Diagnostics go to stderr only; stdout
 // belongs to the protocol.
 import 'reflect-metadata'
-import { isEscpError } from '../errors'
+import fs from 'node:fs'
+import net from 'node:net'
+import type { Readable, Writable } from 'node:stream'
+import { escpError, isEscpError } from '../errors'
 import { loadPlugins, pluginsFromEnv } from '../plugins/loader'
 import { ControlChannel } from '../protocol/control-channel'
 import { serveSession } from './server'
 
 export async function runServerOnStdio(software: string): Promise<number> {
-  const channel = new ControlChannel(process.stdin, process.stdout, { side: 'server' })
+  return runServerOn(process.stdin, process.stdout, software)
+}
+
+/**
+ * Serves one session with the control channel on a Unix socket at `socketPath` (EScp's
+ * --mgmt): both ends can then run under a debugger. The socket is created mode 0600 and
+ * removed afterwards; an existing file there is an error, not something to replace.
+ */
+export async function runServerOnUnixSocket(socketPath: string, software: string): Promise<number> {
+  const server = net.createServer()
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(socketPath, () => resolve())
+    })
+  } catch (err) {
+    process.stderr.write(`escp server: ${escpError('ESCP_ERR_BIND', socketPath, (err as Error).message).message}\n`)
+    return 1
+  }
+  try {
+    fs.chmodSync(socketPath, 0o600)
+    const socket = await new Promise<net.Socket>((resolve) => server.once('connection', resolve))
+    server.close()
+    const code = await runServerOn(socket, socket, software)
+    socket.end()
+    return code
+  } finally {
+    server.close()
+    fs.rmSync(socketPath, { force: true })
+  }
+}
+
+async function runServerOn(input: Readable, output: Writable, software: string): Promise<number> {
+  const channel = new ControlChannel(input, output, { side: 'server' })
   try {
     const set = await loadPlugins({ plugins: pluginsFromEnv() })
     await serveSession(channel, set, { software, defaultAddress: process.env.ESCP_BIND ?? sshServerAddress() ?? '127.0.0.1' })
