@@ -2,6 +2,7 @@
 // control protocol on stdin/stdout; users do not run it by hand.
 import { Command, Flags } from '@oclif/core'
 import { runServerOnStdio, runServerOnUnixSocket } from '@escp/core'
+import { escpPluginModules } from './engines'
 
 export default class Server extends Command {
   static override hidden = true
@@ -13,7 +14,9 @@ export default class Server extends Command {
   override async run(): Promise<void> {
     const { flags } = await this.parse(Server)
     const software = `escp ${this.config.version}`
-    const code = flags.mgmt ? await runServerOnUnixSocket(flags.mgmt, software) : await runServerOnStdio(software)
+    // Plugins installed with `escp plugins` serve remote sessions too.
+    const plugins = escpPluginModules(this.config.plugins.values())
+    const code = flags.mgmt ? await runServerOnUnixSocket(flags.mgmt, software, plugins) : await runServerOnStdio(software, plugins)
     process.stdin.destroy()
     if (code !== 0) this.exit(code)
   }

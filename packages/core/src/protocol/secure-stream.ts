@@ -49,6 +49,8 @@ export interface DetachedStream {
   pending: Buffer
 }
 
+const HOLD_LIMIT_BYTES = 16 * 1024 * 1024
+
 /** The plaintext that opens every stream, also sealed into its HELLO record. */
 export function streamPrefix(sessionId: Uint8Array, index: number): Buffer {
   const b = Buffer.alloc(STREAM_PREFIX_BYTES)
@@ -75,6 +77,7 @@ export class SecureStream {
   private recordsIn = 0
   private readonly detachAfterHello: boolean
   private held: Buffer[] = []
+  private heldBytes = 0
   private detached = false
 
   /** Wraps a connected socket; `initial` holds bytes already read past the stream prefix. */
@@ -167,6 +170,15 @@ export class SecureStream {
     this.socket.destroy()
   }
 
+  // Bytes wait here only until the stream is detached; past a few blocks' worth the socket is
+  // paused so that a peer cannot fill memory before the worker takes over (detach() resumes nothing:
+  // the new owner resumes the socket).
+  private hold(bytes: Buffer): void {
+    this.held.push(bytes)
+    this.heldBytes += bytes.byteLength
+    if (this.heldBytes > HOLD_LIMIT_BYTES) this.socket.pause()
+  }
+
   /** Takes the socket away from this object (see detachAfterHello). */
   detach(): DetachedStream {
     if (!this.detachAfterHello || this.recordsIn === 0) throw escpError('ESCP_ERR_PROTOCOL', `stream ${this.index} cannot be detached before its hello`)
@@ -185,7 +197,7 @@ export class SecureStream {
   private onData(chunk: Buffer): void {
     if (this.failure || this.detached) return
     if (this.detachAfterHello && this.recordsIn > 0 && this.decoder.pendingBytes === 0) {
-      this.held.push(chunk)
+      this.hold(chunk)
       return
     }
     let frames: RecordFrame[]
@@ -198,7 +210,7 @@ export class SecureStream {
     for (const [i, f] of frames.entries()) {
       if (this.detachAfterHello && this.recordsIn > 0) {
         // After the HELLO, records stay sealed for whoever takes the stream over.
-        for (const rest of frames.slice(i)) this.held.push(rest.raw)
+        for (const rest of frames.slice(i)) this.hold(rest.raw)
         return
       }
       if (this.endReceived) {

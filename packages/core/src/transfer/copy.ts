@@ -25,6 +25,7 @@ import { linkSettings } from './server'
 import type { TransferProgress, TransferSummary } from './summary'
 
 const SERVER_MAIN = path.join(__dirname, 'server-main.js')
+const SOFTWARE = `escp ${(require('../../package.json') as { version: string }).version}`
 /**
  * node:crypto allocates a fresh buffer per record; with glibc's default thresholds each one is
  * an mmap/munmap pair and its page faults. Raising them (measured: ~30% less CPU at the
@@ -100,7 +101,7 @@ export type CopyRequest = TransferRequest
 
 export function sessionRequest(o: TransferOptions, serverRole: 'receiver' | 'sender', paths: string[], sourceCount: number, serverEngine: string): SessionRequest {
   return {
-    software: 'escp',
+    software: SOFTWARE,
     serverRole,
     ciphers: [o.cipher],
     compressor: o.compressor,
@@ -144,7 +145,7 @@ async function prepare(request: TransferRequest) {
 /** Copies `sources` to `destination` on this host, through a loopback child receiver. */
 export async function copy(request: TransferRequest): Promise<TransferSummary> {
   const { o, set } = await prepare(request)
-  return push(spawnLoopbackServer(set.spec.modules.slice(1)), { ...request, options: o }, '127.0.0.1')
+  return push(spawnLoopbackServer(set.spec.modules.slice(1)), { ...request, options: { ...o, bindAddress: o.bindAddress || '127.0.0.1' } }, '127.0.0.1')
 }
 
 /** Sends local `sources` to `destination` on the server's host. */

@@ -25,7 +25,10 @@ export interface TransferOptions {
   /** First port of the receiver's range and the range's size. */
   port: number
   portRange: number
-  /** Address the server listens on (and the client connects to). */
+  /**
+   * Address the server listens on (and the client connects to). Empty: the server decides: the
+   * address ssh reached it on (SSH_CONNECTION), or loopback for a local copy.
+   */
   bindAddress: string
   /** Extra plugin modules (package names or paths), as for ESCP_PLUGINS. */
   plugins: string[]
@@ -47,7 +50,7 @@ export const DEFAULT_OPTIONS: TransferOptions = {
   direct: true,
   port: 1232,
   portRange: 10,
-  bindAddress: '127.0.0.1',
+  bindAddress: '',
   plugins: [],
 }
 

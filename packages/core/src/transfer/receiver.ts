@@ -36,6 +36,8 @@ interface InFile {
   writers: Set<ReceiverLink>
   done?: FileDone
   failed?: EscpError
+  /** The digest of what was written here, once computed. */
+  written?: Uint8Array
   /** The sender dropped the file (unreadable): no verdict is owed. */
   dropped: boolean
   finishing: boolean
@@ -311,6 +313,7 @@ export class Receiver {
     let error = f.failed
     if (!error && f.digest && f.done) {
       const mine = Buffer.from(f.digest.digest())
+      f.written = mine
       if (!mine.equals(Buffer.from(f.done.digest))) {
         error = escpError('ESCP_ERR_VERIFY', f.shown, `its ${this.options.checksum?.name} digest is ${mine.toString('hex')} here and ${Buffer.from(f.done.digest).toString('hex')} at the sender`)
       }
@@ -363,6 +366,7 @@ export class Receiver {
         // The directory's verdict went out when it was created: a late failure is reported apart.
         const e = ioError(err, 'chmod/utimes', dir)
         this.failedCount++
+        this.failures.push({ path: displayPath(spec.path), error: e })
         this.metaChain = this.metaChain.then(() =>
           this.session.meta.sendMessage(
             RecordType.Error,
@@ -379,7 +383,8 @@ export class Receiver {
     this.verdicts.push({
       id: f.spec.id,
       ok: error === null,
-      digest: f.done?.digest ?? new Uint8Array(0),
+      // Our own digest of what was written, so the sender compares for itself.
+      digest: f.written ?? new Uint8Array(0),
       ...(error ? { error: errorInfoOf(error) } : {}),
     })
     if (!this.verdictFlushScheduled) {

@@ -10,8 +10,8 @@ import { loadPlugins, pluginsFromEnv } from '../plugins/loader'
 import { ControlChannel } from '../protocol/control-channel'
 import { serveSession } from './server'
 
-export async function runServerOnStdio(software: string): Promise<number> {
-  return runServerOn(process.stdin, process.stdout, software)
+export async function runServerOnStdio(software: string, plugins: readonly string[] = []): Promise<number> {
+  return runServerOn(process.stdin, process.stdout, software, plugins)
 }
 
 /**
@@ -19,8 +19,10 @@ export async function runServerOnStdio(software: string): Promise<number> {
  * --mgmt): both ends can then run under a debugger. The socket is created mode 0600 and
  * removed afterwards; an existing file there is an error, not something to replace.
  */
-export async function runServerOnUnixSocket(socketPath: string, software: string): Promise<number> {
+export async function runServerOnUnixSocket(socketPath: string, software: string, plugins: readonly string[] = []): Promise<number> {
   const server = net.createServer()
+  // The umask makes the socket 0600 from its creation: no window in which others may connect.
+  const umask = process.umask(0o177)
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -29,12 +31,13 @@ export async function runServerOnUnixSocket(socketPath: string, software: string
   } catch (err) {
     process.stderr.write(`escp server: ${escpError('ESCP_ERR_BIND', socketPath, (err as Error).message).message}\n`)
     return 1
+  } finally {
+    process.umask(umask)
   }
   try {
-    fs.chmodSync(socketPath, 0o600)
     const socket = await new Promise<net.Socket>((resolve) => server.once('connection', resolve))
     server.close()
-    const code = await runServerOn(socket, socket, software)
+    const code = await runServerOn(socket, socket, software, plugins)
     socket.end()
     return code
   } finally {
@@ -43,10 +46,10 @@ export async function runServerOnUnixSocket(socketPath: string, software: string
   }
 }
 
-async function runServerOn(input: Readable, output: Writable, software: string): Promise<number> {
+async function runServerOn(input: Readable, output: Writable, software: string, plugins: readonly string[]): Promise<number> {
   const channel = new ControlChannel(input, output, { side: 'server' })
   try {
-    const set = await loadPlugins({ plugins: pluginsFromEnv() })
+    const set = await loadPlugins({ plugins: [...pluginsFromEnv(), ...plugins] })
     await serveSession(channel, set, { software, defaultAddress: process.env.ESCP_BIND ?? sshServerAddress() ?? '127.0.0.1' })
     return 0
   } catch (err) {

@@ -30,7 +30,7 @@ export function linkSettings(init: SessionInit, set: PluginSet, side: 'client' |
     compressor: init.compressor,
     compressionLevel: init.compressionLevel,
     blockSizeBytes: init.blockSizeBytes,
-    queueDepth: init.queueDepth || 4,
+    queueDepth: init.queueDepth,
     sparse: init.sparse,
     direct: init.direct,
     rateLimit: init.rateLimit,
