@@ -1,5 +1,6 @@
 // A private sshd on 127.0.0.1 for end-to-end tests: its own port, host key and authorized
 // client key in a temp dir, and an ssh config file that reaches it (also through -J).
+// The WAN benchmark starts the same sshd inside a network namespace, on that namespace's address.
 import { execFileSync, spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
@@ -10,7 +11,7 @@ import path from 'node:path'
 export interface PrivateSshd {
   port: number
   dir: string
-  /** An ssh config file: Host 127.0.0.1 with this port, key and no host-key prompts. */
+  /** An ssh config file: Host 127.0.0.1 (or the listen address) with this port, key and no host-key prompts. */
   configFile: string
   keyFile: string
   stop(): Promise<void>
@@ -29,8 +30,16 @@ function freePort(): Promise<number> {
   })
 }
 
+export interface SshdOptions {
+  /** Default 127.0.0.1. */
+  listenAddress?: string
+  /** Run sshd inside this network namespace (`ip netns exec NS sshd ...`); readiness is then its pid file. */
+  netns?: string
+}
+
 /** Starts sshd, or returns the reason it cannot run here. */
-export async function startSshd(): Promise<PrivateSshd | string> {
+export async function startSshd(options: SshdOptions = {}): Promise<PrivateSshd | string> {
+  const address = options.listenAddress ?? '127.0.0.1'
   if (!SSHD) return 'sshd is not installed (apt-get install openssh-server)'
   if (process.getuid?.() !== 0) return 'the private sshd needs root here (it logs in as the current user with a key)'
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'escp-sshd-'))
@@ -46,7 +55,7 @@ export async function startSshd(): Promise<PrivateSshd | string> {
     sshdConfig,
     [
       `Port ${port}`,
-      'ListenAddress 127.0.0.1',
+      `ListenAddress ${address}`,
       `HostKey ${hostKey}`,
       `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
       `PidFile ${path.join(dir, 'sshd.pid')}`,
@@ -67,7 +76,7 @@ export async function startSshd(): Promise<PrivateSshd | string> {
   fs.writeFileSync(
     configFile,
     [
-      'Host 127.0.0.1 localhost',
+      address === '127.0.0.1' ? 'Host 127.0.0.1 localhost' : `Host ${address}`,
       `  Port ${port}`,
       `  IdentityFile ${keyFile}`,
       '  IdentitiesOnly yes',
@@ -77,10 +86,12 @@ export async function startSshd(): Promise<PrivateSshd | string> {
       '  BatchMode yes',
     ].join('\n') + '\n',
   )
-  const child: ChildProcess = spawn(SSHD, ['-D', '-e', '-f', sshdConfig], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const argv = [SSHD, '-D', '-e', '-f', sshdConfig]
+  // `ip netns exec` execs the command, so the child's pid is sshd's either way.
+  const child: ChildProcess = options.netns ? spawn('ip', ['netns', 'exec', options.netns, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr?.on('data', (d) => (stderr += d))
-  const up = await waitForPort(port, 5000)
+  const up = options.netns ? await waitForFile(path.join(dir, 'sshd.pid'), 5000, child) : await waitForPort(port, 5000)
   if (!up) {
     child.kill()
     fs.rmSync(dir, { recursive: true, force: true })
@@ -97,6 +108,16 @@ export async function startSshd(): Promise<PrivateSshd | string> {
       fs.rmSync(dir, { recursive: true, force: true })
     },
   }
+}
+
+/** sshd writes its pid file once it listens; a port in another namespace cannot be probed from here. */
+async function waitForFile(file: string, timeoutMs: number, child: ChildProcess): Promise<boolean> {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end && child.exitCode === null) {
+    if (fs.existsSync(file) && fs.readFileSync(file, 'utf8').trim()) return true
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  return false
 }
 
 async function waitForPort(port: number, timeoutMs: number): Promise<boolean> {
