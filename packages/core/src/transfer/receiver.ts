@@ -15,6 +15,7 @@ import { decodeErrorReport, decodeFileBatch, decodeFileDone, decodeSessionEnd, e
 import type { FileDone, FileSpec, Verdict } from '../protocol/messages'
 import type { Session } from '../protocol/session'
 import { OrderedDigest } from './ordered-digest'
+import { SessionSide } from './session-side'
 import { checkRelativePath } from './paths'
 import type { Destination } from './paths'
 import type { ReceiverLink } from './stream-link'
@@ -68,14 +69,12 @@ export interface ReceiverResult {
 const UMASK = process.umask()
 const IS_ROOT = process.getuid?.() === 0
 
-export class Receiver {
+export class Receiver extends SessionSide<ReceiverLink> {
   private readonly files = new Map<bigint, InFile>()
   private readonly dirs: Array<{ path: Buffer; spec: FileSpec }> = []
   private readonly failures: FileFailure[] = []
   private verdicts: Verdict[] = []
   private verdictFlushScheduled = false
-  private metaChain: Promise<void> = Promise.resolve()
-  private links: ReceiverLink[] = []
   private sessionEnded = false
   private unsettled = 0
   private entries = 0
@@ -85,13 +84,13 @@ export class Receiver {
   private wireBytes = 0
   private bytesAnnounced = 0
   private readonly started = Date.now()
-  private fatal: EscpError | undefined
-  private wake: (() => void) | undefined
 
   constructor(
-    private readonly session: Session,
+    session: Session,
     private readonly options: ReceiverOptions,
-  ) {}
+  ) {
+    super(session)
+  }
 
   /**
    * For the links: where blocks of a file go; null drops them; undefined holds them (not
@@ -125,7 +124,7 @@ export class Receiver {
       while (this.unsettled > 0) await this.sleep()
       await this.finishDirectories()
       this.flushVerdicts()
-      await this.metaChain
+      await this.metaSent()
       this.check()
       // Our END on the meta stream tells the sender every verdict is out; it then ends the
       // data streams, and we answer each END with ours.
@@ -367,7 +366,7 @@ export class Receiver {
         const e = ioError(err, 'chmod/utimes', dir)
         this.failedCount++
         this.failures.push({ path: displayPath(spec.path), error: e })
-        this.metaChain = this.metaChain.then(() =>
+        this.queueMeta(() =>
           this.session.meta.sendMessage(
             RecordType.Error,
             encodeErrorReport({ path: spec.path, fatal: false, error: errorInfoOf(e) }),
@@ -406,8 +405,7 @@ export class Receiver {
     if (this.verdicts.length === 0) return
     const batch = this.verdicts
     this.verdicts = []
-    this.metaChain = this.metaChain.then(() => (this.fatal ? undefined : this.session.meta.sendMessage(RecordType.Verdicts, encodeVerdicts(batch))))
-    this.metaChain.catch((e: EscpError) => this.abort(e))
+    this.queueMeta(() => this.session.meta.sendMessage(RecordType.Verdicts, encodeVerdicts(batch)))
   }
 
   /** Removes the temporary files of everything unfinished. */
@@ -415,29 +413,6 @@ export class Receiver {
     await Promise.all(
       [...this.files.values()].filter((f) => !f.settled && f.temp.byteLength > 0).map((f) => fs.promises.unlink(f.temp).catch(() => {})),
     )
-  }
-
-  private abort(err: EscpError): void {
-    if (this.fatal) return
-    this.fatal = err
-    for (const l of this.links) l.fail(err)
-    this.session.meta.destroy(err)
-    this.poke()
-  }
-
-  private check(): void {
-    if (this.fatal) throw this.fatal
-  }
-
-  private sleep(): Promise<void> {
-    this.check()
-    return new Promise((resolve) => (this.wake = resolve))
-  }
-
-  private poke(): void {
-    const w = this.wake
-    this.wake = undefined
-    w?.()
   }
 }
 

@@ -12,6 +12,7 @@ import type { Session } from '../protocol/session'
 import { enumerateSources } from './enumerate'
 import type { SourceEntry, SourceIssue } from './enumerate'
 import { OrderedDigest } from './ordered-digest'
+import { SessionSide } from './session-side'
 import type { SenderLink } from './stream-link'
 import type { FileFailure, TransferProgress, TransferSummary } from './summary'
 import type { FromWorker } from './worker-protocol'
@@ -43,7 +44,7 @@ export interface SenderOptions {
   onIssue?: (issue: SourceIssue) => void
 }
 
-export class Sender {
+export class Sender extends SessionSide<SenderLink> {
   private readonly entries = new Map<bigint, OutEntry>()
   private readonly queue: OutEntry[] = []
   private readonly failures: FileFailure[] = []
@@ -51,7 +52,6 @@ export class Sender {
   private batch: OutEntry[] = []
   private doneBatch: FileDone[] = []
   private doneFlushScheduled = false
-  private metaChain: Promise<void> = Promise.resolve()
   private nextId = 0n
   private seq = 0
   private outstanding = 0
@@ -61,15 +61,16 @@ export class Sender {
   private wireBytes = 0
   private enumerationDone = false
   private unsealedFiles = 0
-  private fatal: EscpError | undefined
-  private wake: (() => void) | undefined
   private readonly started = Date.now()
 
   constructor(
-    private readonly session: Session,
-    private readonly links: SenderLink[],
+    session: Session,
+    links: SenderLink[],
     private readonly options: SenderOptions,
-  ) {}
+  ) {
+    super(session)
+    this.links = links
+  }
 
   async run(): Promise<TransferSummary> {
     for (const l of this.links) {
@@ -90,7 +91,7 @@ export class Sender {
       while (this.unsealedFiles > 0) await this.sleep()
       this.flushDone()
       this.queueMeta(() => this.session.meta.sendMessage(RecordType.SessionEnd, encodeSessionEnd({ files: BigInt(this.entries.size), bytes: BigInt(this.bytesDone) })))
-      await this.metaChain
+      await this.metaSent()
       await metaDone
       this.check()
       if (this.outstanding > 0) throw escpError('ESCP_ERR_TRANSFER', `the receiver ended the session with ${this.outstanding} entries unanswered`)
@@ -301,10 +302,6 @@ export class Sender {
     }
   }
 
-  private queueMeta(send: () => Promise<void>): void {
-    this.metaChain = this.metaChain.then(() => (this.fatal ? undefined : send()))
-    this.metaChain.catch((e: EscpError) => this.abort(e))
-  }
 
   private progress(): void {
     this.options.onProgress?.({
@@ -315,28 +312,5 @@ export class Sender {
       enumerationDone: this.enumerationDone,
       elapsedMs: Date.now() - this.started,
     })
-  }
-
-  private abort(err: EscpError): void {
-    if (this.fatal) return
-    this.fatal = err
-    for (const l of this.links) l.fail(err)
-    this.session.meta.destroy(err)
-    this.poke()
-  }
-
-  private check(): void {
-    if (this.fatal) throw this.fatal
-  }
-
-  private sleep(): Promise<void> {
-    this.check()
-    return new Promise((resolve) => (this.wake = resolve))
-  }
-
-  private poke(): void {
-    const w = this.wake
-    this.wake = undefined
-    w?.()
   }
 }
