@@ -70,6 +70,20 @@ describe('escp command', function () {
       expect(fs.readdirSync(path.join(work, 'out')).sort()).to.deep.equal(['one', 'three', 'two'])
     })
 
+    it('copies each [SRC, DST] pair of a YAML --filelist', async function () {
+      fs.writeFileSync(path.join(work, 'a'), 'A')
+      writeRandom(path.join(work, 't', 'x'), 100)
+      fs.writeFileSync(path.join(work, 'pairs.yaml'), '- [a, a.copy]\n- [t, t.copy]\n')
+      const r = await escp(['-r', '--filelist', 'pairs.yaml'], { cwd: work })
+      expect(r.code, r.stderr).to.equal(0)
+      expect(fs.readFileSync(path.join(work, 'a.copy'), 'utf8')).to.equal('A')
+      expect(describeTree(path.join(work, 't.copy'))).to.deep.equal(describeTree(path.join(work, 't')))
+      fs.writeFileSync(path.join(work, 'bad.yaml'), '- [a, b]\n- [a]\n')
+      const bad = await escp(['--filelist', 'bad.yaml'], { cwd: work })
+      expect(bad.code).to.equal(2)
+      expect(bad.stderr).to.contain('bad.yaml').and.contain('[SRC, DST] pairs')
+    })
+
     it('explains bad flags and operands in one line with a non-zero exit', async function () {
       fs.writeFileSync(path.join(work, 'f'), 'x')
       const cases: Array<[string[], number, RegExp]> = [

@@ -1,8 +1,11 @@
 // escp [flags] SRC... DEST: the scp-shaped copy command.
 import fs from 'node:fs'
 import { Args, Command, Flags } from '@oclif/core'
+import type { Interfaces } from '@oclif/core'
 import type { TransferOptions, TransferSummary } from '@escp/core'
 import { configArgv, configFiles, loadConfig } from '../config'
+import { escpError } from '@escp/core'
+import { LineCounter, parseDocument } from 'yaml'
 import { EXIT, exitCodeOf } from '../exit-codes'
 import { escpPluginModules } from './engines'
 import { planCopy, runPlan } from '../run-copy'
@@ -44,7 +47,7 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
     'escp-port': Flags.integer({ description: 'first data port of the receiver', default: 1232, min: 1, max: 65535 }),
     'escp-portrange': Flags.integer({ description: 'ports the receiver may use from the first', default: 10, min: 1, max: 1000 }),
     bind: Flags.string({ description: 'address the receiver listens on and the sender connects to' }),
-    filelist: Flags.string({ description: 'read sources from FILE (one per line) instead of arguments' }),
+    filelist: Flags.string({ description: 'sources from FILE, one per line; or a YAML list of [SRC, DST] pairs, each copied in turn' }),
     port: Flags.integer({ char: 'P', description: 'ssh port', min: 1, max: 65535 }),
     'ssh-option': Flags.string({ char: 'o', description: 'ssh option (repeatable)', multiple: true, default: [] }),
     ssh: Flags.string({ char: 'S', description: 'ssh program', default: 'ssh' }),
@@ -86,9 +89,14 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
       this.log(LICENSE)
       return
     }
-    let operands = argv as string[]
-    if (flags.filelist) operands = [...readFileList(flags.filelist), ...operands]
-    if (operands.length < 2) {
+    let jobs: string[][]
+    try {
+      jobs = flags.filelist ? readFileList(flags.filelist, argv as string[]) : [argv as string[]]
+    } catch (err) {
+      process.stderr.write(`escp: ${(err as Error).message}\n`)
+      this.exit(exitCodeOf(err))
+    }
+    if (jobs.some((operands) => operands.length < 2)) {
       process.stderr.write('escp: ESCP_ERR_BAD_ARGUMENT: give at least one source and a destination (escp [flags] SRC... DEST; see escp --help)\n')
       this.exit(EXIT.usage)
     }
@@ -109,6 +117,12 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
       ...(flags.limit ? { limitBytesPerSec: flags.limit } : {}),
       plugins: escpPluginModules(this.config.plugins.values()),
     }
+    let worst: number = EXIT.ok
+    for (const operands of jobs) worst = Math.max(worst, await this.copyOnce(operands, options, flags))
+    if (worst !== EXIT.ok) this.exit(worst)
+  }
+
+  private async copyOnce(operands: string[], options: Partial<TransferOptions>, flags: CopyFlags): Promise<number> {
     let plan: ReturnType<typeof planCopy>
     try {
       plan = planCopy(operands, {
@@ -128,25 +142,48 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
       })
     } catch (err) {
       process.stderr.write(`escp: ${(err as Error).message}\n`)
-      this.exit(exitCodeOf(err))
+      return exitCodeOf(err)
     }
     let summary: TransferSummary
     try {
       summary = await runPlan(plan, options, { mgmt: flags.mgmt, quiet: flags.quiet, bits: flags.bits, verbose: flags.verbose, logfile: flags.logfile, err: process.stderr })
     } catch (err) {
       process.stderr.write(`escp: ${(err as Error).message}\n`)
-      this.exit(exitCodeOf(err))
+      return exitCodeOf(err)
     }
-    if (!summary.ok) this.exit(EXIT.partial)
+    return summary.ok ? EXIT.ok : EXIT.partial
   }
 }
 
-function readFileList(file: string): string[] {
-  return fs
-    .readFileSync(file, 'utf8')
+type CopyFlags = Interfaces.InferredFlags<typeof Copy.flags>
+
+/**
+ * A file list, as EScp reads one: a YAML list of [SRC, DST] pairs (one copy each), or plain
+ * lines naming sources for the destination given on the command line.
+ */
+export function readFileList(file: string, argv: readonly string[]): string[][] {
+  let text: string
+  try {
+    text = fs.readFileSync(file, 'utf8')
+  } catch (err) {
+    throw escpError('ESCP_ERR_BAD_ARGUMENT', `cannot read the file list '${file}': ${(err as Error).message}`)
+  }
+  if (/^\s*-\s*\[/m.test(text)) {
+    const lines = new LineCounter()
+    const doc = parseDocument(text, { lineCounter: lines })
+    if (doc.errors.length > 0) throw escpError('ESCP_ERR_CONFIG', file, lines.linePos(doc.errors[0].pos[0]).line, doc.errors[0].message.split('\n')[0])
+    const pairs = doc.toJS() as unknown
+    if (!Array.isArray(pairs) || !pairs.every((p) => Array.isArray(p) && p.length === 2 && p.every((x) => typeof x === 'string' && x.length > 0))) {
+      throw escpError('ESCP_ERR_CONFIG', file, 1, 'expected a list of [SRC, DST] pairs')
+    }
+    if (argv.length > 0) throw escpError('ESCP_ERR_BAD_ARGUMENT', 'a file list of [SRC, DST] pairs names every destination; give no operands with it')
+    return pairs as string[][]
+  }
+  const sources = text
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l.length > 0 && !l.startsWith('#'))
+  return [[...sources, ...argv]]
 }
 
 const LICENSE = `escp is distributed under the BSD 3-Clause License.
