@@ -207,8 +207,10 @@ export class Sender extends SessionSide<SenderLink> {
       if (e.nextBlock >= e.blocks) this.queue.shift()
       const offset = block * this.options.blockSizeBytes
       const length = Math.min(this.options.blockSizeBytes, e.entry.sizeBytes - offset)
-      e.readers.add(link)
-      link.read(this.seq++, e.id, e.entry.absPath, offset, length)
+      // A file of one block is closed by the worker that reads it: one message less per small file.
+      const only = e.blocks === 1
+      if (!only) e.readers.add(link)
+      link.read(this.seq++, e.id, e.entry.absPath, offset, length, only)
     }
   }
 

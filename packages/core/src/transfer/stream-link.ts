@@ -161,9 +161,9 @@ export class SenderLink extends StreamLink {
     return this.inFlight
   }
 
-  read(seq: number, fileId: bigint, path: Uint8Array, offset: number, length: number): void {
+  read(seq: number, fileId: bigint, path: Uint8Array, offset: number, length: number, only: boolean): void {
     this.inFlight++
-    this.post({ t: 'read', seq, fileId, path, offset, length })
+    this.post({ t: 'read', seq, fileId, path, offset, length, only })
   }
 
   closeFile(fileId: bigint): void {

@@ -114,6 +114,7 @@ class SenderRole {
     } finally {
       this.pool.release(buf)
       if (packed) this.pool.release(packed)
+      if (msg.only) void this.close(msg.fileId)
     }
   }
 

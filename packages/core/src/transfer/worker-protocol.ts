@@ -54,7 +54,8 @@ export interface WriteTarget {
 }
 
 export type ToWorker =
-  | { t: 'read'; seq: number; fileId: bigint; path: Uint8Array; offset: number; length: number }
+  /** `only`: the file's one block; the worker closes it right after reading (no 'close' follows). */
+  | { t: 'read'; seq: number; fileId: bigint; path: Uint8Array; offset: number; length: number; only: boolean }
   | { t: 'frame'; seq: number; raw: Uint8Array; target: WriteTarget | null }
   | { t: 'close'; fileId: bigint }
   | { t: 'end' }
