@@ -1,6 +1,7 @@
-// The transfer benchmark's data, generated once and reused: one large file of random bytes,
-// and a tree of many small files of random bytes with sizes that are the same on every
-// machine. Content comes from an AES-128-CTR keystream (fast, incompressible, reproducible).
+// The benchmarks' data, generated once and reused: large files of random bytes, a tree of
+// many small files of random bytes with sizes that are the same on every machine, and a
+// compressible log-like text file. Random content comes from an AES-128-CTR keystream (fast,
+// incompressible, reproducible); the log from a seeded generator.
 // A dataset is written under a temporary name and renamed when complete, so one that exists
 // under its real name is whole; reuse still checks every size.
 import crypto from 'node:crypto'
@@ -35,15 +36,19 @@ export interface Dataset {
 
 /** The sizes of a small-files tree: the same list on every machine. */
 export function smallFileSizes(spec: SmallTreeSpec): number[] {
-  // mulberry32: a tiny seeded generator; Math.random cannot be seeded.
-  let state = SIZE_SEED
-  const next = () => {
+  const next = seededRandom(SIZE_SEED)
+  return Array.from({ length: spec.files }, () => spec.minBytes + Math.floor(next() * (spec.maxBytes - spec.minBytes + 1)))
+}
+
+/** mulberry32: a tiny seeded generator of numbers in [0, 1); Math.random cannot be seeded. */
+function seededRandom(seed: number): () => number {
+  let state = seed
+  return () => {
     state = (state + 0x6d2b79f5) | 0
     let t = Math.imul(state ^ (state >>> 15), 1 | state)
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
     return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
   }
-  return Array.from({ length: spec.files }, () => spec.minBytes + Math.floor(next() * (spec.maxBytes - spec.minBytes + 1)))
 }
 
 function smallFilePath(spec: SmallTreeSpec, i: number): string {
@@ -71,6 +76,51 @@ export function ensureBigFile(dir: string, spec: BigFileSpec): Dataset {
       const n = Math.min(CHUNK_BYTES, spec.bytes - written)
       const chunk = stream.update(n === CHUNK_BYTES ? zeros : zeros.subarray(0, n))
       fs.writeSync(fd, chunk)
+      written += n
+    }
+  } finally {
+    fs.closeSync(fd)
+  }
+  fs.renameSync(tmp, file)
+  return { ...done, generated: true }
+}
+
+const LOG_SEED = 0x1095
+const LOG_LEVELS = ['INFO', 'INFO', 'INFO', 'INFO', 'INFO', 'INFO', 'DEBUG', 'DEBUG', 'WARN', 'ERROR']
+const LOG_USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi']
+const LOG_ROUTES = ['GET /api/v1/objects/', 'PUT /api/v1/objects/', 'GET /api/v1/buckets/', 'POST /api/v1/jobs/', 'GET /healthz?probe=', 'DELETE /api/v1/objects/']
+const LOG_STATUS = [200, 200, 200, 200, 200, 201, 204, 304, 404, 500]
+
+/**
+ * A text file like a service's access log, of exactly `spec.bytes` bytes: timestamped lines
+ * with a level, a worker, a random request id, a route with a number, a status, sizes and a
+ * duration. Reproducible (seeded), and compressible about as much as real logs are.
+ */
+export function ensureLogFile(dir: string, spec: BigFileSpec): Dataset {
+  const file = path.join(dir, spec.name)
+  const done = { path: file, files: 1, bytes: spec.bytes }
+  if (fs.statSync(file, { throwIfNoEntry: false })?.size === spec.bytes) return { ...done, generated: false }
+  fs.rmSync(file, { force: true })
+  const tmp = `${file}.tmp`
+  const fd = fs.openSync(tmp, 'w')
+  try {
+    const next = seededRandom(LOG_SEED)
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]
+    const hex = (digits: number) => Math.floor(next() * 16 ** digits).toString(16).padStart(digits, '0')
+    let ms = Date.UTC(2026, 0, 1)
+    for (let written = 0; written < spec.bytes; ) {
+      const lines: string[] = []
+      for (let n = 0; n < 20_000; n++) {
+        ms += Math.floor(next() * 40)
+        const level = pick(LOG_LEVELS)
+        lines.push(
+          `${new Date(ms).toISOString()} ${level.padEnd(5)} [worker-${Math.floor(next() * 16)}] req=${hex(8)}${hex(8)} ${pick(LOG_ROUTES)}${Math.floor(next() * 100_000)} ` +
+            `status=${pick(LOG_STATUS)} bytes=${Math.floor(next() * 65536)} dur_ms=${(next() * 250).toFixed(1)} user=${pick(LOG_USERS)}\n`,
+        )
+      }
+      const chunk = Buffer.from(lines.join(''), 'latin1')
+      const n = Math.min(chunk.length, spec.bytes - written)
+      fs.writeSync(fd, chunk, 0, n)
       written += n
     }
   } finally {

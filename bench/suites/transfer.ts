@@ -9,6 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { integerOption, parseSuiteArgs } from '../lib/args'
+import { updateChart } from '../lib/chart'
 import { ensureBigFile, ensureSmallTree, sha256File, treeDigest } from '../lib/datasets'
 import type { Dataset } from '../lib/datasets'
 import { runEscpCopy } from '../lib/escp-run'
@@ -210,6 +211,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
   console.log(`\n${section}\n`)
   const mdFile = updateResultsSection(SUITE, section)
   console.log(`wrote ${jsonFile} and the ${SUITE} section of ${mdFile}`)
+  console.log(updateChart())
 }
 
 /** One copy by one tool: fresh destination, quiet machine, timed, verified, removed. */

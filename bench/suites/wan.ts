@@ -12,6 +12,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { startSshd } from '../../test/helpers/sshd'
 import { integerOption, parseSuiteArgs } from '../lib/args'
+import { updateChart } from '../lib/chart'
 import { ensureBigFile, sha256File } from '../lib/datasets'
 import { describeMachine, loadLine, machineLine, startRun, waitForQuiet } from '../lib/machine'
 import type { MachineInfo, QuietWait, RunConditions } from '../lib/machine'
@@ -207,6 +208,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
   console.log(`\n${section}\n`)
   const mdFile = updateResultsSection(SUITE, section)
   console.log(`wrote ${jsonFile} and the ${SUITE} section of ${mdFile}`)
+  console.log(updateChart())
 }
 
 interface Setup {
