@@ -3,6 +3,7 @@ import crypto from 'node:crypto'
 import { expect } from 'chai'
 import type { Checksum } from '../contracts/checksum'
 import { combineDigests } from '../contracts/checksum'
+import { skipIfUnavailable } from './helpers'
 
 export interface ChecksumVector {
   /** Input as UTF-8 text. */
@@ -22,7 +23,7 @@ export function checksumCompliance(
 
     before(async function () {
       sum = await make()
-      if (!sum.available().ok) this.skip()
+      skipIfUnavailable(this, `checksum '${sum.name}'`, sum.available())
     })
 
     it('matches its known-answer vectors', function () {

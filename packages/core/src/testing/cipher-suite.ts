@@ -2,7 +2,7 @@
 import crypto from 'node:crypto'
 import { expect } from 'chai'
 import type { Cipher } from '../contracts/cipher'
-import { expectCode } from './helpers'
+import { expectCode, skipIfUnavailable } from './helpers'
 
 export function cipherCompliance(label: string, make: () => Cipher | Promise<Cipher>): void {
   describe(`Cipher compliance: ${label}`, function () {
@@ -11,8 +11,7 @@ export function cipherCompliance(label: string, make: () => Cipher | Promise<Cip
 
     before(async function () {
       cipher = await make()
-      const a = cipher.available()
-      if (!a.ok) this.skip()
+      skipIfUnavailable(this, `cipher '${cipher.name}'`, cipher.available())
     })
 
     function fresh(): { key: Uint8Array; nonce: Uint8Array } {

@@ -2,7 +2,7 @@
 import crypto from 'node:crypto'
 import { expect } from 'chai'
 import type { Compressor } from '../contracts/compressor'
-import { expectCode, logLikeText } from './helpers'
+import { expectCode, logLikeText, skipIfUnavailable } from './helpers'
 
 export interface CompressorSuiteOptions {
   /** False for a pass-through compressor ('none'): it never shrinks and never fails to decode. */
@@ -19,7 +19,7 @@ export function compressorCompliance(
 
     before(async function () {
       comp = await make()
-      if (!comp.available().ok) this.skip()
+      skipIfUnavailable(this, `compressor '${comp.name}'`, comp.available())
     })
 
     const inputs: Array<[string, (n: number) => Buffer]> = [

@@ -6,7 +6,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
 import type { BufferPool, IoEngine } from '../contracts/io-engine'
-import { expectCode, openFdCount } from './helpers'
+import { expectCode, openFdCount, skipIfUnavailable } from './helpers'
 
 export interface EngineSuiteOptions {
   /** False for engines that discard writes (dummy): only reading and the sink are checked. */
@@ -27,11 +27,7 @@ export function engineCompliance(label: string, make: () => IoEngine | Promise<I
 
     before(async function () {
       engine = await make()
-      const a = engine.available()
-      if (!a.ok) {
-        console.log(`      skipped: engine '${engine.name}' is unavailable: ${a.reason}`)
-        this.skip()
-      }
+      skipIfUnavailable(this, `engine '${engine.name}'`, engine.available())
       dir = fs.mkdtempSync(path.join(options.tmpDir ?? os.tmpdir(), `escp-engine-${engine.name}-`))
       pool = engine.createBufferPool(BLOCK, 4)
     })

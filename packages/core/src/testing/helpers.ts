@@ -1,5 +1,6 @@
 import fs from 'node:fs'
 import { expect } from 'chai'
+import type { Availability } from '../contracts/availability'
 
 /** Asserts that `fn` throws (or rejects with) an error carrying `code`. */
 export async function expectCode(fn: () => unknown, code: string): Promise<unknown> {
@@ -12,6 +13,13 @@ export async function expectCode(fn: () => unknown, code: string): Promise<unkno
   expect(caught, `expected an error with code ${code}`).to.be.an('error')
   expect((caught as { code?: unknown }).code, String((caught as Error).message)).to.equal(code)
   return caught
+}
+
+/** Skips a suite whose implementation cannot run here, saying why (as a user would want to know). */
+export function skipIfUnavailable(ctx: Mocha.Context, what: string, availability: Availability): void {
+  if (availability.ok) return
+  console.log(`      skipped: ${what} is unavailable here: ${availability.reason}`)
+  ctx.skip()
 }
 
 /** Text that compresses like logs do. */
