@@ -1,43 +1,24 @@
 // Starting a session's stream workers and their links on either side.
-import type { PluginSetSpec } from '../plugins/loader'
 import type { Session } from '../protocol/session'
 import { ReceiverLink, SenderLink, startWorker } from './stream-link'
-import type { StreamWorkerData, WriteTarget } from './worker-protocol'
+import type { StreamSettings, StreamWorkerData, WriteTarget } from './worker-protocol'
 
-export interface LinkSettings {
-  plugins: PluginSetSpec
-  side: 'client' | 'server'
-  engine: string
-  checksum: string
-  compressor: string
-  compressionLevel: number
-  blockSizeBytes: number
-  queueDepth: number
-  sparse: boolean
-  direct: boolean
+export interface LinkSettings extends StreamSettings {
   /** Pacing of each sending stream, bytes per second; 0 for none. */
   rateLimit: number
 }
 
 function workerData(session: Session, s: LinkSettings, role: 'sender' | 'receiver', index: number, send: StreamWorkerData['send'], receive: StreamWorkerData['receive']): StreamWorkerData {
+  const { rateLimit: _paced, ...settings } = s
   return {
+    ...settings,
     role,
-    plugins: s.plugins,
     index,
-    side: s.side,
     secret: session.keys.secret,
     sessionId: session.keys.sessionId,
     cipher: session.keys.cipher.name,
     send,
     receive,
-    engine: s.engine,
-    checksum: s.checksum,
-    compressor: s.compressor,
-    compressionLevel: s.compressionLevel,
-    blockSizeBytes: s.blockSizeBytes,
-    queueDepth: s.queueDepth,
-    sparse: s.sparse,
-    direct: s.direct,
   }
 }
 

@@ -6,16 +6,10 @@ import type { EscpErrorCode } from '../errors'
 import type { PluginSetSpec } from '../plugins/loader'
 import type { DirectionPosition } from '../protocol/record-crypto'
 
-export interface StreamWorkerData {
-  role: 'sender' | 'receiver'
+/** How every stream of a session is served, the same for each of its workers. */
+export interface StreamSettings {
   plugins: PluginSetSpec
-  index: number
   side: 'client' | 'server'
-  secret: Uint8Array
-  sessionId: Uint8Array
-  cipher: string
-  send: DirectionPosition
-  receive: DirectionPosition
   engine: string
   checksum: string
   compressor: string
@@ -24,6 +18,17 @@ export interface StreamWorkerData {
   queueDepth: number
   sparse: boolean
   direct: boolean
+}
+
+/** What one stream's worker starts with: the settings, its stream, and its key positions. */
+export interface StreamWorkerData extends StreamSettings {
+  role: 'sender' | 'receiver'
+  index: number
+  secret: Uint8Array
+  sessionId: Uint8Array
+  cipher: string
+  send: DirectionPosition
+  receive: DirectionPosition
 }
 
 export interface SerializedError {
