@@ -13,6 +13,7 @@ import { updateChart } from '../lib/chart'
 import { ensureBigFile, ensureSmallTree, sha256File, treeDigest } from '../lib/datasets'
 import type { Dataset } from '../lib/datasets'
 import { runEscpCopy } from '../lib/escp-run'
+import { loopbackStreams } from '@escp/core'
 import { QUIET_BUSY_PERCENT, busySeconds, describeMachine, loadLine, machineLine, readCpuTimes, startRun, waitForQuiet } from '../lib/machine'
 import type { MachineInfo, QuietWait, RunConditions } from '../lib/machine'
 import type { ProcessProfile } from '../lib/proc'
@@ -415,7 +416,7 @@ function renderSection(report: TransferReport, jsonFile: string): string {
     '- **cp**: `cp SRC DST`, `cp -r SRC DST`.',
     `- **scp**: \`scp -q -c ${method.scpCipher} -F CONFIG [-r] SRC user@127.0.0.1:DST\` through a private sshd started by the suite (the end-to-end tests' \`test/helpers/sshd.ts\`: its own host key and port, a throwaway client key; CONFIG sets the port, the key, \`StrictHostKeyChecking no\`, \`UserKnownHostsFile /dev/null\`, \`BatchMode yes\`). OpenSSH 9's scp speaks SFTP to the server.`,
     `- **rsync**: \`rsync [-r] SRC[/] -e 'ssh -F CONFIG' user@127.0.0.1:DST\`, with ssh's default cipher (${method.rsyncSshCipher} here).`,
-    `- **escp**: \`copy({sources: [SRC], destination: DST, options: {}})\`, \`{recursive: true}\` for the tree (default options otherwise: 4 streams, 1 MiB blocks, aes-128-gcm, xxh64 verification, node-fs engine), called by a small Node script (\`bench/lib/escp-copy.cjs\`); loopback mode: the receiver is a child process, the data crosses 4 encrypted TCP streams; no ssh is involved.`,
+    `- **escp**: \`copy({sources: [SRC], destination: DST, options: {}})\`, \`{recursive: true}\` for the tree (default options otherwise: ${loopbackStreams()} stream(s) (a local copy takes one per two cores, 1 to 4), 1 MiB blocks, aes-128-gcm, xxh64 verification, node-fs engine), called by a small Node script (\`bench/lib/escp-copy.cjs\`); loopback mode: the receiver is a child process, the data crosses encrypted TCP streams on loopback; no ssh is involved.`,
     '- **s**: wall time of the command, GNU time `%e`, start-up included (Node\'s, for escp; the ssh handshake, for scp and rsync). **MB/s**: bytes of the dataset over the median s.',
     '- **CPU s**: user + system CPU of the command\'s process tree, GNU time `%U + %S` (for escp: the sender process with its worker threads and the receiver child that copy() waits for); for scp and rsync plus the server side: the CPU of sshd\'s session processes (sshd, sftp-server, the remote rsync), read from the private sshd\'s children times in /proc once they have exited. **peak RSS**: GNU time `%M`, the largest single process of the command\'s tree (not a sum); the sshd side is not included.',
     `- **others' CPU s**: CPU the rest of the machine used during the run (the median): other people's work on this shared machine, and this suite's own bookkeeping. Before each run the suite waited for a second with at most ${QUIET_BUSY_PERCENT}% of the CPUs busy, up to ${QUIET_WAIT_MS / 1000} s (waited ${Math.round(report.cells.reduce((t, c) => t + c.runs.reduce((u, r) => u + r.quiet.waitedSeconds, 0), 0))} s in all).`,

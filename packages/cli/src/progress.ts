@@ -37,7 +37,7 @@ export function summaryLine(s: TransferSummary, bits: boolean): string {
   const rate = seconds > 0 ? s.bytes / seconds : 0
   const ratio = s.compressor !== 'none' && s.wireBytes > 0 ? `, ${(s.bytes / s.wireBytes).toFixed(2)}:1 compressed` : ''
   const failed = s.failures.length > 0 ? `, ${s.failures.length} failed` : ''
-  return `${s.entriesOk}/${s.entries} entries, ${formatBytes(s.bytes)} in ${seconds.toFixed(2)} s (${formatRate(rate, bits)}), ${s.streams} streams, ${s.cipher}, checksum ${s.checksum}${ratio}${failed}`
+  return `${s.entriesOk}/${s.entries} entries, ${formatBytes(s.bytes)} in ${seconds.toFixed(2)} s (${formatRate(rate, bits)}), ${s.streams} stream${s.streams === 1 ? '' : 's'}, ${s.cipher}, checksum ${s.checksum}${ratio}${failed}`
 }
 
 function formatDuration(ms: number): string {

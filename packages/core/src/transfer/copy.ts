@@ -142,9 +142,19 @@ async function prepare(request: TransferRequest) {
   return { o, set, engines: splitEngines(o.engine) }
 }
 
+/**
+ * Streams of a local copy when none are asked for: one per two cores, 1 to 4. Both ends share
+ * the machine and loopback has no latency to hide, so more streams only add threads; measured on
+ * 2 cores (2 GiB, 3 runs each): 1 stream 3.2 s median and 157 MiB peak RSS, 4 streams 3.5 s and 310 MiB.
+ */
+export function loopbackStreams(cores: number = os.availableParallelism()): number {
+  return Math.max(1, Math.min(4, Math.floor(cores / 2)))
+}
+
 /** Copies `sources` to `destination` on this host, through a loopback child receiver. */
 export async function copy(request: TransferRequest): Promise<TransferSummary> {
-  const { o, set } = await prepare(request)
+  const streams = request.options?.streams ?? loopbackStreams()
+  const { o, set } = await prepare({ ...request, options: { ...request.options, streams } })
   return push(spawnLoopbackServer(set.spec.modules.slice(1)), { ...request, options: { ...o, bindAddress: o.bindAddress || '127.0.0.1' } }, '127.0.0.1')
 }
 

@@ -1,5 +1,5 @@
 // The transfer: enumerate, schedule, send, receive, verify; loopback copies as a library call.
-export { MALLOC_TUNABLES, checkPlugins, connectUnixServer, copy, pull, push, sessionRequest, spawnLoopbackServer, spawnServer } from './copy'
+export { MALLOC_TUNABLES, checkPlugins, connectUnixServer, copy, loopbackStreams, pull, push, sessionRequest, spawnLoopbackServer, spawnServer } from './copy'
 export type { CopyRequest, ServerProcess, TransferRequest } from './copy'
 export { DEFAULT_OPTIONS, splitEngines, withDefaults } from './options'
 export type { TransferOptions } from './options'
