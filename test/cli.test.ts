@@ -301,6 +301,15 @@ describe('escp command', function () {
       expect(r.stderr).to.contain('ESCP_ERR_SSH').and.contain('Permission denied')
     })
 
+    it('refuses a remote escp of another major version, naming both', async function () {
+      const future = path.resolve(__dirname, 'peers', 'future-escp-server.js')
+      fs.writeFileSync(path.join(work, 'f'), 'x')
+      const r = await escp(['-F', sshd.configFile, '-D', future, 'f', `127.0.0.1:${path.join(work, 'g')}`], { cwd: work })
+      expect(r.code).to.equal(4)
+      expect(r.stderr).to.contain('ESCP_ERR_VERSION_MISMATCH').and.contain('1.0').and.contain('2.0 (escp 2.0.0)')
+      expect(fs.existsSync(path.join(work, 'g'))).to.equal(false)
+    })
+
     it('explains a remote shell that prints to stdout before escp starts', async function () {
       const noisy = path.join(work, 'noisy-escp')
       fs.writeFileSync(noisy, `#!/bin/sh\necho "Welcome to the cluster"\nexec ${process.execPath} ${ESCP} "$@"\n`, { mode: 0o755 })
