@@ -1,6 +1,5 @@
 // From operands to a transfer: local → local in loopback mode, local → remote (push) and
 // remote → local (pull) through `ssh host escp server`.
-import fs from 'node:fs'
 import { connectUnixServer, copy, escpError, isEscpError, pull, push } from '@escp/core'
 import type { ServerProcess, TransferOptions, TransferSummary } from '@escp/core'
 import pino from 'pino'
@@ -87,8 +86,4 @@ export async function runPlan(plan: CopyPlan, options: Partial<TransferOptions>,
   log.info({ ...summary, failures: summary.failures.length, warnings: summary.warnings.length }, 'transfer finished')
   if (!s.quiet) s.err.write(`${summaryLine(summary, s.bits)}\n`)
   return summary
-}
-
-export function fileExists(p: string): boolean {
-  return fs.existsSync(p)
 }

@@ -74,7 +74,7 @@ export class Sender extends SessionSide<SenderLink> {
 
   async run(): Promise<TransferSummary> {
     for (const l of this.links) {
-      l.on('message', (m: FromWorker) => this.onLinkMessage(l, m))
+      l.on('message', (m: FromWorker) => this.onLinkMessage(m))
       l.once('error', (e: EscpError) => this.abort(e))
     }
     const metaDone = this.readMeta()
@@ -214,7 +214,7 @@ export class Sender extends SessionSide<SenderLink> {
     }
   }
 
-  private onLinkMessage(link: SenderLink, m: FromWorker): void {
+  private onLinkMessage(m: FromWorker): void {
     if (m.t === 'sealed') {
       const e = this.entries.get(m.fileId) as OutEntry
       this.bytesDone += m.length
@@ -230,7 +230,6 @@ export class Sender extends SessionSide<SenderLink> {
     }
     this.pump()
     this.poke()
-    void link
   }
 
   private fileSealed(e: OutEntry): void {
