@@ -61,8 +61,12 @@ function keystream(iv: number): crypto.Cipher {
   return crypto.createCipheriv('aes-128-ctr', KEY, ivBytes)
 }
 
-/** The large file, reused when `dir` holds it at its full size. */
-export function ensureBigFile(dir: string, spec: BigFileSpec): Dataset {
+/**
+ * A one-file dataset of exactly `spec.bytes` bytes: reused when `dir` holds it at its full size,
+ * else written by `fill` under a temporary name and renamed, so an interrupted run never leaves
+ * a short file that a later run would take for complete.
+ */
+function ensureFile(dir: string, spec: BigFileSpec, fill: (fd: number) => void): Dataset {
   const file = path.join(dir, spec.name)
   const done = { path: file, files: 1, bytes: spec.bytes }
   if (fs.statSync(file, { throwIfNoEntry: false })?.size === spec.bytes) return { ...done, generated: false }
@@ -70,6 +74,17 @@ export function ensureBigFile(dir: string, spec: BigFileSpec): Dataset {
   const tmp = `${file}.tmp`
   const fd = fs.openSync(tmp, 'w')
   try {
+    fill(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+  fs.renameSync(tmp, file)
+  return { ...done, generated: true }
+}
+
+/** The large file, reused when `dir` holds it at its full size. */
+export function ensureBigFile(dir: string, spec: BigFileSpec): Dataset {
+  return ensureFile(dir, spec, (fd) => {
     const zeros = Buffer.alloc(CHUNK_BYTES)
     const stream = keystream(1)
     for (let written = 0; written < spec.bytes; ) {
@@ -78,11 +93,7 @@ export function ensureBigFile(dir: string, spec: BigFileSpec): Dataset {
       fs.writeSync(fd, chunk)
       written += n
     }
-  } finally {
-    fs.closeSync(fd)
-  }
-  fs.renameSync(tmp, file)
-  return { ...done, generated: true }
+  })
 }
 
 const LOG_SEED = 0x1095
@@ -97,13 +108,7 @@ const LOG_STATUS = [200, 200, 200, 200, 200, 201, 204, 304, 404, 500]
  * duration. Reproducible (seeded), and compressible about as much as real logs are.
  */
 export function ensureLogFile(dir: string, spec: BigFileSpec): Dataset {
-  const file = path.join(dir, spec.name)
-  const done = { path: file, files: 1, bytes: spec.bytes }
-  if (fs.statSync(file, { throwIfNoEntry: false })?.size === spec.bytes) return { ...done, generated: false }
-  fs.rmSync(file, { force: true })
-  const tmp = `${file}.tmp`
-  const fd = fs.openSync(tmp, 'w')
-  try {
+  return ensureFile(dir, spec, (fd) => {
     const next = seededRandom(LOG_SEED)
     const pick = <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]
     const hex = (digits: number) => Math.floor(next() * 16 ** digits).toString(16).padStart(digits, '0')
@@ -123,11 +128,7 @@ export function ensureLogFile(dir: string, spec: BigFileSpec): Dataset {
       fs.writeSync(fd, chunk, 0, n)
       written += n
     }
-  } finally {
-    fs.closeSync(fd)
-  }
-  fs.renameSync(tmp, file)
-  return { ...done, generated: true }
+  })
 }
 
 /** The small-files tree, reused when `dir` holds it with exactly the expected files and sizes. */

@@ -41,6 +41,18 @@ export function writeResultsJson(suite: string, startedAt: Date, data: unknown):
   return repoPath(file)
 }
 
+/**
+ * What every suite does with its report: the JSON under bench/results/, its section rendered
+ * (with the JSON's name) and printed, then written into bench/RESULTS.md.
+ */
+export function publishResults<R>(suite: string, startedAt: Date, report: R, render: (report: R, jsonFile: string) => string): void {
+  const jsonFile = writeResultsJson(suite, startedAt, report)
+  const section = render(report, jsonFile)
+  console.log(`\n${section}\n`)
+  const mdFile = updateResultsSection(suite, section)
+  console.log(`wrote ${jsonFile} and the ${suite} section of ${mdFile}`)
+}
+
 /** Replaces the suite's section of bench/RESULTS.md with `body`, or appends the section. */
 export function updateResultsSection(suite: string, body: string): string {
   const start = `<!-- ${suite}:start -->`

@@ -9,7 +9,7 @@ import { parseSuiteArgs } from '../lib/args'
 import { describeMachine, loadAverage, loadLine, machineLine, startRun } from '../lib/machine'
 import type { MachineInfo, RunConditions } from '../lib/machine'
 import { opensslCliVersion, opensslSpeed } from '../lib/openssl-speed'
-import { repoPath, updateResultsSection, writeResultsJson } from '../lib/results'
+import { publishResults, repoPath } from '../lib/results'
 import { formatRate, markdownTable } from '../lib/table'
 import { DEFAULT_THROUGHPUT, measureThroughput } from '../lib/throughput'
 import type { Throughput } from '../lib/throughput'
@@ -113,11 +113,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
     skipped,
     results: measurements,
   }
-  const jsonFile = writeResultsJson(SUITE, clock.startedAt, report)
-  const section = renderSection(report, jsonFile)
-  console.log(`\n${section}\n`)
-  const mdFile = updateResultsSection(SUITE, section)
-  console.log(`wrote ${jsonFile} and the ${SUITE} section of ${mdFile}`)
+  publishResults(SUITE, clock.startedAt, report, renderSection)
 }
 
 interface PrimitivesReport extends RunConditions {

@@ -19,7 +19,7 @@ import type { MachineInfo, QuietWait, RunConditions } from '../lib/machine'
 import { freePort } from '../lib/ports'
 import { ThreadSampler } from '../lib/proc'
 import type { ProcessProfile } from '../lib/proc'
-import { updateResultsSection, writeResultsJson } from '../lib/results'
+import { publishResults } from '../lib/results'
 import { sourceLine, sourceState } from '../lib/source-state'
 import type { SourceState } from '../lib/source-state'
 import { formatRate, markdownTable, profileTable } from '../lib/table'
@@ -141,11 +141,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
     iperf3SingleGbPerSecond: iperfSingle,
     rows: rows.map((r) => ({ ...r, ratioToIperf3Single: ratio(r.gbPerSecond, iperfSingle) })),
   }
-  const jsonFile = writeResultsJson(SUITE, clock.startedAt, report)
-  const section = renderSection(report, jsonFile)
-  console.log(`\n${section}\n`)
-  const mdFile = updateResultsSection(SUITE, section)
-  console.log(`wrote ${jsonFile} and the ${SUITE} section of ${mdFile}`)
+  publishResults(SUITE, clock.startedAt, report, renderSection)
 }
 
 interface ProtocolReport extends RunConditions {

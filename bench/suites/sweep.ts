@@ -14,7 +14,7 @@ import type { Dataset } from '../lib/datasets'
 import { runEscpCopy } from '../lib/escp-run'
 import { QUIET_BUSY_PERCENT, describeMachine, loadLine, machineLine, startRun, waitForQuiet } from '../lib/machine'
 import type { MachineInfo, QuietWait, RunConditions } from '../lib/machine'
-import { repoPath, updateResultsSection, writeResultsJson } from '../lib/results'
+import { publishResults, repoPath } from '../lib/results'
 import { sourceLine, sourceState } from '../lib/source-state'
 import type { SourceState } from '../lib/source-state'
 import { markdownTable } from '../lib/table'
@@ -154,12 +154,8 @@ export async function run(args: readonly string[] = []): Promise<void> {
     return result
   })
 
-  const jsonFile = writeResultsJson(SUITE, clock.startedAt, report)
-  const section = renderSection(report, jsonFile)
-  console.log(`\n${section}\n`)
-  const mdFile = updateResultsSection(SUITE, section)
-  console.log(`wrote ${jsonFile} and the ${SUITE} section of ${mdFile}\n`)
-  console.log('Best settings for this machine:')
+  publishResults(SUITE, clock.startedAt, report, renderSection)
+  console.log('\nBest settings for this machine:')
   for (const line of bestLines(report)) console.log(line)
 }
 

@@ -17,7 +17,7 @@ import { loopbackStreams } from '@escp/core'
 import { QUIET_BUSY_PERCENT, busySeconds, describeMachine, loadLine, machineLine, readCpuTimes, startRun, waitForQuiet } from '../lib/machine'
 import type { MachineInfo, QuietWait, RunConditions } from '../lib/machine'
 import type { ProcessProfile } from '../lib/proc'
-import { repoPath, updateResultsSection, writeResultsJson } from '../lib/results'
+import { publishResults, repoPath } from '../lib/results'
 import { startBenchSshd } from '../lib/sshd'
 import type { BenchSshd } from '../lib/sshd'
 import { sourceLine, sourceState } from '../lib/source-state'
@@ -207,11 +207,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
     return result
   })
 
-  const jsonFile = writeResultsJson(SUITE, clock.startedAt, report)
-  const section = renderSection(report, jsonFile)
-  console.log(`\n${section}\n`)
-  const mdFile = updateResultsSection(SUITE, section)
-  console.log(`wrote ${jsonFile} and the ${SUITE} section of ${mdFile}`)
+  publishResults(SUITE, clock.startedAt, report, renderSection)
   console.log(updateChart())
 }
 

@@ -16,7 +16,7 @@ import { updateChart } from '../lib/chart'
 import { ensureBigFile, sha256File } from '../lib/datasets'
 import { describeMachine, loadLine, machineLine, startRun, waitForQuiet } from '../lib/machine'
 import type { MachineInfo, QuietWait, RunConditions } from '../lib/machine'
-import { repoPath, updateResultsSection, writeResultsJson } from '../lib/results'
+import { publishResults, repoPath } from '../lib/results'
 import { sourceLine, sourceState } from '../lib/source-state'
 import type { SourceState } from '../lib/source-state'
 import { markdownTable } from '../lib/table'
@@ -203,11 +203,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
     return result
   })
 
-  const jsonFile = writeResultsJson(SUITE, clock.startedAt, report)
-  const section = renderSection(report, jsonFile)
-  console.log(`\n${section}\n`)
-  const mdFile = updateResultsSection(SUITE, section)
-  console.log(`wrote ${jsonFile} and the ${SUITE} section of ${mdFile}`)
+  publishResults(SUITE, clock.startedAt, report, renderSection)
   console.log(updateChart())
 }
 
