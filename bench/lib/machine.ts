@@ -67,6 +67,15 @@ export function stealPercent(start: CpuTimes | null, end: CpuTimes | null): numb
   return Math.round(((end.steal - start.steal) / (end.total - start.total)) * 1000) / 10
 }
 
+const TMPFS_MAGIC = 0x01021994
+const EXT4_MAGIC = 0xef53
+
+/** The file system `dir` is on, by name for the two the suites use (statfs(2) f_type). */
+export function fileSystemName(dir: string): string {
+  const type = fs.statfsSync(dir).type
+  return type === TMPFS_MAGIC ? 'tmpfs' : type === EXT4_MAGIC ? 'ext4' : `fs type 0x${type.toString(16)}`
+}
+
 function readOrNull(file: string): string | null {
   try {
     return fs.readFileSync(file, 'utf8')

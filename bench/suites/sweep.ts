@@ -17,6 +17,7 @@ import type { MachineInfo, QuietWait, RunConditions } from '../lib/machine'
 import { publishResults, repoPath } from '../lib/results'
 import { sourceLine, sourceState } from '../lib/source-state'
 import type { SourceState } from '../lib/source-state'
+import { median } from '../lib/stats'
 import { markdownTable } from '../lib/table'
 import { withTeardown } from '../lib/teardown'
 
@@ -263,13 +264,6 @@ function bestLines(report: SweepReport): string[] {
     const ties = b.overlapping.length ? `; within the run-to-run spread of: ${b.overlapping.slice(0, 4).join('; ')}${b.overlapping.length > 4 ? `; and ${b.overlapping.length - 4} more` : ''}` : ''
     return `- ${d.title}: \`escp ${b.flags}\` (${caseName(s)}): ${fixed(s.medianSeconds)} s, ${Math.round(s.mbPerSecond as number)} MB/s, ${fixed(s.medianCpuSeconds)} CPU s${vsDefaults}${noGain}${ties}`
   })
-}
-
-function median(xs: readonly number[]): number | null {
-  if (xs.length === 0) return null
-  const s = [...xs].sort((a, b) => a - b)
-  const m = Math.floor(s.length / 2)
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
 }
 
 function fixed(x: number | null): string {

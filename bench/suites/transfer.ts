@@ -14,7 +14,7 @@ import { ensureBigFile, ensureSmallTree, sha256File, treeDigest } from '../lib/d
 import type { Dataset } from '../lib/datasets'
 import { runEscpCopy } from '../lib/escp-run'
 import { loopbackStreams } from '@escp/core'
-import { QUIET_BUSY_PERCENT, busySeconds, describeMachine, loadLine, machineLine, readCpuTimes, startRun, waitForQuiet } from '../lib/machine'
+import { QUIET_BUSY_PERCENT, busySeconds, describeMachine, fileSystemName, loadLine, machineLine, readCpuTimes, startRun, waitForQuiet } from '../lib/machine'
 import type { MachineInfo, QuietWait, RunConditions } from '../lib/machine'
 import type { ProcessProfile } from '../lib/proc'
 import { publishResults, repoPath } from '../lib/results'
@@ -22,6 +22,7 @@ import { startBenchSshd } from '../lib/sshd'
 import type { BenchSshd } from '../lib/sshd'
 import { sourceLine, sourceState } from '../lib/source-state'
 import type { SourceState } from '../lib/source-state'
+import { median } from '../lib/stats'
 import { markdownTable, profileTable } from '../lib/table'
 import { withTeardown } from '../lib/teardown'
 import { runTimed, tail } from '../lib/timed-command'
@@ -39,8 +40,6 @@ const QUIET_WAIT_MS = 10_000
 const SCP_CIPHER = 'aes128-gcm@openssh.com'
 /** Room for the small-files tree (about 330 MB) in the tmpfs. */
 const TMPFS_SIZE = '1g'
-const TMPFS_MAGIC = 0x01021994
-const EXT4_MAGIC = 0xef53
 /** The issue's targets: escp's median time at least this many times shorter than the peer's. */
 const TARGETS = [
   { cell: 'big-file', peer: 'scp', factor: 2, text: 'the 2 GiB file at least 2× as fast as scp with aes128-gcm' },
@@ -163,8 +162,8 @@ export async function run(args: readonly string[] = []): Promise<void> {
     })
     teardown.add(`unmount ${ramDir}`, () => execFileP('umount', [ramDir]))
 
-    const diskFs = fsName(diskDir)
-    const ramFs = fsName(ramDir)
+    const diskFs = fileSystemName(diskDir)
+    const ramFs = fileSystemName(ramDir)
     const cells: Cell[] = [
       { id: 'big-file', title: `one ${BIG.bytes / 2 ** 30} GiB file → ${diskFs}`, dataset: big, destinationDir: diskDir, destinationFs: diskFs, tree: false, digest: bigDigest, removeCopiesAtEnd: false },
       // Twelve copies of the tree take 4 GB of disk, and would not fit in the tmpfs.
@@ -313,18 +312,6 @@ function statsOf(records: readonly RunRecord[], bytes: number): ToolStats[] {
   const escp = byTool.find((s) => s.tool === 'escp')?.medianSeconds ?? null
   for (const s of byTool) s.escpSpeedup = s.medianSeconds === null || escp === null ? null : s.medianSeconds / escp
   return byTool
-}
-
-function median(xs: readonly number[]): number | null {
-  if (xs.length === 0) return null
-  const s = [...xs].sort((a, b) => a - b)
-  const m = Math.floor(s.length / 2)
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
-}
-
-function fsName(dir: string): string {
-  const type = fs.statfsSync(dir).type
-  return type === TMPFS_MAGIC ? 'tmpfs' : type === EXT4_MAGIC ? 'ext4' : `fs type 0x${type.toString(16)}`
 }
 
 async function toolVersions(): Promise<Record<string, string>> {

@@ -19,6 +19,7 @@ import type { MachineInfo, QuietWait, RunConditions } from '../lib/machine'
 import { publishResults, repoPath } from '../lib/results'
 import { sourceLine, sourceState } from '../lib/source-state'
 import type { SourceState } from '../lib/source-state'
+import { median } from '../lib/stats'
 import { markdownTable } from '../lib/table'
 import { withTeardown } from '../lib/teardown'
 import { runTimed, tail } from '../lib/timed-command'
@@ -282,13 +283,6 @@ function statsOf(records: readonly RunRecord[], bytes: number): ToolStats[] {
   const scp = stats.find((s) => s.tool === 'scp')?.medianSeconds ?? null
   for (const s of stats) s.speedupOverScp = s.medianSeconds === null || scp === null ? null : scp / s.medianSeconds
   return stats
-}
-
-function median(xs: readonly number[]): number | null {
-  if (xs.length === 0) return null
-  const s = [...xs].sort((a, b) => a - b)
-  const m = Math.floor(s.length / 2)
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
 }
 
 function renderSection(report: WanReport, jsonFile: string): string {
