@@ -40,8 +40,10 @@ export interface OpenWriteOptions {
    * truncating, as each worker of a transfer does for the blocks it writes.
    */
   create?: boolean
-  /** Final size when known: engines may preallocate. */
+  /** Final size when known: engines may preallocate, and O_DIRECT may pad the last block. */
   sizeBytes?: number
+  /** false: do not preallocate even with sizeBytes (the file will have holes). Default true. */
+  preallocate?: boolean
   /** Permission bits to create the file with (before any umask). */
   mode?: number
   direct?: boolean
@@ -75,6 +77,8 @@ export interface BufferPool {
   readonly bufferSizeBytes: number
   acquire(): Uint8Array
   release(buf: Uint8Array): void
+  /** Frees the pool's memory now rather than at garbage collection (buffers still lent: when given back). */
+  dispose?(): void
 }
 
 export interface IoEngine {

@@ -1,0 +1,171 @@
+// The raw module: argument checks, then each call becomes a Job on this environment's I/O
+// threads and returns a promise. Types for it are in src/binding.ts.
+#include <napi.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+
+#include "aligned-memory.h"
+#include "file-ops.h"
+#include "io-threads.h"
+
+namespace escp {
+namespace {
+
+// Enough threads for the queue depth of one stream (several blocks in flight per handle);
+// each worker thread of a transfer has its own set.
+constexpr size_t kDefaultThreads = 4;
+constexpr double kMaxOffset = 9007199254740991.0;  // 2^53 - 1: exact in a JavaScript number
+
+int64_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* what, double min, double max) {
+  if (i >= info.Length() || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
+  double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= min && v <= max) || std::floor(v) != v) {
+    throw Napi::RangeError::New(info.Env(), std::string(what) + " is out of range");
+  }
+  return static_cast<int64_t>(v);
+}
+
+int ArgFd(const Napi::CallbackInfo& info) { return static_cast<int>(ArgInt(info, 0, "fd", 0, 2147483647.0)); }
+
+Napi::TypedArray ArgView(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "buffer must be a Uint8Array");
+  Napi::TypedArray view = info[i].As<Napi::TypedArray>();
+  if (view.TypedArrayType() != napi_uint8_array) throw Napi::TypeError::New(info.Env(), "buffer must be a Uint8Array");
+  if (view.ArrayBuffer().IsDetached()) throw Napi::TypeError::New(info.Env(), "buffer is detached");
+  return view;
+}
+
+class PosixAddon : public Napi::Addon<PosixAddon> {
+ public:
+  PosixAddon(Napi::Env env, Napi::Object exports) : threads_(std::make_unique<IoThreads>(env, kDefaultThreads)) {
+    DefineAddon(exports, {
+                             InstanceMethod("allocate", &PosixAddon::Allocate),
+                             InstanceMethod("release", &PosixAddon::Release),
+                             InstanceMethod("open", &PosixAddon::Open),
+                             InstanceMethod("read", &PosixAddon::Read),
+                             InstanceMethod("write", &PosixAddon::Write),
+                             InstanceMethod("truncate", &PosixAddon::Truncate),
+                             InstanceMethod("fsync", &PosixAddon::Fsync),
+                             InstanceMethod("extents", &PosixAddon::Extents),
+                             InstanceMethod("setAttributes", &PosixAddon::SetAttributes),
+                             InstanceMethod("close", &PosixAddon::Close),
+                             InstanceMethod("stats", &PosixAddon::Stats),
+                             InstanceValue("alignment", Napi::Number::New(env, kDirectAlignment)),
+                         });
+    // Join the I/O threads while the environment can still take their completions' cleanup.
+    env.AddCleanupHook([this] { threads_->Stop(); });
+  }
+
+ private:
+  Napi::Value Submit(Napi::Env env, std::unique_ptr<Job> job) {
+    Napi::Promise p = job->Promise();
+    threads_->Submit(env, std::move(job));
+    return p;
+  }
+
+  Napi::Value Allocate(const Napi::CallbackInfo& info) {
+    return AllocateAligned(info.Env(), static_cast<size_t>(ArgInt(info, 0, "size", 1, 1024.0 * 1024 * 1024)));
+  }
+
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsArrayBuffer()) throw Napi::TypeError::New(info.Env(), "release takes an ArrayBuffer");
+    return Napi::Boolean::New(info.Env(), ReleaseAligned(info[0].As<Napi::ArrayBuffer>()));
+  }
+
+  // open(path: Buffer | string, flags, perms, preallocBytes) → {fd, size, allocated, direct}
+  Napi::Value Open(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string path;
+    if (info.Length() > 0 && info[0].IsBuffer()) {
+      auto b = info[0].As<Napi::Buffer<char>>();
+      path.assign(b.Data(), b.Length());
+    } else if (info.Length() > 0 && info[0].IsString()) {
+      path = info[0].As<Napi::String>().Utf8Value();
+    } else {
+      throw Napi::TypeError::New(env, "path must be a Buffer or a string");
+    }
+    if (path.empty() || path.find('\0') != std::string::npos) throw Napi::TypeError::New(env, "path must be non-empty, without NUL bytes");
+    int flags = static_cast<int>(ArgInt(info, 1, "flags", 0, 7));
+    int perms = static_cast<int>(ArgInt(info, 2, "perms", 0, 07777));
+    int64_t prealloc = ArgInt(info, 3, "preallocBytes", 0, kMaxOffset);
+    return Submit(env, MakeOpen(env, std::move(path), flags, perms, prealloc));
+  }
+
+  Napi::Value Read(const Napi::CallbackInfo& info) {
+    int fd = ArgFd(info);
+    Napi::TypedArray view = ArgView(info, 1);
+    return Submit(info.Env(), MakeRead(info.Env(), fd, view, ArgInt(info, 2, "offset", 0, kMaxOffset)));
+  }
+
+  Napi::Value Write(const Napi::CallbackInfo& info) {
+    int fd = ArgFd(info);
+    Napi::TypedArray view = ArgView(info, 1);
+    int64_t offset = ArgInt(info, 2, "offset", 0, kMaxOffset);
+    bool skip_zero = info.Length() > 3 && info[3].ToBoolean().Value();
+    bool may_pad = info.Length() > 4 && info[4].ToBoolean().Value();
+    return Submit(info.Env(), MakeWrite(info.Env(), fd, view, offset, skip_zero, may_pad));
+  }
+
+  Napi::Value Truncate(const Napi::CallbackInfo& info) {
+    int fd = ArgFd(info);
+    return Submit(info.Env(), MakeTruncate(info.Env(), fd, ArgInt(info, 1, "size", 0, kMaxOffset)));
+  }
+
+  Napi::Value Fsync(const Napi::CallbackInfo& info) { return Submit(info.Env(), MakeFsync(info.Env(), ArgFd(info))); }
+
+  Napi::Value Extents(const Napi::CallbackInfo& info) {
+    int fd = ArgFd(info);
+    return Submit(info.Env(), MakeExtents(info.Env(), fd, ArgInt(info, 1, "size", 0, kMaxOffset)));
+  }
+
+  // setAttributes(fd, mode, uid, gid, times | null) with times = [atimeSec, atimeNsec, mtimeSec, mtimeNsec]
+  Napi::Value SetAttributes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = ArgFd(info);
+    int64_t mode = ArgInt(info, 1, "mode", -1, 07777);
+    int64_t uid = ArgInt(info, 2, "uid", -1, 4294967294.0);
+    int64_t gid = ArgInt(info, 3, "gid", -1, 4294967294.0);
+    bool has_times = info.Length() > 4 && info[4].IsArray();
+    int64_t t[4] = {0, 0, 0, 0};
+    if (has_times) {
+      Napi::Array a = info[4].As<Napi::Array>();
+      if (a.Length() != 4) throw Napi::TypeError::New(env, "times must be [atimeSec, atimeNsec, mtimeSec, mtimeNsec]");
+      for (uint32_t i = 0; i < 4; i++) {
+        Napi::Value v = a[i];
+        if (!v.IsNumber()) throw Napi::TypeError::New(env, "times must be numbers");
+        t[i] = v.As<Napi::Number>().Int64Value();
+      }
+      if (t[1] < 0 || t[1] > 999999999 || t[3] < 0 || t[3] > 999999999) throw Napi::RangeError::New(env, "nanoseconds out of range");
+    }
+    return Submit(env, MakeSetAttributes(env, fd, mode, uid, gid, has_times, t[0], t[1], t[2], t[3]));
+  }
+
+  // close(fd, dropCache, logicalEnd, paddedEnd)
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    int fd = ArgFd(info);
+    bool drop_cache = info.Length() > 1 && info[1].ToBoolean().Value();
+    int64_t logical_end = ArgInt(info, 2, "logicalEnd", 0, kMaxOffset);
+    int64_t padded_end = ArgInt(info, 3, "paddedEnd", 0, kMaxOffset);
+    return Submit(info.Env(), MakeClose(info.Env(), fd, drop_cache, logical_end, padded_end));
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("alignedBuffers", static_cast<double>(LiveAlignedBlocks()));
+    o.Set("alignedBytes", static_cast<double>(LiveAlignedBytes()));
+    o.Set("openFiles", static_cast<double>(OpenFileCount()));
+    o.Set("inFlight", static_cast<double>(threads_->InFlight()));
+    return o;
+  }
+
+  std::unique_ptr<IoThreads> threads_;
+};
+
+}  // namespace
+}  // namespace escp
+
+using EscpPosixAddon = escp::PosixAddon;
+NODE_API_ADDON(EscpPosixAddon)

@@ -1,0 +1,427 @@
+#include "file-ops.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "aligned-memory.h"
+
+namespace escp {
+
+namespace {
+
+std::atomic<int64_t> open_files{0};
+
+bool IsAligned(uint64_t v) { return v % kDirectAlignment == 0; }
+uint64_t RoundUp(uint64_t v) { return (v + kDirectAlignment - 1) / kDirectAlignment * kDirectAlignment; }
+
+// An aligned scratch buffer per I/O thread, for O_DIRECT I/O on memory that is not aligned (a
+// block decrypted by node:crypto) or on an unaligned tail.
+struct Bounce {
+  void* data = nullptr;
+  size_t size = 0;
+  ~Bounce() { std::free(data); }
+  void* Get(size_t want) {
+    if (want <= size) return data;
+    std::free(data);
+    data = nullptr;
+    size = 0;
+    if (posix_memalign(&data, kDirectAlignment, want) != 0) return nullptr;
+    size = want;
+    return data;
+  }
+};
+thread_local Bounce bounce;
+
+bool IsAllZero(const uint8_t* p, size_t n) {
+  // The first 16 bytes are zero and every byte equals the one 16 bytes before it.
+  size_t head = std::min<size_t>(n, 16);
+  for (size_t i = 0; i < head; i++) {
+    if (p[i] != 0) return false;
+  }
+  return n <= 16 || std::memcmp(p, p + 16, n - 16) == 0;
+}
+
+bool IsDirect(int fd) { return (fcntl(fd, F_GETFL) & O_DIRECT) != 0; }
+
+// Turns O_DIRECT off for this open file: the file system refused it, or the offset is not
+// aligned. Linux allows the change on an open descriptor.
+void DropDirect(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_DIRECT);
+}
+
+// Reads until `len` bytes, end of file, or (direct) a short read, which is the end of file.
+ssize_t ReadFull(int fd, uint8_t* p, size_t len, int64_t offset, bool direct) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t r = pread(fd, p + done, len - done, offset + static_cast<int64_t>(done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (r == 0) break;
+    done += static_cast<size_t>(r);
+    if (direct && !IsAligned(static_cast<uint64_t>(r))) break;
+  }
+  return static_cast<ssize_t>(done);
+}
+
+ssize_t WriteFull(int fd, const uint8_t* p, size_t len, int64_t offset) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t r = pwrite(fd, p + done, len - done, offset + static_cast<int64_t>(done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    done += static_cast<size_t>(r);
+  }
+  return static_cast<ssize_t>(done);
+}
+
+// A job whose result is a number, or an errno from a named syscall.
+class NumberJob : public Job {
+ public:
+  using Job::Job;
+  void Complete(Napi::Env env) override {
+    if (err_ != 0) {
+      Napi::Error e = Napi::Error::New(env, message_.empty() ? std::strerror(err_) : message_);
+      e.Set("errno", Napi::Number::New(env, -err_));
+      e.Set("syscall", Napi::String::New(env, syscall_));
+      deferred_.Reject(e.Value());
+      return;
+    }
+    deferred_.Resolve(Result(env));
+  }
+
+ protected:
+  virtual Napi::Value Result(Napi::Env env) { return Napi::Number::New(env, static_cast<double>(value_)); }
+  void Fail(const char* syscall, int err = errno) {
+    syscall_ = syscall;
+    err_ = err;
+  }
+  int64_t value_ = 0;
+  int err_ = 0;
+  const char* syscall_ = "";
+  std::string message_;
+};
+
+class OpenJob : public NumberJob {
+ public:
+  OpenJob(Napi::Env env, std::string path, int flags, int perms, int64_t prealloc)
+      : NumberJob(env), path_(std::move(path)), flags_(flags), perms_(perms), prealloc_(prealloc) {}
+
+  void Execute() override {
+    bool write = (flags_ & kOpenWrite) != 0;
+    // Reads: O_NONBLOCK so that a name swapped for a fifo since it was listed cannot hang the
+    // open (it has no effect on regular files). Writes: O_NOFOLLOW so that a symlink planted at
+    // the destination name cannot redirect them.
+    int oflags = O_CLOEXEC | (write ? O_WRONLY | O_NOFOLLOW : O_RDONLY | O_NONBLOCK);
+    if (write && (flags_ & kOpenCreate) != 0) oflags |= O_CREAT | O_TRUNC;
+    direct_ = (flags_ & kOpenDirect) != 0;
+    fd_ = direct_ ? open(path_.c_str(), oflags | O_DIRECT, perms_) : -1;
+    if (fd_ < 0 && (!direct_ || errno == EINVAL)) {
+      // EINVAL with O_DIRECT: the file system does not take it (tmpfs, some FUSE). Buffered.
+      direct_ = false;
+      fd_ = open(path_.c_str(), oflags, perms_);
+    }
+    if (fd_ < 0) return Fail("open");
+    open_files += 1;
+    struct stat st;
+    if (fstat(fd_, &st) != 0) return FailClosing("fstat");
+    if (!S_ISREG(st.st_mode)) {
+      message_ = "not a regular file";
+      return FailClosing("open", EINVAL);
+    }
+    size_ = st.st_size;
+    allocated_ = static_cast<int64_t>(st.st_blocks) * 512;
+    if (!write && !direct_) posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+    // Preallocate once per file (the first opener sees no blocks allocated yet). KEEP_SIZE: the
+    // size stays what was written until the receiver sets the final size.
+    if (write && prealloc_ > 0 && st.st_blocks == 0) {
+      if (fallocate(fd_, FALLOC_FL_KEEP_SIZE, 0, prealloc_) != 0 && errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL) {
+        return FailClosing("fallocate");
+      }
+    }
+  }
+
+ protected:
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("fd", fd_);
+    o.Set("size", static_cast<double>(size_));
+    o.Set("allocated", static_cast<double>(allocated_));
+    o.Set("direct", direct_);
+    return o;
+  }
+
+ private:
+  void FailClosing(const char* syscall, int err = errno) {
+    Fail(syscall, err);
+    close(fd_);
+    open_files -= 1;
+    fd_ = -1;
+  }
+  std::string path_;
+  int flags_;
+  int perms_;
+  int64_t prealloc_;
+  int fd_ = -1;
+  bool direct_ = false;
+  int64_t size_ = 0;
+  int64_t allocated_ = 0;
+};
+
+// Keeps a JavaScript buffer alive, and pins aligned memory, while an I/O thread uses it.
+class BufferJob : public NumberJob {
+ public:
+  BufferJob(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset)
+      : NumberJob(env), fd_(fd), offset_(offset), keep_(Napi::Persistent(static_cast<Napi::Object>(view))) {
+    Napi::ArrayBuffer ab = view.ArrayBuffer();
+    base_ = static_cast<uint8_t*>(ab.Data()) + view.ByteOffset();
+    len_ = view.ByteLength();
+    capacity_ = ab.ByteLength() - view.ByteOffset();
+    block_ = PinAligned(ab.Data());
+  }
+  ~BufferJob() override { UnpinAligned(block_); }
+  void Abandon() override { keep_.SuppressDestruct(); }
+
+ protected:
+  int fd_;
+  int64_t offset_;
+  uint8_t* base_;
+  size_t len_;
+  size_t capacity_;
+
+ private:
+  Napi::ObjectReference keep_;
+  AlignedBlock* block_;
+};
+
+class ReadJob : public BufferJob {
+ public:
+  using BufferJob::BufferJob;
+  void Execute() override {
+    bool direct = IsDirect(fd_);
+    if (direct && !IsAligned(static_cast<uint64_t>(offset_))) {
+      DropDirect(fd_);
+      direct = false;
+    }
+    if (direct) {
+      // O_DIRECT reads whole aligned units; past the end of file they come back short.
+      size_t want = RoundUp(len_);
+      bool in_place = IsAligned(reinterpret_cast<uintptr_t>(base_)) && want <= capacity_;
+      uint8_t* target = in_place ? base_ : static_cast<uint8_t*>(bounce.Get(want));
+      if (target == nullptr) return Fail("posix_memalign", ENOMEM);
+      ssize_t n = ReadFull(fd_, target, want, offset_, true);
+      if (n >= 0) {
+        value_ = std::min<ssize_t>(n, static_cast<ssize_t>(len_));
+        if (!in_place) std::memcpy(base_, target, static_cast<size_t>(value_));
+        return;
+      }
+      if (errno != EINVAL) return Fail("pread");
+      DropDirect(fd_);
+    }
+    ssize_t n = ReadFull(fd_, base_, len_, offset_, false);
+    if (n < 0) return Fail("pread");
+    value_ = n;
+    // Read once and gone: keep a large copy from pushing everything else out of the cache.
+    if (n > 0) posix_fadvise(fd_, offset_, n, POSIX_FADV_DONTNEED);
+  }
+};
+
+class WriteJob : public BufferJob {
+ public:
+  WriteJob(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset, bool skip_zero, bool may_pad)
+      : BufferJob(env, fd, view, offset), skip_zero_(skip_zero), may_pad_(may_pad) {}
+
+  // Resolves with the padded end of file when the tail was padded for O_DIRECT, else 0.
+  void Execute() override {
+    if (skip_zero_ && IsAllZero(base_, len_)) return;
+    bool direct = IsDirect(fd_);
+    // Padding an unaligned length with zeros is right only at the end of the file; elsewhere
+    // it would overwrite the next block.
+    if (direct && (!IsAligned(static_cast<uint64_t>(offset_)) || (!IsAligned(len_) && !may_pad_))) {
+      DropDirect(fd_);
+      direct = false;
+    }
+    if (direct) {
+      const uint8_t* source = base_;
+      size_t want = RoundUp(len_);
+      if (!IsAligned(reinterpret_cast<uintptr_t>(base_)) || want != len_) {
+        auto* b = static_cast<uint8_t*>(bounce.Get(want));
+        if (b == nullptr) return Fail("posix_memalign", ENOMEM);
+        std::memcpy(b, base_, len_);
+        std::memset(b + len_, 0, want - len_);
+        source = b;
+      }
+      if (WriteFull(fd_, source, want, offset_) >= 0) {
+        if (want != len_) value_ = offset_ + static_cast<int64_t>(want);
+        return;
+      }
+      if (errno != EINVAL) return Fail("pwrite");
+      DropDirect(fd_);
+    }
+    if (WriteFull(fd_, base_, len_, offset_) < 0) Fail("pwrite");
+  }
+
+ private:
+  bool skip_zero_;
+  bool may_pad_;
+};
+
+class TruncateJob : public NumberJob {
+ public:
+  TruncateJob(Napi::Env env, int fd, int64_t size) : NumberJob(env), fd_(fd), size_(size) {}
+  void Execute() override {
+    if (ftruncate(fd_, size_) != 0) Fail("ftruncate");
+  }
+
+ private:
+  int fd_;
+  int64_t size_;
+};
+
+class FsyncJob : public NumberJob {
+ public:
+  FsyncJob(Napi::Env env, int fd) : NumberJob(env), fd_(fd) {}
+  void Execute() override {
+    if (fsync(fd_) != 0) Fail("fsync");
+  }
+
+ private:
+  int fd_;
+};
+
+class ExtentsJob : public NumberJob {
+ public:
+  ExtentsJob(Napi::Env env, int fd, int64_t size) : NumberJob(env), fd_(fd), size_(size) {}
+
+  void Execute() override {
+    int64_t pos = 0;
+    while (pos < size_) {
+      off_t data = lseek(fd_, pos, SEEK_DATA);
+      if (data < 0) {
+        if (errno == ENXIO) break;  // only a hole from here to the end
+        if (errno == EINVAL || errno == EOPNOTSUPP) {
+          unknown_ = true;  // the file system cannot tell
+          return;
+        }
+        return Fail("lseek");
+      }
+      if (data >= size_) break;
+      off_t hole = lseek(fd_, data, SEEK_HOLE);
+      if (hole < 0) return Fail("lseek");
+      int64_t end = std::min<int64_t>(hole, size_);
+      extents_.push_back(static_cast<double>(data));
+      extents_.push_back(static_cast<double>(end - data));
+      pos = end;
+    }
+  }
+
+ protected:
+  // [offset, length, offset, length, ...], or null when the file system cannot tell.
+  Napi::Value Result(Napi::Env env) override {
+    if (unknown_) return env.Null();
+    Napi::Float64Array out = Napi::Float64Array::New(env, extents_.size());
+    std::copy(extents_.begin(), extents_.end(), out.Data());
+    return out;
+  }
+
+ private:
+  int fd_;
+  int64_t size_;
+  bool unknown_ = false;
+  std::vector<double> extents_;
+};
+
+class SetAttributesJob : public NumberJob {
+ public:
+  SetAttributesJob(Napi::Env env, int fd, int64_t mode, int64_t uid, int64_t gid, bool has_times, timespec atime, timespec mtime)
+      : NumberJob(env), fd_(fd), mode_(mode), uid_(uid), gid_(gid), has_times_(has_times), times_{atime, mtime} {}
+
+  void Execute() override {
+    if (uid_ >= 0 || gid_ >= 0) {
+      if (fchown(fd_, static_cast<uid_t>(uid_), static_cast<gid_t>(gid_)) != 0) return Fail("fchown");
+    }
+    // After fchown, which clears the set-id bits.
+    if (mode_ >= 0 && fchmod(fd_, static_cast<mode_t>(mode_ & 07777)) != 0) return Fail("fchmod");
+    if (has_times_ && futimens(fd_, times_) != 0) return Fail("futimens");
+  }
+
+ private:
+  int fd_;
+  int64_t mode_;
+  int64_t uid_;
+  int64_t gid_;
+  bool has_times_;
+  timespec times_[2];
+};
+
+class CloseJob : public NumberJob {
+ public:
+  CloseJob(Napi::Env env, int fd, bool drop_cache, int64_t logical_end, int64_t padded_end)
+      : NumberJob(env), fd_(fd), drop_cache_(drop_cache), logical_end_(logical_end), padded_end_(padded_end) {}
+
+  void Execute() override {
+    int err = 0;
+    const char* syscall = "";
+    if (padded_end_ > 0) {
+      struct stat st;
+      if (fstat(fd_, &st) == 0 && st.st_size == padded_end_ && ftruncate(fd_, logical_end_) != 0) {
+        err = errno;
+        syscall = "ftruncate";
+      }
+    }
+    if (drop_cache_) posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
+    // close() releases the descriptor even when it reports an error (Linux): never retry it.
+    if (close(fd_) != 0 && err == 0) {
+      err = errno;
+      syscall = "close";
+    }
+    open_files -= 1;
+    if (err != 0) Fail(syscall, err);
+  }
+
+ private:
+  int fd_;
+  bool drop_cache_;
+  int64_t logical_end_;
+  int64_t padded_end_;
+};
+
+}  // namespace
+
+int64_t OpenFileCount() { return open_files.load(); }
+
+std::unique_ptr<Job> MakeOpen(Napi::Env env, std::string path, int flags, int perms, int64_t prealloc_bytes) {
+  return std::make_unique<OpenJob>(env, std::move(path), flags, perms, prealloc_bytes);
+}
+std::unique_ptr<Job> MakeRead(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset) {
+  return std::make_unique<ReadJob>(env, fd, view, offset);
+}
+std::unique_ptr<Job> MakeWrite(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset, bool skip_zero, bool may_pad) {
+  return std::make_unique<WriteJob>(env, fd, view, offset, skip_zero, may_pad);
+}
+std::unique_ptr<Job> MakeTruncate(Napi::Env env, int fd, int64_t size) { return std::make_unique<TruncateJob>(env, fd, size); }
+std::unique_ptr<Job> MakeFsync(Napi::Env env, int fd) { return std::make_unique<FsyncJob>(env, fd); }
+std::unique_ptr<Job> MakeExtents(Napi::Env env, int fd, int64_t size) { return std::make_unique<ExtentsJob>(env, fd, size); }
+std::unique_ptr<Job> MakeSetAttributes(Napi::Env env, int fd, int64_t mode, int64_t uid, int64_t gid, bool has_times,
+                                       int64_t atime_sec, int64_t atime_nsec, int64_t mtime_sec, int64_t mtime_nsec) {
+  timespec a{static_cast<time_t>(atime_sec), static_cast<long>(atime_nsec)};
+  timespec m{static_cast<time_t>(mtime_sec), static_cast<long>(mtime_nsec)};
+  return std::make_unique<SetAttributesJob>(env, fd, mode, uid, gid, has_times, a, m);
+}
+std::unique_ptr<Job> MakeClose(Napi::Env env, int fd, bool drop_cache, int64_t logical_end, int64_t padded_end) {
+  return std::make_unique<CloseJob>(env, fd, drop_cache, logical_end, padded_end);
+}
+
+}  // namespace escp

@@ -1,0 +1,36 @@
+// The engine's file operations, each a Job run on an I/O thread. They report errno and the
+// failing syscall; the TypeScript layer turns those into escp's ESCP_ERR_IO errors.
+#pragma once
+#include <napi.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "io-threads.h"
+
+namespace escp {
+
+// Open flags passed from TypeScript.
+constexpr int kOpenWrite = 1;
+constexpr int kOpenCreate = 2;
+constexpr int kOpenDirect = 4;
+
+int64_t OpenFileCount();
+
+std::unique_ptr<Job> MakeOpen(Napi::Env env, std::string path, int flags, int perms, int64_t prealloc_bytes);
+std::unique_ptr<Job> MakeRead(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset);
+// may_pad: this write ends the file, so O_DIRECT may pad its unaligned tail with zeros.
+std::unique_ptr<Job> MakeWrite(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset, bool skip_zero, bool may_pad);
+std::unique_ptr<Job> MakeTruncate(Napi::Env env, int fd, int64_t size);
+std::unique_ptr<Job> MakeFsync(Napi::Env env, int fd);
+std::unique_ptr<Job> MakeExtents(Napi::Env env, int fd, int64_t size);
+// Owner (uid/gid < 0: keep), mode (< 0: keep), times (has_times false: keep).
+std::unique_ptr<Job> MakeSetAttributes(Napi::Env env, int fd, int64_t mode, int64_t uid, int64_t gid, bool has_times,
+                                       int64_t atime_sec, int64_t atime_nsec, int64_t mtime_sec, int64_t mtime_nsec);
+// Closes fd. A handle that padded the tail of a file for O_DIRECT passes the logical end and the
+// padded end: the padding is cut if nothing was written after it. drop_cache: fadvise DONTNEED.
+std::unique_ptr<Job> MakeClose(Napi::Env env, int fd, bool drop_cache, int64_t logical_end, int64_t padded_end);
+
+}  // namespace escp

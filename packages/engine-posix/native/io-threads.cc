@@ -1,0 +1,71 @@
+#include "io-threads.h"
+
+namespace escp {
+
+IoThreads::IoThreads(Napi::Env env, size_t threads) : thread_count_(threads < 1 ? 1 : threads) {
+  completion_ = Completion::New(env, "escp-posix-io", 0, 1, this);
+  // An idle engine must not keep the process alive: referenced only while jobs are in flight.
+  completion_.Unref(env);
+}
+
+IoThreads::~IoThreads() { Stop(); }
+
+void IoThreads::Submit(Napi::Env env, std::unique_ptr<Job> job) {
+  if (in_flight_++ == 0) completion_.Ref(env);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (threads_.empty() && !stopping_) {
+    for (size_t i = 0; i < thread_count_; i++) threads_.emplace_back([this] { Run(); });
+  }
+  queue_.push_back(job.release());
+  wake_.notify_one();
+}
+
+void IoThreads::Run() {
+  for (;;) {
+    Job* job;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      job = queue_.front();
+      queue_.pop_front();
+    }
+    job->Execute();
+    if (completion_.BlockingCall(job) != napi_ok) {
+      // The environment is closing: nobody will see this completion.
+      job->Abandon();
+      delete job;
+    }
+  }
+}
+
+void IoThreads::CallJs(Napi::Env env, Napi::Function, IoThreads* self, Job* job) {
+  if (env == nullptr) {
+    job->Abandon();
+  } else {
+    job->Complete(env);
+    if (--self->in_flight_ == 0) self->completion_.Unref(env);
+  }
+  delete job;
+}
+
+void IoThreads::Stop() {
+  std::vector<std::thread> threads;
+  std::deque<Job*> queued;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+    threads.swap(threads_);
+    queued.swap(queue_);
+    wake_.notify_all();
+  }
+  for (auto& t : threads) t.join();
+  for (Job* job : queued) {
+    job->Abandon();
+    delete job;
+  }
+  completion_.Release();
+}
+
+}  // namespace escp

@@ -1,0 +1,77 @@
+// Types of the raw native module (native/addon.cc) and its loader. The module is built by
+// `npm run build:native`; when it is missing or cannot load, the engine reports why.
+import path from 'node:path'
+
+export interface OpenResult {
+  fd: number
+  size: number
+  /** Bytes allocated on disk (st_blocks × 512). */
+  allocated: number
+  /** Whether O_DIRECT is in effect (it was asked for and the file system took it). */
+  direct: boolean
+}
+
+export interface NativeStats {
+  /** Aligned buffers not yet freed, in this process. */
+  alignedBuffers: number
+  alignedBytes: number
+  /** Descriptors opened by the engine and not yet closed, in this process. */
+  openFiles: number
+  /** Operations of this thread's engine whose completion JavaScript has not seen. */
+  inFlight: number
+}
+
+export const OPEN_WRITE = 1
+export const OPEN_CREATE = 2
+export const OPEN_DIRECT = 4
+
+/** Native errors carry errno (negative, as Node's) and the failing syscall. */
+export interface NativeError extends Error {
+  errno: number
+  syscall: string
+}
+
+export interface PosixBinding {
+  readonly alignment: number
+  allocate(sizeBytes: number): ArrayBuffer
+  /** Detaches and frees an aligned buffer (after the I/O in flight on it). False if not ours. */
+  release(buffer: ArrayBuffer): boolean
+  open(path: Buffer | string, flags: number, perms: number, preallocBytes: number): Promise<OpenResult>
+  /** Bytes read, fewer only at end of file. */
+  read(fd: number, buf: Uint8Array, offset: number): Promise<number>
+  /**
+   * skipZero: leave a hole for an all-zero block. mayPad: this write ends the file, so O_DIRECT
+   * may pad its unaligned tail (anywhere else an unaligned length turns O_DIRECT off for the
+   * descriptor). Resolves with the padded end of file when the tail was padded, else 0.
+   */
+  write(fd: number, data: Uint8Array, offset: number, skipZero: boolean, mayPad: boolean): Promise<number>
+  truncate(fd: number, sizeBytes: number): Promise<number>
+  fsync(fd: number): Promise<number>
+  /** [offset, length, ...] of data extents, or null when the file system cannot tell. */
+  extents(fd: number, sizeBytes: number): Promise<Float64Array | null>
+  /** mode/uid/gid -1 = keep; times [atimeSec, atimeNsec, mtimeSec, mtimeNsec] or null = keep. */
+  setAttributes(fd: number, mode: number, uid: number, gid: number, times: [number, number, number, number] | null): Promise<number>
+  close(fd: number, dropCache: boolean, logicalEnd: number, paddedEnd: number): Promise<number>
+  stats(): NativeStats
+}
+
+export type BindingLoad = { ok: true; binding: PosixBinding } | { ok: false; reason: string }
+
+let loaded: BindingLoad | undefined
+
+/** Loads the native module once per thread; never throws. */
+export function loadBinding(): BindingLoad {
+  if (loaded) return loaded
+  if (process.platform !== 'linux') {
+    loaded = { ok: false, reason: `the posix engine is built for Linux, not ${process.platform}` }
+    return loaded
+  }
+  try {
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown
+    loaded = { ok: true, binding: nodeGypBuild(path.join(__dirname, '..')) as PosixBinding }
+  } catch (err) {
+    const first = ((err as Error)?.message ?? String(err)).split('\n')[0]
+    loaded = { ok: false, reason: `its native module did not load (${first}); run 'npm run build' to build it` }
+  }
+  return loaded
+}

@@ -1,0 +1,225 @@
+// The posix engine: reads and writes at offsets on native I/O threads, O_DIRECT where the file
+// system takes it (falling back to buffered I/O, once noted at debug level), preallocation,
+// data extents from SEEK_DATA/SEEK_HOLE, and attributes with nanosecond times.
+import { debuglog, getSystemErrorName } from 'node:util'
+import type {
+  Availability,
+  BufferPool,
+  EnginePath,
+  Extent,
+  FileAttributes,
+  IoEngine,
+  OpenReadOptions,
+  OpenWriteOptions,
+  ReadHandle,
+  WriteHandle,
+} from '@escp/core'
+import { AVAILABLE, MAX_FILE_SIZE_BYTES, displayPath, escpError, ioError, unavailable } from '@escp/core'
+import { AlignedBufferPool } from './aligned-pool'
+import { OPEN_CREATE, OPEN_DIRECT, OPEN_WRITE, loadBinding } from './binding'
+import type { NativeError, NativeStats, PosixBinding } from './binding'
+
+const debug = debuglog('escp-posix')
+let directRefusalNoted = false
+
+/** A native error as Node's fs would report it: code 'ENOSPC', errno, syscall. */
+function nativeIoError(err: unknown, syscall: string, path: EnginePath): Error {
+  const e = err as Partial<NativeError> & { code?: string }
+  if (typeof e?.errno === 'number' && e.code === undefined) {
+    e.code = getSystemErrorName(e.errno)
+    e.message = `${e.code}: ${e.message}`
+  }
+  return ioError(err, e?.syscall ?? syscall, displayPath(path))
+}
+
+export class PosixEngine implements IoEngine {
+  readonly name = 'posix'
+  private readonly load = loadBinding()
+
+  available(): Availability {
+    return this.load.ok ? AVAILABLE : unavailable(this.load.reason)
+  }
+
+  private get binding(): PosixBinding {
+    if (!this.load.ok) throw escpError('ESCP_ERR_PLUGIN_UNAVAILABLE', 'engine', this.name, this.load.reason)
+    return this.load.binding
+  }
+
+  /** Native counters, for tests that check nothing leaks. */
+  stats(): NativeStats {
+    return this.binding.stats()
+  }
+
+  createBufferPool(bufferSizeBytes: number, count: number): BufferPool {
+    return new AlignedBufferPool(this.binding, bufferSizeBytes, count)
+  }
+
+  async openRead(path: EnginePath, options: OpenReadOptions = {}): Promise<ReadHandle> {
+    const b = this.binding
+    let r
+    try {
+      r = await b.open(path, options.direct ? OPEN_DIRECT : 0, 0, 0)
+    } catch (err) {
+      throw nativeIoError(err, 'open', path)
+    }
+    noteDirect(options.direct, r.direct, path)
+    if (r.size > MAX_FILE_SIZE_BYTES) {
+      await b.close(r.fd, false, 0, 0).catch(() => {})
+      throw escpError('ESCP_ERR_FILE_TOO_LARGE', displayPath(path), r.size)
+    }
+    return new PosixReadHandle(b, path, r.fd, r.size, r.direct)
+  }
+
+  async openWrite(path: EnginePath, options: OpenWriteOptions = {}): Promise<WriteHandle> {
+    const b = this.binding
+    const flags = OPEN_WRITE | (options.create === false ? 0 : OPEN_CREATE) | (options.direct ? OPEN_DIRECT : 0)
+    // A file written sparse keeps its holes: preallocating would fill them.
+    const prealloc = options.sparse || options.preallocate === false ? 0 : (options.sizeBytes ?? 0)
+    let r
+    try {
+      r = await b.open(path, flags, options.mode ?? 0o644, prealloc)
+    } catch (err) {
+      throw nativeIoError(err, 'open', path)
+    }
+    noteDirect(options.direct, r.direct, path)
+    return new PosixWriteHandle(b, path, r.fd, r.direct, options.sparse === true, options.sizeBytes)
+  }
+}
+
+function noteDirect(asked: boolean | undefined, got: boolean, path: EnginePath): void {
+  if (!asked || got || directRefusalNoted) return
+  directRefusalNoted = true
+  debug('O_DIRECT refused for %s (file system without direct I/O); using buffered I/O with fadvise', displayPath(path))
+}
+
+/** Tracks a handle's operations so that close() waits for them: a descriptor is never closed under I/O. */
+class Operations {
+  private readonly pending = new Set<Promise<unknown>>()
+  closed = false
+
+  run<T>(what: string, path: EnginePath, op: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(escpError('ESCP_ERR_BAD_ARGUMENT', `${what} on a closed handle of '${displayPath(path)}'`))
+    const p = op()
+    this.pending.add(p)
+    const done = (): void => void this.pending.delete(p)
+    p.then(done, done)
+    return p
+  }
+
+  async drain(): Promise<void> {
+    this.closed = true
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending])
+  }
+}
+
+class PosixReadHandle implements ReadHandle {
+  private readonly ops = new Operations()
+
+  constructor(
+    private readonly b: PosixBinding,
+    readonly path: EnginePath,
+    private readonly fd: number,
+    readonly sizeBytes: number,
+    private readonly direct: boolean,
+  ) {}
+
+  extents(): Promise<Extent[] | null> {
+    return this.ops.run('extents', this.path, async () => {
+      let flat: Float64Array | null
+      try {
+        flat = await this.b.extents(this.fd, this.sizeBytes)
+      } catch (err) {
+        throw nativeIoError(err, 'lseek', this.path)
+      }
+      if (flat === null) return null
+      const out: Extent[] = []
+      for (let i = 0; i < flat.length; i += 2) out.push({ offset: flat[i], length: flat[i + 1] })
+      return out
+    })
+  }
+
+  read(buf: Uint8Array, offset: number): Promise<number> {
+    return this.ops.run('read', this.path, () => this.b.read(this.fd, buf, offset).catch((err) => Promise.reject(nativeIoError(err, 'pread', this.path))))
+  }
+
+  async close(): Promise<void> {
+    if (this.ops.closed) return
+    await this.ops.drain()
+    await this.b.close(this.fd, !this.direct, 0, 0).catch((err) => Promise.reject(nativeIoError(err, 'close', this.path)))
+  }
+}
+
+class PosixWriteHandle implements WriteHandle {
+  private readonly ops = new Operations()
+  // O_DIRECT writes the tail padded to 4 KiB; the padding is cut at close unless truncate()
+  // set the size since.
+  private logicalEnd = 0
+  private paddedEnd = 0
+
+  constructor(
+    private readonly b: PosixBinding,
+    readonly path: EnginePath,
+    private readonly fd: number,
+    private readonly direct: boolean,
+    private readonly sparse: boolean,
+    private readonly finalSizeBytes: number | undefined,
+  ) {}
+
+  write(data: Uint8Array, offset: number): Promise<void> {
+    return this.ops.run('write', this.path, async () => {
+      let padded: number
+      try {
+        padded = await this.b.write(this.fd, data, offset, this.sparse, offset + data.byteLength === this.finalSizeBytes)
+      } catch (err) {
+        throw nativeIoError(err, 'pwrite', this.path)
+      }
+      if (padded > this.paddedEnd) {
+        this.paddedEnd = padded
+        this.logicalEnd = offset + data.byteLength
+      }
+    })
+  }
+
+  truncate(sizeBytes: number): Promise<void> {
+    return this.ops.run('truncate', this.path, async () => {
+      try {
+        await this.b.truncate(this.fd, sizeBytes)
+      } catch (err) {
+        throw nativeIoError(err, 'ftruncate', this.path)
+      }
+      this.paddedEnd = 0
+    })
+  }
+
+  async finish(attributes: Partial<FileAttributes> = {}): Promise<void> {
+    const { mode, uid, gid, atimeNs, mtimeNs } = attributes
+    const owner = uid !== undefined && gid !== undefined
+    const times = atimeNs !== undefined && mtimeNs !== undefined ? [...splitNs(atimeNs), ...splitNs(mtimeNs)] as [number, number, number, number] : null
+    if (mode !== undefined || owner || times) {
+      try {
+        await this.ops.run('finish', this.path, () => this.b.setAttributes(this.fd, mode === undefined ? -1 : mode & 0o7777, owner ? uid : -1, owner ? gid : -1, times))
+      } catch (err) {
+        await this.close().catch(() => {})
+        throw nativeIoError(err, 'fchmod/fchown/futimens', this.path)
+      }
+    }
+    await this.close()
+  }
+
+  async close(): Promise<void> {
+    if (this.ops.closed) return
+    await this.ops.drain()
+    await this.b.close(this.fd, !this.direct, this.logicalEnd, this.paddedEnd).catch((err) => Promise.reject(nativeIoError(err, 'close', this.path)))
+  }
+}
+
+/** Nanoseconds since the epoch → [seconds, nanoseconds 0..999,999,999], also before 1970. */
+function splitNs(ns: bigint): [number, number] {
+  let s = ns / 1_000_000_000n
+  let r = ns % 1_000_000_000n
+  if (r < 0n) {
+    r += 1_000_000_000n
+    s -= 1n
+  }
+  return [Number(s), Number(r)]
+}

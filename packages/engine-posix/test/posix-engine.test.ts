@@ -1,0 +1,220 @@
+// What the posix engine does beyond the contract: O_DIRECT and its fallback, the padded tail,
+// preallocation, sparse round trips, ENOSPC, preserve with nanoseconds, and releasing
+// descriptors and aligned memory when work is abandoned.
+import { execFileSync, spawnSync } from 'node:child_process'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { expect } from 'chai'
+import type { EscpError } from '@escp/core'
+import { expectCode, skipIfUnavailable } from '@escp/core/testing'
+import { PosixEngine } from '../src'
+
+const MiB = 1024 * 1024
+const O_DIRECT = 0o40000
+
+/** Whether this process holds `file` open with O_DIRECT (from /proc/self/fdinfo). */
+function openDirect(file: string): boolean[] {
+  const out: boolean[] = []
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    let target: string
+    try {
+      target = fs.readlinkSync(`/proc/self/fd/${fd}`)
+    } catch {
+      continue
+    }
+    if (target !== file) continue
+    const flags = /flags:\s+([0-7]+)/.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))
+    out.push(flags !== null && (parseInt(flags[1], 8) & O_DIRECT) !== 0)
+  }
+  return out
+}
+
+function allocatedBytes(file: string): number {
+  return fs.statSync(file).blocks * 512
+}
+
+describe('posix engine', function () {
+  let engine: PosixEngine
+  let dir: string
+
+  before(function () {
+    engine = new PosixEngine()
+    skipIfUnavailable(this, "engine 'posix'", engine.available())
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'escp-posix-'))
+  })
+
+  after(function () {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('reads and writes with O_DIRECT on a disk file system, the unaligned tail included', async function () {
+    const file = path.join(dir, 'direct')
+    const data = crypto.randomBytes(3 * MiB + 1234)
+    const pool = engine.createBufferPool(MiB, 2)
+    const buf = pool.acquire()
+    try {
+      const w = await engine.openWrite(file, { direct: true, sizeBytes: data.length })
+      if (!openDirect(file).some(Boolean)) this.skip() // this file system refuses O_DIRECT
+      for (let off = 0; off < data.length; off += MiB) {
+        const piece = data.subarray(off, Math.min(off + MiB, data.length))
+        buf.set(piece)
+        await w.write(buf.subarray(0, piece.length), off)
+      }
+      // A block decrypted by node:crypto is not aligned: it goes through the engine's bounce buffer.
+      await w.write(Buffer.from(data.subarray(0, 5000)), 0)
+      await w.finish()
+      expect(fs.statSync(file).size, 'padding of the tail is cut').to.equal(data.length)
+      expect(fs.readFileSync(file).equals(data)).to.equal(true)
+
+      const r = await engine.openRead(file, { direct: true })
+      expect(openDirect(file)).to.deep.equal([true])
+      const tail = Math.floor(data.length / MiB) * MiB
+      expect(await r.read(buf, tail)).to.equal(data.length - tail)
+      expect(Buffer.from(buf.subarray(0, data.length - tail)).equals(data.subarray(tail))).to.equal(true)
+      // An unaligned offset turns O_DIRECT off for the handle instead of failing.
+      expect(await r.read(buf.subarray(0, 100), 7)).to.equal(100)
+      expect(Buffer.from(buf.subarray(0, 100)).equals(data.subarray(7, 107))).to.equal(true)
+      await r.close()
+    } finally {
+      pool.release(buf)
+      pool.dispose?.()
+    }
+  })
+
+  it('falls back to buffered I/O where the file system refuses O_DIRECT (ramfs)', async function () {
+    if (process.getuid?.() !== 0) this.skip()
+    const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'escp-posix-ramfs-'))
+    if (spawnSync('mount', ['-t', 'ramfs', 'ramfs', mnt]).status !== 0) {
+      fs.rmdirSync(mnt)
+      this.skip()
+    }
+    try {
+      const file = path.join(mnt, 'f')
+      const data = crypto.randomBytes(100_000)
+      const w = await engine.openWrite(file, { direct: true, sizeBytes: data.length })
+      expect(openDirect(file)).to.deep.equal([false])
+      await w.write(data, 0)
+      await w.finish()
+      const r = await engine.openRead(file, { direct: true })
+      const buf = new Uint8Array(200_000)
+      expect(await r.read(buf, 0)).to.equal(data.length)
+      await r.close()
+      expect(Buffer.from(buf.subarray(0, data.length)).equals(data)).to.equal(true)
+    } finally {
+      spawnSync('umount', [mnt])
+      fs.rmdirSync(mnt)
+    }
+  })
+
+  it('preallocates the destination when told its size, and not when writing sparse', async function () {
+    const file = path.join(dir, 'prealloc')
+    const w = await engine.openWrite(file, { sizeBytes: 64 * MiB })
+    expect(allocatedBytes(file)).to.be.at.least(64 * MiB)
+    expect(fs.statSync(file).size, 'the size is what was written').to.equal(0)
+    await w.close()
+    const s = await engine.openWrite(path.join(dir, 'sparse-dest'), { sizeBytes: 64 * MiB, sparse: true })
+    expect(allocatedBytes(path.join(dir, 'sparse-dest'))).to.be.below(MiB)
+    await s.close()
+  })
+
+  it('copies a sparse file by its extents and the copy stays sparse', async function () {
+    const src = path.join(dir, 'sparse-src')
+    const dst = path.join(dir, 'sparse-dst')
+    const fd = fs.openSync(src, 'w')
+    const pieces = [0, 40 * MiB, 6 * 1024 * MiB - 100_000].map((offset) => ({ offset, data: crypto.randomBytes(100_000) }))
+    for (const p of pieces) fs.writeSync(fd, p.data, 0, p.data.length, p.offset)
+    fs.closeSync(fd)
+    const size = fs.statSync(src).size
+    const r = await engine.openRead(src)
+    const extents = await r.extents()
+    expect(extents, 'ext4 reports extents').to.not.equal(null)
+    expect(extents!.reduce((n, e) => n + e.length, 0)).to.be.below(2 * MiB)
+    const w = await engine.openWrite(dst, { sizeBytes: size, sparse: true })
+    const buf = new Uint8Array(MiB)
+    for (const e of extents!) {
+      for (let off = e.offset; off < e.offset + e.length; off += MiB) {
+        const n = await r.read(buf.subarray(0, Math.min(MiB, e.offset + e.length - off)), off)
+        await w.write(buf.subarray(0, n), off)
+      }
+    }
+    await w.truncate(size)
+    await w.finish()
+    await r.close()
+    expect(fs.statSync(dst).size).to.equal(size)
+    expect(allocatedBytes(dst), 'allocated on disk, as du shows').to.be.below(4 * MiB)
+    const d = fs.openSync(dst, 'r')
+    for (const p of pieces) {
+      const back = Buffer.alloc(p.data.length)
+      fs.readSync(d, back, 0, back.length, p.offset)
+      expect(back.equals(p.data)).to.equal(true)
+    }
+    fs.closeSync(d)
+    const du = execFileSync('du', ['-k', dst], { encoding: 'utf8' })
+    expect(parseInt(du, 10)).to.be.below(4096)
+  })
+
+  it('applies mode, nanosecond times and, as root, owner and group', async function () {
+    const file = path.join(dir, 'attrs')
+    const w = await engine.openWrite(file)
+    await w.write(Buffer.from('x'), 0)
+    const root = process.getuid?.() === 0
+    await w.finish({ mode: 0o640, atimeNs: 1_600_000_000_123_456_789n, mtimeNs: -1_000_000_001n, ...(root ? { uid: 1234, gid: 5678 } : {}) })
+    const st = fs.statSync(file, { bigint: true })
+    expect(Number(st.mode & 0o7777n)).to.equal(0o640)
+    expect(st.atimeNs).to.equal(1_600_000_000_123_456_789n)
+    expect(st.mtimeNs, 'a time before 1970').to.equal(-1_000_000_001n)
+    if (root) expect([st.uid, st.gid]).to.deep.equal([1234n, 5678n])
+  })
+
+  it('reports ENOSPC with its errno, at preallocation and at write', async function () {
+    if (process.getuid?.() !== 0) this.skip()
+    const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'escp-posix-full-'))
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt]).status === 0
+    if (!mounted) {
+      fs.rmdirSync(mnt)
+      this.skip()
+    }
+    try {
+      const e1 = (await expectCode(() => engine.openWrite(path.join(mnt, 'big'), { sizeBytes: 8 * MiB }), 'ESCP_ERR_IO')) as EscpError
+      expect(e1).to.include({ errno: 'ENOSPC', syscall: 'fallocate' })
+      const w = await engine.openWrite(path.join(mnt, 'grow'))
+      const e2 = (await expectCode(() => w.write(crypto.randomBytes(2 * MiB), 0), 'ESCP_ERR_IO')) as EscpError
+      expect(e2).to.include({ errno: 'ENOSPC', syscall: 'pwrite' })
+      await w.close()
+    } finally {
+      spawnSync('umount', [mnt])
+      fs.rmdirSync(mnt)
+    }
+  })
+
+  it('refuses to open something that is not a regular file, without blocking on a fifo', async function () {
+    const fifo = path.join(dir, 'fifo')
+    execFileSync('mkfifo', [fifo])
+    const e = (await expectCode(() => engine.openRead(fifo), 'ESCP_ERR_IO')) as EscpError
+    expect(e.message).to.match(/not a regular file/)
+  })
+
+  it('releases descriptors and aligned memory when work is abandoned with I/O in flight', async function () {
+    const file = path.join(dir, 'abandon')
+    fs.writeFileSync(file, crypto.randomBytes(16 * MiB))
+    const before = engine.stats()
+    const pool = engine.createBufferPool(MiB, 16)
+    const handles = await Promise.all([engine.openRead(file, { direct: true }), engine.openRead(file)])
+    const bufs = Array.from({ length: 16 }, () => pool.acquire())
+    const reads = bufs.map((b, i) => handles[i % 2].read(b, i * MiB))
+    // Closing waits for the reads under way; the pool frees what is idle now and the rest as it comes back.
+    const closing = handles.map((h) => h.close())
+    pool.dispose?.()
+    expect(engine.stats().alignedBuffers).to.be.above(before.alignedBuffers)
+    const results = await Promise.allSettled(reads)
+    await Promise.all(closing)
+    expect(results.every((r) => r.status === 'fulfilled')).to.equal(true)
+    await expectCode(() => handles[0].read(new Uint8Array(10), 0), 'ESCP_ERR_BAD_ARGUMENT')
+    expect(engine.stats()).to.deep.include({ openFiles: before.openFiles, inFlight: 0 })
+    // Lent buffers are freed as they are given back.
+    for (const b of bufs) pool.release(b)
+    expect(engine.stats()).to.deep.include({ alignedBuffers: before.alignedBuffers, alignedBytes: before.alignedBytes })
+  })
+})

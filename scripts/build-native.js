@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+// Builds the native engines (packages with a binding.gyp) when their module is missing or older
+// than its sources. A package that cannot build does not stop the build: its engine then
+// reports itself unavailable, with the reason, and escp uses another.
+'use strict'
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+
+const root = path.join(__dirname, '..')
+const packagesDir = path.join(root, 'packages')
+
+function newestMtimeMs(dir) {
+  let newest = 0
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name)
+    newest = Math.max(newest, entry.isDirectory() ? newestMtimeMs(p) : fs.statSync(p).mtimeMs)
+  }
+  return newest
+}
+
+function builtModule(pkg) {
+  const release = path.join(pkg, 'build', 'Release')
+  if (!fs.existsSync(release)) return undefined
+  const node = fs.readdirSync(release).find((f) => f.endsWith('.node'))
+  return node ? path.join(release, node) : undefined
+}
+
+let failed = 0
+for (const name of fs.readdirSync(packagesDir).sort()) {
+  const pkg = path.join(packagesDir, name)
+  const gyp = path.join(pkg, 'binding.gyp')
+  if (!fs.existsSync(gyp)) continue
+  const built = builtModule(pkg)
+  const sources = Math.max(fs.statSync(gyp).mtimeMs, newestMtimeMs(path.join(pkg, 'native')))
+  if (built && fs.statSync(built).mtimeMs >= sources) continue
+  console.log(`build-native: building ${name}`)
+  const r = spawnSync('npm', ['run', 'build:native', '--silent'], { cwd: pkg, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' })
+  if (r.status !== 0) {
+    failed++
+    const errors = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => /error/i.test(l)).slice(0, 8).join('\n')
+    console.warn(`build-native: ${name} did not build; its engine will report itself unavailable.\n${errors}`)
+  }
+}
+if (failed > 0 && process.env.ESCP_REQUIRE_NATIVE === '1') process.exit(1)
