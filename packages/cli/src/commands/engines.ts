@@ -30,9 +30,15 @@ export default class Engines extends Command {
   }
 }
 
-/** Module paths of installed oclif plugins whose package.json has an "escp" entry. */
+/** escp's own engine packages, which the CLI ships with and loads like any plugin. */
+export const BUNDLED_PLUGINS: readonly string[] = ['@escp/engine-posix']
+
+/**
+ * Module paths of the bundled plugins, then of installed oclif plugins whose package.json has
+ * an "escp" entry.
+ */
 export function escpPluginModules(plugins: Iterable<{ root: string; pjson: unknown }>): string[] {
-  const out: string[] = []
+  const out: string[] = BUNDLED_PLUGINS.map((name) => require.resolve(name))
   for (const p of plugins) {
     const pjson = p.pjson as { escp?: { plugin?: string }; main?: string }
     if (pjson.escp) out.push(require('node:path').join(p.root, pjson.escp.plugin ?? pjson.main ?? 'index.js'))

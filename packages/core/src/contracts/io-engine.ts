@@ -94,5 +94,10 @@ export interface IoEngine {
 
 export const IO_ENGINE: InjectionToken<IoEngine> = Symbol.for('escp:io-engine')
 
+/** The engine name that picks the best engine available on each side. */
+export const AUTO_ENGINE = 'auto'
+/** What 'auto' tries, in order: the native engine where it loads, else the portable one. */
+export const AUTO_ENGINE_PREFERENCE: readonly string[] = ['posix', 'node-fs']
+
 /** Largest file offset escp's engines take: offsets are JS numbers, exact to 2^53-1. */
 export const MAX_FILE_SIZE_BYTES = Number.MAX_SAFE_INTEGER

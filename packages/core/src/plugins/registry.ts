@@ -11,7 +11,7 @@ import type { IoEngine } from '../contracts/io-engine'
 import { CHECKSUM } from '../contracts/checksum'
 import { CIPHER } from '../contracts/cipher'
 import { COMPRESSOR } from '../contracts/compressor'
-import { IO_ENGINE } from '../contracts/io-engine'
+import { AUTO_ENGINE, AUTO_ENGINE_PREFERENCE, IO_ENGINE } from '../contracts/io-engine'
 import { PLUGIN_KINDS } from './manifest'
 import type { PluginKind, PluginKinds, PluginManifest } from './manifest'
 
@@ -91,12 +91,24 @@ export class PluginRegistry {
     return impl
   }
 
-  /** The instance by name, checked to be available on this machine. */
+  /**
+   * The instance by name, checked to be available on this machine. The engine 'auto' is the
+   * first available of AUTO_ENGINE_PREFERENCE: each side of a transfer picks its own.
+   */
   resolve<K extends PluginKind>(kind: K, name: string): PluginKinds[K] {
+    if (kind === 'engine' && name === AUTO_ENGINE) return this.bestEngine() as PluginKinds[K]
     const impl = this.get(kind, name)
     const a = safeAvailability(impl)
     if (!a.ok) throw escpError('ESCP_ERR_PLUGIN_UNAVAILABLE', kind, name, a.reason)
     return impl
+  }
+
+  private bestEngine(): IoEngine {
+    for (const name of AUTO_ENGINE_PREFERENCE) {
+      const engine = this.byKind.engine.get(name)
+      if (engine && safeAvailability(engine).ok) return engine
+    }
+    throw escpError('ESCP_ERR_PLUGIN_UNAVAILABLE', 'engine', AUTO_ENGINE, `none of ${AUTO_ENGINE_PREFERENCE.join(', ')} is available here`)
   }
 
   /**

@@ -14,7 +14,7 @@ export interface TransferOptions {
   /** 'none' or a compressor name; blocks that do not shrink go raw. */
   compressor: string
   compressionLevel?: number
-  /** Engine of each side: 'name', or 'sender::receiver' with one for each side. */
+  /** Engine of each side: 'name', or 'sender::receiver'; 'auto' (default) is the best available on each side. */
   engine: string
   recursive: boolean
   preserve: boolean
@@ -43,7 +43,7 @@ export const DEFAULT_OPTIONS: TransferOptions = {
   cipher: 'aes-128-gcm',
   checksum: 'xxh64',
   compressor: 'none',
-  engine: 'node-fs',
+  engine: 'auto',
   recursive: false,
   preserve: false,
   sparse: false,
