@@ -24,6 +24,12 @@ export interface Session {
   meta: SecureStream
   /** Streams 1..N. */
   data: SecureStream[]
+  /**
+   * The protocol minor version in use: the lower of the two sides' (the peer's comes in
+   * SessionAccept on the client, in SessionInit on the server). A side uses a 1.x addition
+   * only when this minor includes it.
+   */
+  sharedMinor: number
 }
 
 /** What the client asks for; identity, secret and version are filled in by startClientSession. */
@@ -47,6 +53,8 @@ export interface ClientSessionOptions {
   localAddress?: string
   /** Keep data streams sealed after their hello so worker threads can take them over. */
   detachDataStreams?: boolean
+  /** The minor version to speak, PROTOCOL_MINOR unless an older one is wanted (to act as an older peer). */
+  protocolMinor?: number
 }
 
 /** The client's half: send SessionInit, take SessionAccept, open and authenticate the streams. */
@@ -60,7 +68,7 @@ export async function startClientSession(
   const init: SessionInit = {
     ...request,
     protocolMajor: PROTOCOL_MAJOR,
-    protocolMinor: PROTOCOL_MINOR,
+    protocolMinor: options.protocolMinor ?? PROTOCOL_MINOR,
     sessionId: newSessionId(),
     secret: newSessionSecret(),
     capabilities: capabilitiesOf(registry),
@@ -84,7 +92,7 @@ export async function startClientSession(
       localAddress: options.localAddress,
       detachDataStreams: options.detachDataStreams,
     })
-    return { init, accept, keys, meta, data }
+    return { init, accept, keys, meta, data, sharedMinor: Math.min(accept.protocolMinor, init.protocolMinor) }
   } catch (err) {
     // Tell the server, so it stops waiting for streams that will not come.
     throw await refuse(channel, err as EscpError)
@@ -177,7 +185,7 @@ export async function acceptServerSession(channel: ControlChannel, registry: Plu
       }),
     ])
     const [meta, ...data] = streams
-    return { init, accept, keys, meta, data }
+    return { init, accept, keys, meta, data, sharedMinor: Math.min(init.protocolMinor, PROTOCOL_MINOR) }
   } catch (err) {
     listener.close()
     throw err
