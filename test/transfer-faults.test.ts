@@ -1,21 +1,21 @@
 // Faults and attacks on a loopback transfer: a hostile sender that speaks the protocol with
 // the library's own pieces, a stream or the whole receiver killed mid-file, sources that
 // cannot be read and destinations that cannot be written. Real processes, sockets and files.
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import type { ChildProcessWithoutNullStreams } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { expect } from 'chai'
-import { combineDigests, copy, loadPlugins, protocol, sessionRequest, withDefaults } from '@escp/core'
-import type { Checksum, EscpError, PluginSet, TransferOptions, TransferSummary } from '@escp/core'
+import { copy, loadPlugins } from '@escp/core'
+import type { EscpError, PluginSet, TransferOptions, TransferSummary } from '@escp/core'
+import { HostileSender, within } from './helpers/hostile-sender'
+import type { EntrySpec } from './helpers/hostile-sender'
 import { describeTree, leftoverTemps, sha256File, tempDir, writeRandom } from './helpers/trees'
 
 const KiB = 1024
 const MiB = 1024 * KiB
 const BLOCK = 64 * KiB
-const SERVER_MAIN = path.resolve(__dirname, '../packages/core/dist/transfer/server-main.js')
 const CORE_MAIN = path.resolve(__dirname, '../packages/core/dist/index.js')
 /** An unprivileged user: the tests run as root, which reads and writes anything. */
 const NOBODY = 65534
@@ -24,155 +24,6 @@ let nextPort = 28000 + (process.pid % 1000) * 10
 function opts(extra: Partial<TransferOptions> = {}): Partial<TransferOptions> {
   nextPort += 10
   return { blockSizeBytes: BLOCK, port: nextPort, portRange: 10, ...extra }
-}
-
-/** Rejects with a clear message instead of letting a hang run into mocha's timeout. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms (a hang)`)), ms)
-  })
-  return Promise.race([p, late]).finally(() => clearTimeout(timer))
-}
-
-const children = new Set<ChildProcessWithoutNullStreams>()
-
-function exitOf(child: ChildProcessWithoutNullStreams): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
-  return new Promise((resolve) => child.once('exit', () => resolve()))
-}
-
-async function killAll(): Promise<void> {
-  for (const child of children) child.kill('SIGKILL')
-  await Promise.all([...children].map(exitOf))
-  children.clear()
-}
-
-type EntrySpec = Pick<protocol.FileSpec, 'id'> & Partial<Omit<protocol.FileSpec, 'path'>> & { path: string | Buffer }
-
-function fileSpec(e: EntrySpec): protocol.FileSpec {
-  return {
-    type: 'file',
-    size: 0n,
-    sizeAtEnd: false,
-    mode: 0o644,
-    uid: 0,
-    gid: 0,
-    atimeNs: 0n,
-    mtimeNs: 0n,
-    linkTarget: new Uint8Array(0),
-    sparseBytes: 0n,
-    ...e,
-    path: Buffer.from(e.path),
-  }
-}
-
-/**
- * A sender that says whatever a test tells it to: the real server (dist/transfer/server-main.js)
- * as a child on stdio pipes, a real handshake and real encrypted streams, then hand-made
- * FileBatch, Block, FileDone and SessionEnd records.
- */
-class HostileSender {
-  readonly verdicts = new Map<bigint, protocol.Verdict>()
-  metaError: EscpError | undefined
-  metaEnded = false
-  private wake: (() => void) | undefined
-
-  private constructor(
-    readonly child: ChildProcessWithoutNullStreams,
-    readonly channel: protocol.ControlChannel,
-    readonly session: protocol.Session,
-    readonly checksum: Checksum,
-    readonly stderr: () => string,
-  ) {
-    void this.readMeta()
-  }
-
-  static async start(set: PluginSet, destination: string): Promise<HostileSender> {
-    const child = spawn(process.execPath, [SERVER_MAIN], { stdio: ['pipe', 'pipe', 'pipe'] })
-    children.add(child)
-    let stderr = ''
-    child.stderr.setEncoding('utf8')
-    child.stderr.on('data', (s: string) => (stderr += s))
-    const channel = new protocol.ControlChannel(child.stdout, child.stdin, { side: 'client' })
-    const o = withDefaults(opts({ streams: 2 }))
-    const session = await protocol.startClientSession(channel, set.registry, sessionRequest(o, 'receiver', [destination], 1, 'node-fs'), { serverHost: '127.0.0.1' })
-    return new HostileSender(child, channel, session, set.registry.resolve('checksum', o.checksum), () => stderr)
-  }
-
-  announce(entries: EntrySpec[], last = true): Promise<void> {
-    return this.session.meta.sendMessage(protocol.RecordType.FileBatch, protocol.encodeFileBatch({ files: entries.map(fileSpec), last }))
-  }
-
-  block(fileId: bigint, offset: number, data: Buffer, stream = 0): Promise<void> {
-    return this.session.data[stream].send({ type: protocol.RecordType.Block, flags: 0, rawLength: data.byteLength, fileId, offset: BigInt(offset) }, data)
-  }
-
-  /** The file digest a faithful sender would report for these blocks, in order. */
-  digestOf(blocks: Buffer[]): Uint8Array {
-    return combineDigests(this.checksum, blocks.map((b) => this.checksum.block(b)))
-  }
-
-  done(list: protocol.FileDone[]): Promise<void> {
-    return this.session.meta.sendMessage(protocol.RecordType.FileDone, protocol.encodeFileDone(list))
-  }
-
-  sessionEnd(files: number): Promise<void> {
-    return this.session.meta.sendMessage(protocol.RecordType.SessionEnd, protocol.encodeSessionEnd({ files: BigInt(files), bytes: 0n }))
-  }
-
-  /** Waits for `n` verdicts, or for the receiver to end or break the meta stream. */
-  async waitVerdicts(n: number, timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    while (this.verdicts.size < n && !this.metaEnded) {
-      if (Date.now() > deadline) throw new Error(`${this.verdicts.size} of ${n} verdicts within ${timeoutMs} ms (a hang); receiver stderr: ${this.stderr()}`)
-      await new Promise<void>((resolve) => {
-        this.wake = resolve
-        setTimeout(resolve, 100)
-      })
-    }
-  }
-
-  /** The clean end of a session: END everywhere, then the server's SessionDone. */
-  async finish(): Promise<protocol.SessionDone> {
-    await this.waitVerdicts(Infinity)
-    if (this.metaError) throw this.metaError
-    await Promise.all(this.session.data.map((d) => d.end()))
-    await this.session.meta.end()
-    const m = await this.channel.receive(10_000, "the server's SessionDone")
-    if (m.kind !== 'done') throw new Error(`expected SessionDone, got ${JSON.stringify(m)}`)
-    return m.done
-  }
-
-  /** The server's Fatal, which it sends when the session fails on its side. */
-  async fatal(timeoutMs = 10_000): Promise<protocol.Fatal> {
-    const m = await this.channel.receive(timeoutMs, "the server's Fatal")
-    if (m.kind !== 'fatal') throw new Error(`expected Fatal, got ${m.kind}`)
-    return m.fatal
-  }
-
-  async close(): Promise<void> {
-    for (const s of [this.session.meta, ...this.session.data]) s.destroy()
-    this.channel.close()
-    this.child.stdin.end()
-    await within(exitOf(this.child), 10_000, 'the server exiting')
-    children.delete(this.child)
-  }
-
-  private async readMeta(): Promise<void> {
-    try {
-      for await (const rec of this.session.meta) {
-        if (rec.type !== protocol.RecordType.Verdicts) continue
-        for (const v of protocol.decodeVerdicts(rec.payload)) this.verdicts.set(v.id, v)
-        this.wake?.()
-      }
-    } catch (err) {
-      this.metaError = err as EscpError
-    } finally {
-      this.metaEnded = true
-      this.wake?.()
-    }
-  }
 }
 
 /** Names under `dir`, sorted; symlinks are listed, never followed. */
@@ -192,7 +43,7 @@ describe('loopback transfer under faults and attacks', function () {
     work = tempDir('faults')
   })
   afterEach(async function () {
-    await killAll()
+    await HostileSender.killAll()
     fs.rmSync(work, { recursive: true, force: true })
   })
 
@@ -216,7 +67,7 @@ describe('loopback transfer under faults and attacks', function () {
     }
 
     it('gets every name that escapes the destination refused with ESCP_ERR_PATH_UNSAFE, and nothing written outside', async function () {
-      const peer = await HostileSender.start(set, dest)
+      const peer = await HostileSender.start(set, dest, opts())
       const payload = Buffer.from('written by a hostile sender\n')
       const escapee = `escp-escaped-${process.pid}`
       const hostile: EntrySpec[] = [
@@ -259,7 +110,7 @@ describe('loopback transfer under faults and attacks', function () {
     })
 
     it('fails the session with ESCP_ERR_PROTOCOL for entry ids out of order', async function () {
-      const peer = await HostileSender.start(set, dest)
+      const peer = await HostileSender.start(set, dest, opts())
       await peer.announce([{ id: 1n, path: 'one' }])
       const fatal = await within(peer.fatal(), 10_000, "the server's Fatal")
       expect(fatal.code).to.equal('ESCP_ERR_PROTOCOL')
@@ -270,7 +121,7 @@ describe('loopback transfer under faults and attacks', function () {
     })
 
     it('does not let a file whose digest is wrong appear under its final name (ESCP_ERR_VERIFY)', async function () {
-      const peer = await HostileSender.start(set, dest)
+      const peer = await HostileSender.start(set, dest, opts())
       const blocks = [Buffer.alloc(BLOCK, 'a'), Buffer.from('tail')]
       const size = BigInt(BLOCK + 4)
       await peer.announce([{ id: 0n, path: 'liar.bin', size }, { id: 1n, path: 'honest.bin', size }])
@@ -291,7 +142,7 @@ describe('loopback transfer under faults and attacks', function () {
     })
 
     it('refuses a block beyond the announced size', async function () {
-      const peer = await HostileSender.start(set, dest)
+      const peer = await HostileSender.start(set, dest, opts())
       const data = Buffer.alloc(1000, 'b')
       await peer.announce([{ id: 0n, path: 'short.bin', size: 1000n }])
       // One block, as a 1000-byte file has, but placed past its end.
@@ -305,7 +156,7 @@ describe('loopback transfer under faults and attacks', function () {
     })
 
     it('fails the session with ESCP_ERR_PROTOCOL for a FileDone whose block count disagrees with the size', async function () {
-      const peer = await HostileSender.start(set, dest)
+      const peer = await HostileSender.start(set, dest, opts())
       const data = Buffer.alloc(1000, 'c')
       await peer.announce([{ id: 0n, path: 'counted.bin', size: 1000n }])
       await peer.block(0n, 0, data)
@@ -318,7 +169,7 @@ describe('loopback transfer under faults and attacks', function () {
     })
 
     it('fails the session with ESCP_ERR_PROTOCOL for more blocks than its FileDone counts', async function () {
-      const peer = await HostileSender.start(set, dest)
+      const peer = await HostileSender.start(set, dest, opts())
       const verified = Buffer.alloc(1000, 'v')
       const smuggled = Buffer.alloc(1000, 's')
       await peer.announce([{ id: 0n, path: 'twice.bin', size: 1000n }])
@@ -336,7 +187,7 @@ describe('loopback transfer under faults and attacks', function () {
     })
 
     it('fails the session with ESCP_ERR_PROTOCOL for a block of an entry that is not a file', async function () {
-      const peer = await HostileSender.start(set, dest)
+      const peer = await HostileSender.start(set, dest, opts())
       await peer.announce([{ id: 0n, path: 'dir', type: 'directory', mode: 0o755 }])
       await peer.block(0n, 0, Buffer.from('into a directory'))
       await peer.sessionEnd(1)
@@ -348,7 +199,7 @@ describe('loopback transfer under faults and attacks', function () {
     })
 
     it('fails the session with ESCP_ERR_PROTOCOL for a block of an entry never announced', async function () {
-      const peer = await HostileSender.start(set, dest)
+      const peer = await HostileSender.start(set, dest, opts())
       await peer.announce([{ id: 0n, path: 'empty.bin' }])
       await peer.block(7n, 0, Buffer.from('for nobody'))
       await peer.done([{ id: 0n, size: 0n, blocks: 0n, digest: peer.digestOf([]) }])
@@ -370,7 +221,8 @@ describe('loopback transfer under faults and attacks', function () {
       makeSparse(file, SIZE)
       const dest = path.join(work, 'dest')
       fs.mkdirSync(dest)
-      const o = opts({ blockSizeBytes: MiB, streams: 4 })
+      // node-fs cannot tell holes from data, so the sparse file is read and sent whole.
+      const o = opts({ blockSizeBytes: MiB, streams: 4, engine: 'node-fs' })
       let hitAt = 0
       const run = copy({
         sources: [file],
