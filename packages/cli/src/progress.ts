@@ -37,7 +37,9 @@ export function summaryLine(s: TransferSummary, bits: boolean): string {
   const rate = seconds > 0 ? s.bytes / seconds : 0
   const ratio = s.compressor !== 'none' && s.wireBytes > 0 ? `, ${(s.bytes / s.wireBytes).toFixed(2)}:1 compressed` : ''
   const failed = s.failures.length > 0 ? `, ${s.failures.length} failed` : ''
-  return `${s.entriesOk}/${s.entries} entries, ${formatBytes(s.bytes)} in ${seconds.toFixed(2)} s (${formatRate(rate, bits)}), ${s.streams} stream${s.streams === 1 ? '' : 's'}, ${s.cipher}, checksum ${s.checksum}${ratio}${failed}`
+  // Holes of sparse files are not sent: the rate is of the bytes that were.
+  const holes = s.holeBytes > 0 ? ` (+${formatBytes(s.holeBytes)} of holes, not sent)` : ''
+  return `${s.entriesOk}/${s.entries} entries, ${formatBytes(s.bytes)}${holes} in ${seconds.toFixed(2)} s (${formatRate(rate, bits)}), ${s.streams} stream${s.streams === 1 ? '' : 's'}, ${s.cipher}, checksum ${s.checksum}${ratio}${failed}`
 }
 
 function formatDuration(ms: number): string {

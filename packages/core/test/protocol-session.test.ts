@@ -101,7 +101,7 @@ describe('wire sessions over loopback', function () {
     expect(reply.kind).to.equal('fatal')
     if (reply.kind !== 'fatal') return
     expect(reply.fatal.code).to.equal('ESCP_ERR_VERSION_MISMATCH')
-    expect(reply.fatal.message).to.contain('1.0').and.contain('2.3')
+    expect(reply.fatal.message).to.contain(protocol.versionString(protocol.PROTOCOL_MAJOR, protocol.PROTOCOL_MINOR)).and.contain('2.3')
     await expectCode(() => serverSide, 'ESCP_ERR_VERSION_MISMATCH')
   })
 

@@ -1,7 +1,10 @@
 // Numbers of the escp wire protocol 1.x; docs/protocol.md explains each.
 
 export const PROTOCOL_MAJOR = 1
-export const PROTOCOL_MINOR = 0
+/** 1.1 adds sparse files: a sender may skip blocks that lie in holes (FileSpec.sparse_bytes). */
+export const PROTOCOL_MINOR = 1
+/** The first minor version in which a sender may skip the holes of sparse files. */
+export const MINOR_SPARSE_FILES = 1
 
 /** Written by the server before anything else on the control channel. */
 export const CONTROL_PREAMBLE = Buffer.from('ESCP\x00CTL', 'latin1')

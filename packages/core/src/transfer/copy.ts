@@ -164,7 +164,8 @@ export async function push(server: ServerProcess, request: TransferRequest, serv
   return withSession(server, set, sessionRequest(o, 'receiver', [request.destination], request.sources.length, engines.receiver), serverHost, async (session) => {
     const links = await startSenderLinks(session, linkSettings(session.init, set, 'client', engines.sender))
     const checksum = o.checksum === 'none' ? null : set.registry.resolve('checksum', o.checksum)
-    return new Sender(session, links, { sources: request.sources, recursive: o.recursive, blockSizeBytes: o.blockSizeBytes, checksum, onProgress: request.onProgress, onIssue: request.onIssue }).run()
+    const engine = set.registry.resolve('engine', engines.sender)
+    return new Sender(session, links, { sources: request.sources, recursive: o.recursive, blockSizeBytes: o.blockSizeBytes, checksum, engine, onProgress: request.onProgress, onIssue: request.onIssue }).run()
   })
 }
 
@@ -187,6 +188,7 @@ export async function pull(server: ServerProcess, request: TransferRequest, serv
       failures: r.failures,
       warnings: [],
       bytes: r.bytes,
+      holeBytes: r.holeBytes,
       wireBytes: r.wireBytes,
       elapsedMs: Date.now() - started,
       streams: links.length,

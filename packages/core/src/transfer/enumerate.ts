@@ -17,6 +17,8 @@ export interface SourceEntry {
   absPath: Buffer
   type: FileType
   sizeBytes: number
+  /** Space the file occupies on disk (st_blocks × 512); below `sizeBytes`, it may have holes. */
+  allocatedBytes: number
   mode: number
   uid: number
   gid: number
@@ -43,6 +45,7 @@ function entryOf(name: Buffer, absPath: Buffer, st: fs.BigIntStats, type: FileTy
     absPath,
     type,
     sizeBytes: type === 'file' ? Number(st.size) : 0,
+    allocatedBytes: type === 'file' ? Number(st.blocks) * 512 : 0,
     mode: Number(st.mode & 0o7777n),
     uid: Number(st.uid),
     gid: Number(st.gid),

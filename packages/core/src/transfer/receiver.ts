@@ -1,7 +1,8 @@
 // The receiving side of a session: checks every announced name with the path guard, creates
 // directories and links, writes files under temporary names beside their final ones, checks
 // each file's digest against the sender's, and only then renames it into place. A file that
-// fails never appears under its final name. Every entry gets a verdict.
+// fails never appears under its final name. Every entry gets a verdict. Blocks a sender skipped
+// as holes (protocol 1.1) are never written, so they stay holes in the fresh temporary file.
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -10,11 +11,12 @@ import type { EscpError } from '../errors'
 import type { Checksum } from '../contracts/checksum'
 import type { IoEngine } from '../contracts/io-engine'
 import { displayPath } from '../contracts/io-engine'
-import { RecordType } from '../protocol/constants'
+import { MINOR_SPARSE_FILES, RecordType } from '../protocol/constants'
 import { decodeErrorReport, decodeFileBatch, decodeFileDone, decodeSessionEnd, encodeErrorReport, encodeVerdicts, errorFromInfo, errorInfoOf } from '../protocol/messages'
 import type { FileDone, FileSpec, Verdict } from '../protocol/messages'
 import type { Session } from '../protocol/session'
-import { OrderedDigest } from './ordered-digest'
+import { blocksFitHoles } from './holes'
+import { OrderedDigest, ZeroBlockDigests } from './ordered-digest'
 import { SessionSide } from './session-side'
 import { checkRelativePath } from './paths'
 import type { Destination } from './paths'
@@ -29,6 +31,8 @@ interface InFile {
   temp: Buffer
   final: Buffer
   target: WriteTarget | null
+  /** The sender skips the blocks of this file that lie in holes (FileSpec.sparse_bytes > 0). */
+  holes: boolean
   /** Blocks handed to a stream worker (to write or to drop); never more than FileDone counts. */
   claimed: number
   /** Blocks the workers have answered for. */
@@ -60,6 +64,8 @@ export interface ReceiverResult {
   entriesOk: number
   failed: number
   bytes: number
+  /** Bytes of verified files that the sender skipped as holes, left as holes here. */
+  holeBytes: number
   /** Block payload bytes received (after compression). */
   wireBytes: number
   /** Entries that failed here or at the sender, by name (relative to the destination). */
@@ -81,15 +87,18 @@ export class Receiver extends SessionSide<ReceiverLink> {
   private entriesOk = 0
   private failedCount = 0
   private bytes = 0
+  private holeBytes = 0
   private wireBytes = 0
   private bytesAnnounced = 0
   private readonly started = Date.now()
+  private readonly zeros: ZeroBlockDigests | null
 
   constructor(
     session: Session,
     private readonly options: ReceiverOptions,
   ) {
     super(session)
+    this.zeros = options.checksum ? new ZeroBlockDigests(options.checksum, options.blockSizeBytes) : null
   }
 
   /**
@@ -139,7 +148,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
       await Promise.all(links.map((l) => l.close()))
       this.session.meta.close()
     }
-    return { entries: this.entries, entriesOk: this.entriesOk, failed: this.failedCount, bytes: this.bytes, wireBytes: this.wireBytes, failures: this.failures }
+    return { entries: this.entries, entriesOk: this.entriesOk, failed: this.failedCount, bytes: this.bytes, holeBytes: this.holeBytes, wireBytes: this.wireBytes, failures: this.failures }
   }
 
   private async readMeta(): Promise<void> {
@@ -154,8 +163,10 @@ export class Receiver extends SessionSide<ReceiverLink> {
           for (const d of decodeFileDone(rec.payload)) {
             const f = this.files.get(d.id)
             if (!f || f.done || f.spec.type !== 'file') throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for ${f ? 'a finished entry' : `unknown entry ${d.id}`}`)
-            if (d.size !== f.spec.size || d.blocks !== BigInt(Math.ceil(Number(f.spec.size) / this.options.blockSizeBytes))) {
-              throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for '${f.shown}' whose size or block count disagrees with its announcement`)
+            if (d.size !== f.spec.size) throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for '${f.shown}' whose size disagrees with its announcement`)
+            const holeBytes = f.holes ? f.spec.sparseBytes : 0n
+            if (!blocksFitHoles(f.spec.size, holeBytes, d.blocks, this.options.blockSizeBytes)) {
+              throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for '${f.shown}' whose count of ${d.blocks} blocks disagrees with its size of ${f.spec.size} bytes and ${holeBytes} bytes of holes`)
             }
             f.done = d
             if (!f.dropped && f.claimed > Number(d.blocks)) throw tooManyBlocks(f)
@@ -201,15 +212,19 @@ export class Receiver extends SessionSide<ReceiverLink> {
     if (spec.id !== BigInt(this.entries)) throw escpError('ESCP_ERR_PROTOCOL', `entry ids must count up from 0; got ${spec.id} after ${this.entries}`)
     this.entries++
     const shown = displayPath(spec.path)
+    if (spec.sparseBytes > spec.size) throw escpError('ESCP_ERR_PROTOCOL', `'${shown}' announced with ${spec.sparseBytes} bytes of holes in ${spec.size} bytes`)
+    // A 1.0 sender sends no holes; its sparse_bytes carries no meaning and is ignored.
+    const holes = spec.type === 'file' && spec.sparseBytes > 0n && this.session.sharedMinor >= MINOR_SPARSE_FILES
     const f: InFile = {
       spec,
       shown,
       temp: Buffer.alloc(0),
       final: Buffer.alloc(0),
       target: null,
+      holes,
       claimed: 0,
       processed: 0,
-      digest: this.options.checksum ? new OrderedDigest(this.options.checksum) : null,
+      digest: this.zeros && spec.type === 'file' ? new OrderedDigest(this.zeros, Number(spec.size)) : null,
       writers: new Set(),
       dropped: false,
       finishing: false,
@@ -217,12 +232,12 @@ export class Receiver extends SessionSide<ReceiverLink> {
     }
     this.files.set(spec.id, f)
     this.unsettled++
-    this.bytesAnnounced += Number(spec.size)
+    this.bytesAnnounced += Number(spec.size - (holes ? spec.sparseBytes : 0n))
     try {
       const parts = checkRelativePath(spec.path)
       if (this.options.engine.discards) {
         // A sink that keeps nothing: names are checked, nothing is created.
-        if (spec.type === 'file') f.target = { path: Buffer.from(shown), sizeBytes: Number(spec.size) }
+        if (spec.type === 'file') f.target = { path: Buffer.from(shown), sizeBytes: Number(spec.size), preallocate: false }
         else this.verdict(f, null)
         return
       }
@@ -242,7 +257,9 @@ export class Receiver extends SessionSide<ReceiverLink> {
           throw ioError(err, 'open', f.temp)
         })
         await fh.close()
-        f.target = { path: f.temp, sizeBytes: Number(spec.size) }
+        // Space reserved in advance would fill the holes that the sender skips, or that
+        // `sparse` leaves for zero blocks.
+        f.target = { path: f.temp, sizeBytes: Number(spec.size), preallocate: !holes && !this.session.init.sparse }
       }
     } catch (err) {
       if (!isEscpError(err) || err.code === 'ESCP_ERR_PROTOCOL') throw err
@@ -285,7 +302,15 @@ export class Receiver extends SessionSide<ReceiverLink> {
           enumerationDone: this.sessionEnded,
           elapsedMs: Date.now() - this.started,
         })
-        if (f.digest && m.digest) f.digest.add(m.offset / this.options.blockSizeBytes, m.digest)
+        // Blocks a sender skips count as zeros in the digest, so a block must be one of the
+        // file's own, and come once, for the digest to describe what was written.
+        const bs = this.options.blockSizeBytes
+        const index = m.offset / bs
+        if (!Number.isInteger(index) || m.length !== Math.min(bs, Number(f.spec.size) - m.offset)) {
+          f.failed ??= escpError('ESCP_ERR_PROTOCOL', `a block of '${f.shown}' at ${m.offset}+${m.length}, which is not one of its blocks of ${bs} bytes`)
+        } else if (f.digest && m.digest && !f.digest.add(index, m.digest)) {
+          f.failed ??= escpError('ESCP_ERR_PROTOCOL', `a second block of '${f.shown}' at offset ${m.offset}`)
+        }
       } else if (m.t === 'writeFailed') {
         f.writers.add(link)
         f.failed ??= deserializeError(m.error)
@@ -336,8 +361,10 @@ export class Receiver extends SessionSide<ReceiverLink> {
     if (f.dropped) {
       this.failures.push({ path: f.shown, error: f.failed as EscpError })
       this.settle(f, false)
+    } else {
+      if (!error && f.holes) this.holeBytes += Number(f.spec.sparseBytes)
+      this.verdict(f, error ?? null)
     }
-    else this.verdict(f, error ?? null)
   }
 
   private attributesOf(spec: FileSpec) {

@@ -1,17 +1,21 @@
 // The sending side of a session: walks the sources, announces them in batches on the meta
 // stream, hands blocks first-come to the data streams (one huge file spreads over every
 // stream; many small files spread too), reports each file's digest, and collects verdicts.
+// To a peer of protocol 1.1 or later it sends only the blocks of sparse files that hold data.
 import { escpError, isEscpError } from '../errors'
 import type { EscpError } from '../errors'
 import type { Checksum } from '../contracts/checksum'
 import { displayPath } from '../contracts/io-engine'
-import { RecordType } from '../protocol/constants'
+import type { IoEngine } from '../contracts/io-engine'
+import { MINOR_SPARSE_FILES, RecordType } from '../protocol/constants'
 import { decodeErrorReport, decodeVerdicts, encodeErrorReport, encodeFileBatch, encodeFileDone, encodeSessionEnd, errorFromInfo, errorInfoOf } from '../protocol/messages'
 import type { FileDone, FileSpec } from '../protocol/messages'
 import type { Session } from '../protocol/session'
 import { enumerateSources } from './enumerate'
 import type { SourceEntry, SourceIssue } from './enumerate'
-import { OrderedDigest } from './ordered-digest'
+import { dataBlocks } from './holes'
+import type { BlockRun, DataBlocks } from './holes'
+import { OrderedDigest, ZeroBlockDigests } from './ordered-digest'
 import { SessionSide } from './session-side'
 import type { SenderLink } from './stream-link'
 import type { FileFailure, TransferProgress, TransferSummary } from './summary'
@@ -26,8 +30,15 @@ interface OutEntry {
   id: bigint
   entry: SourceEntry
   shown: string
+  /** Blocks to send: all of the file's, or those holding data when its holes are skipped. */
   blocks: number
+  /** The blocks to send as runs of indices, in order. */
+  runs: BlockRun[]
+  /** The run that holds `nextBlock`; runs.length once every block is handed out. */
+  run: number
   nextBlock: number
+  /** Bytes of the blocks skipped as holes (FileSpec.sparse_bytes). */
+  holeBytes: number
   sealed: number
   digest: OrderedDigest | null
   readers: Set<SenderLink>
@@ -40,6 +51,8 @@ export interface SenderOptions {
   recursive: boolean
   blockSizeBytes: number
   checksum: Checksum | null
+  /** The main thread's engine: it tells where sparse files hold data. */
+  engine: IoEngine
   onProgress?: (p: TransferProgress) => void
   onIssue?: (issue: SourceIssue) => void
 }
@@ -58,10 +71,14 @@ export class Sender extends SessionSide<SenderLink> {
   private entriesOk = 0
   private bytesDone = 0
   private bytesTotal = 0
+  private holeBytes = 0
   private wireBytes = 0
   private enumerationDone = false
   private unsealedFiles = 0
   private readonly started = Date.now()
+  private readonly zeros: ZeroBlockDigests | null
+  /** Holes are skipped only for a peer whose protocol includes it (1.1). */
+  private readonly skipsHoles: boolean
 
   constructor(
     session: Session,
@@ -70,6 +87,8 @@ export class Sender extends SessionSide<SenderLink> {
   ) {
     super(session)
     this.links = links
+    this.zeros = options.checksum ? new ZeroBlockDigests(options.checksum, options.blockSizeBytes) : null
+    this.skipsHoles = session.sharedMinor >= MINOR_SPARSE_FILES
   }
 
   async run(): Promise<TransferSummary> {
@@ -82,7 +101,7 @@ export class Sender extends SessionSide<SenderLink> {
     try {
       for await (const entry of enumerateSources(this.options.sources, { recursive: this.options.recursive, onIssue: (i) => this.onIssue(i) })) {
         this.check()
-        this.add(entry)
+        this.add(entry, await this.dataBlocksOf(entry))
         while (this.outstanding >= MAX_OUTSTANDING) await this.sleep()
       }
       this.enumerationDone = true
@@ -112,6 +131,7 @@ export class Sender extends SessionSide<SenderLink> {
       failures: this.failures,
       warnings: this.warnings,
       bytes: this.bytesDone,
+      holeBytes: this.holeBytes,
       wireBytes: this.wireBytes,
       elapsedMs: Date.now() - this.started,
       streams: this.links.length,
@@ -137,23 +157,53 @@ export class Sender extends SessionSide<SenderLink> {
     this.options.onIssue?.(issue)
   }
 
-  private add(entry: SourceEntry): void {
+  /**
+   * The blocks of a sparse file that hold data, or null to send it whole: for a peer that takes
+   * holes, a file that occupies less space than its size and spans more than one block (a
+   * one-block file gains little, and small compressed files on ZFS would cost an open each).
+   * An engine that cannot tell (null extents), or that fails here, leaves the file whole; a
+   * file that cannot be read then fails in the stream worker, with its error.
+   */
+  private async dataBlocksOf(entry: SourceEntry): Promise<DataBlocks | null> {
+    if (!this.skipsHoles || entry.type !== 'file' || entry.allocatedBytes >= entry.sizeBytes || entry.sizeBytes <= this.options.blockSizeBytes) return null
+    let extents
+    try {
+      const h = await this.options.engine.openRead(entry.absPath)
+      try {
+        extents = await h.extents()
+      } finally {
+        await h.close()
+      }
+    } catch {
+      return null
+    }
+    if (!extents) return null
+    const d = dataBlocks(extents, entry.sizeBytes, this.options.blockSizeBytes)
+    return d.holeBytes > 0 ? d : null
+  }
+
+  private add(entry: SourceEntry, data: DataBlocks | null): void {
     const id = this.nextId++
-    const blocks = entry.type === 'file' ? Math.ceil(entry.sizeBytes / this.options.blockSizeBytes) : 0
+    const all = entry.type === 'file' ? Math.ceil(entry.sizeBytes / this.options.blockSizeBytes) : 0
+    const runs = data ? data.runs : all > 0 ? [{ start: 0, end: all }] : []
     const e: OutEntry = {
       id,
       entry,
       shown: displayPath(entry.absPath),
-      blocks,
-      nextBlock: 0,
+      blocks: runs.reduce((n, r) => n + r.end - r.start, 0),
+      runs,
+      run: 0,
+      nextBlock: runs.length > 0 ? runs[0].start : 0,
+      holeBytes: data ? data.holeBytes : 0,
       sealed: 0,
-      digest: this.options.checksum ? new OrderedDigest(this.options.checksum) : null,
+      digest: this.zeros && entry.type === 'file' ? new OrderedDigest(this.zeros, entry.sizeBytes) : null,
       readers: new Set(),
       settled: false,
     }
     this.entries.set(id, e)
     this.outstanding++
-    this.bytesTotal += entry.sizeBytes
+    // Progress counts the bytes to send: holes are not work.
+    this.bytesTotal += entry.sizeBytes - e.holeBytes
     if (entry.type === 'file') this.unsealedFiles++
     this.batch.push(e)
     // Small batches while the streams are idle keep them busy; full ones otherwise.
@@ -164,7 +214,7 @@ export class Sender extends SessionSide<SenderLink> {
     const batch = this.batch
     if (batch.length === 0 && !last) return
     this.batch = []
-    const files: FileSpec[] = batch.map(({ id, entry }) => ({
+    const files: FileSpec[] = batch.map(({ id, entry, holeBytes }) => ({
       id,
       path: entry.name,
       type: entry.type,
@@ -176,7 +226,7 @@ export class Sender extends SessionSide<SenderLink> {
       atimeNs: entry.atimeNs,
       mtimeNs: entry.mtimeNs,
       linkTarget: entry.linkTarget,
-      sparseBytes: 0n,
+      sparseBytes: BigInt(holeBytes),
     }))
     this.queueMeta(() => this.session.meta.sendMessage(RecordType.FileBatch, encodeFileBatch({ files, last })))
     for (const e of batch) {
@@ -204,7 +254,8 @@ export class Sender extends SessionSide<SenderLink> {
         continue
       }
       const block = e.nextBlock++
-      if (e.nextBlock >= e.blocks) this.queue.shift()
+      if (e.nextBlock >= e.runs[e.run].end && ++e.run < e.runs.length) e.nextBlock = e.runs[e.run].start
+      if (e.run >= e.runs.length) this.queue.shift()
       const offset = block * this.options.blockSizeBytes
       const length = Math.min(this.options.blockSizeBytes, e.entry.sizeBytes - offset)
       // A file of one block is closed by the worker that reads it: one message less per small file.
@@ -234,6 +285,7 @@ export class Sender extends SessionSide<SenderLink> {
 
   private fileSealed(e: OutEntry): void {
     this.unsealedFiles--
+    this.holeBytes += e.holeBytes
     this.closeReaders(e)
     this.doneBatch.push({ id: e.id, size: BigInt(e.entry.sizeBytes), blocks: BigInt(e.blocks), digest: e.digest ? e.digest.digest() : new Uint8Array(0) })
     // Completions of one turn of the event loop travel in one record.

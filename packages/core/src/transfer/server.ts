@@ -67,7 +67,8 @@ export async function serveSession(channel: ControlChannel, set: PluginSet, opti
       await channel.send({ kind: 'done', done: { ok: r.failed === 0, filesOk: BigInt(r.entriesOk), filesFailed: BigInt(r.failed), bytes: BigInt(r.bytes) } })
     } else {
       const links = await startSenderLinks(session, settings)
-      const s = await new Sender(session, links, { sources: init.paths, recursive: init.recursive, blockSizeBytes: init.blockSizeBytes, checksum }).run()
+      const engine = set.registry.resolve('engine', init.serverEngine)
+      const s = await new Sender(session, links, { sources: init.paths, recursive: init.recursive, blockSizeBytes: init.blockSizeBytes, checksum, engine }).run()
       await channel.send({ kind: 'done', done: { ok: s.ok, filesOk: BigInt(s.entriesOk), filesFailed: BigInt(s.failures.length), bytes: BigInt(s.bytes) } })
     }
   } catch (err) {

@@ -13,7 +13,7 @@ import { FLAG_COMPRESSED, RecordType } from '../protocol/constants'
 import type { SessionKeys } from '../protocol/keys'
 import { RecordOpener, RecordSealer } from '../protocol/record-crypto'
 import { frameOf } from '../protocol/record-decoder'
-import type { FromWorker, StreamWorkerData, ToWorker } from './worker-protocol'
+import type { FromWorker, StreamWorkerData, ToWorker, WriteTarget } from './worker-protocol'
 import { serializeError } from './worker-protocol'
 
 const data = workerData as StreamWorkerData
@@ -187,7 +187,7 @@ class ReceiverRole {
     void p.finally(() => set.delete(p))
   }
 
-  private async write(fileId: bigint, target: { path: Uint8Array; sizeBytes: number }, offset: number, rawLength: number, compressed: boolean, plain: Uint8Array): Promise<Uint8Array | null> {
+  private async write(fileId: bigint, target: WriteTarget, offset: number, rawLength: number, compressed: boolean, plain: Uint8Array): Promise<Uint8Array | null> {
     if (offset + rawLength > target.sizeBytes) {
       throw escpError('ESCP_ERR_PROTOCOL', `a block at ${offset}+${rawLength} beyond the file's ${target.sizeBytes} bytes`)
     }
@@ -204,7 +204,7 @@ class ReceiverRole {
       const digest = this.checksum ? this.checksum.block(data_) : null
       let h = this.handles.get(fileId)
       if (!h) {
-        h = this.engine.openWrite(Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength), { create: false, sparse: data.sparse, direct: data.direct, sizeBytes: target.sizeBytes })
+        h = this.engine.openWrite(Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength), { create: false, sparse: data.sparse, direct: data.direct, sizeBytes: target.preallocate ? target.sizeBytes : undefined })
         this.handles.set(fileId, h)
       }
       await (await h).write(data_, offset)

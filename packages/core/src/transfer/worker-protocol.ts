@@ -56,6 +56,8 @@ export function deserializeError(e: SerializedError): EscpError {
 export interface WriteTarget {
   path: Uint8Array
   sizeBytes: number
+  /** The engine may reserve `sizeBytes` up front; false keeps holes (sparse files) as holes. */
+  preallocate: boolean
 }
 
 export type ToWorker =
