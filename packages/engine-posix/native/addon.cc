@@ -54,8 +54,12 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
                              InstanceMethod("stats", &PosixAddon::Stats),
                              InstanceValue("alignment", Napi::Number::New(env, kDirectAlignment)),
                          });
-    // Join the I/O threads while the environment can still take their completions' cleanup.
-    env.AddCleanupHook([this] { threads_->Stop(); });
+    // The environment is going away (a worker thread ended or was terminated): join the I/O
+    // threads, then close what its handles left open.
+    env.AddCleanupHook([this] {
+      threads_->Stop();
+      files_.CloseAll();
+    });
   }
 
  private:
@@ -90,7 +94,7 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
     int flags = static_cast<int>(ArgInt(info, 1, "flags", 0, 7));
     int perms = static_cast<int>(ArgInt(info, 2, "perms", 0, 07777));
     int64_t prealloc = ArgInt(info, 3, "preallocBytes", 0, kMaxOffset);
-    return Submit(env, MakeOpen(env, std::move(path), flags, perms, prealloc));
+    return Submit(env, MakeOpen(env, &files_, std::move(path), flags, perms, prealloc));
   }
 
   Napi::Value Read(const Napi::CallbackInfo& info) {
@@ -148,7 +152,7 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
     bool drop_cache = info.Length() > 1 && info[1].ToBoolean().Value();
     int64_t logical_end = ArgInt(info, 2, "logicalEnd", 0, kMaxOffset);
     int64_t padded_end = ArgInt(info, 3, "paddedEnd", 0, kMaxOffset);
-    return Submit(info.Env(), MakeClose(info.Env(), fd, drop_cache, logical_end, padded_end));
+    return Submit(info.Env(), MakeClose(info.Env(), &files_, fd, drop_cache, logical_end, padded_end));
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {
@@ -161,6 +165,7 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
     return o;
   }
 
+  FileTable files_;
   std::unique_ptr<IoThreads> threads_;
 };
 

@@ -116,8 +116,8 @@ class NumberJob : public Job {
 
 class OpenJob : public NumberJob {
  public:
-  OpenJob(Napi::Env env, std::string path, int flags, int perms, int64_t prealloc)
-      : NumberJob(env), path_(std::move(path)), flags_(flags), perms_(perms), prealloc_(prealloc) {}
+  OpenJob(Napi::Env env, FileTable* files, std::string path, int flags, int perms, int64_t prealloc)
+      : NumberJob(env), files_(files), path_(std::move(path)), flags_(flags), perms_(perms), prealloc_(prealloc) {}
 
   void Execute() override {
     bool write = (flags_ & kOpenWrite) != 0;
@@ -135,6 +135,7 @@ class OpenJob : public NumberJob {
     }
     if (fd_ < 0) return Fail("open");
     open_files += 1;
+    files_->Add(fd_);
     struct stat st;
     if (fstat(fd_, &st) != 0) return FailClosing("fstat");
     if (!S_ISREG(st.st_mode)) {
@@ -166,10 +167,12 @@ class OpenJob : public NumberJob {
  private:
   void FailClosing(const char* syscall, int err = errno) {
     Fail(syscall, err);
+    files_->Remove(fd_);
     close(fd_);
     open_files -= 1;
     fd_ = -1;
   }
+  FileTable* files_;
   std::string path_;
   int flags_;
   int perms_;
@@ -368,8 +371,8 @@ class SetAttributesJob : public NumberJob {
 
 class CloseJob : public NumberJob {
  public:
-  CloseJob(Napi::Env env, int fd, bool drop_cache, int64_t logical_end, int64_t padded_end)
-      : NumberJob(env), fd_(fd), drop_cache_(drop_cache), logical_end_(logical_end), padded_end_(padded_end) {}
+  CloseJob(Napi::Env env, FileTable* files, int fd, bool drop_cache, int64_t logical_end, int64_t padded_end)
+      : NumberJob(env), files_(files), fd_(fd), drop_cache_(drop_cache), logical_end_(logical_end), padded_end_(padded_end) {}
 
   void Execute() override {
     int err = 0;
@@ -383,6 +386,7 @@ class CloseJob : public NumberJob {
     }
     if (drop_cache_) posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
     // close() releases the descriptor even when it reports an error (Linux): never retry it.
+    files_->Remove(fd_);
     if (close(fd_) != 0 && err == 0) {
       err = errno;
       syscall = "close";
@@ -392,6 +396,7 @@ class CloseJob : public NumberJob {
   }
 
  private:
+  FileTable* files_;
   int fd_;
   bool drop_cache_;
   int64_t logical_end_;
@@ -402,8 +407,27 @@ class CloseJob : public NumberJob {
 
 int64_t OpenFileCount() { return open_files.load(); }
 
-std::unique_ptr<Job> MakeOpen(Napi::Env env, std::string path, int flags, int perms, int64_t prealloc_bytes) {
-  return std::make_unique<OpenJob>(env, std::move(path), flags, perms, prealloc_bytes);
+void FileTable::Add(int fd) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  fds_.insert(fd);
+}
+
+void FileTable::Remove(int fd) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  fds_.erase(fd);
+}
+
+void FileTable::CloseAll() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (int fd : fds_) {
+    close(fd);
+    open_files -= 1;
+  }
+  fds_.clear();
+}
+
+std::unique_ptr<Job> MakeOpen(Napi::Env env, FileTable* files, std::string path, int flags, int perms, int64_t prealloc_bytes) {
+  return std::make_unique<OpenJob>(env, files, std::move(path), flags, perms, prealloc_bytes);
 }
 std::unique_ptr<Job> MakeRead(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset) {
   return std::make_unique<ReadJob>(env, fd, view, offset);
@@ -420,8 +444,8 @@ std::unique_ptr<Job> MakeSetAttributes(Napi::Env env, int fd, int64_t mode, int6
   timespec m{static_cast<time_t>(mtime_sec), static_cast<long>(mtime_nsec)};
   return std::make_unique<SetAttributesJob>(env, fd, mode, uid, gid, has_times, a, m);
 }
-std::unique_ptr<Job> MakeClose(Napi::Env env, int fd, bool drop_cache, int64_t logical_end, int64_t padded_end) {
-  return std::make_unique<CloseJob>(env, fd, drop_cache, logical_end, padded_end);
+std::unique_ptr<Job> MakeClose(Napi::Env env, FileTable* files, int fd, bool drop_cache, int64_t logical_end, int64_t padded_end) {
+  return std::make_unique<CloseJob>(env, files, fd, drop_cache, logical_end, padded_end);
 }
 
 }  // namespace escp

@@ -6,7 +6,9 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_set>
 
 #include "io-threads.h"
 
@@ -19,7 +21,20 @@ constexpr int kOpenDirect = 4;
 
 int64_t OpenFileCount();
 
-std::unique_ptr<Job> MakeOpen(Napi::Env env, std::string path, int flags, int perms, int64_t prealloc_bytes);
+// The descriptors one JavaScript environment has open through the engine. A worker thread
+// that is terminated mid-transfer never closes its handles; its cleanup closes what is left.
+class FileTable {
+ public:
+  void Add(int fd);
+  void Remove(int fd);
+  void CloseAll();
+
+ private:
+  std::mutex mutex_;
+  std::unordered_set<int> fds_;
+};
+
+std::unique_ptr<Job> MakeOpen(Napi::Env env, FileTable* files, std::string path, int flags, int perms, int64_t prealloc_bytes);
 std::unique_ptr<Job> MakeRead(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset);
 // may_pad: this write ends the file, so O_DIRECT may pad its unaligned tail with zeros.
 std::unique_ptr<Job> MakeWrite(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset, bool skip_zero, bool may_pad);
@@ -31,6 +46,6 @@ std::unique_ptr<Job> MakeSetAttributes(Napi::Env env, int fd, int64_t mode, int6
                                        int64_t atime_sec, int64_t atime_nsec, int64_t mtime_sec, int64_t mtime_nsec);
 // Closes fd. A handle that padded the tail of a file for O_DIRECT passes the logical end and the
 // padded end: the padding is cut if nothing was written after it. drop_cache: fadvise DONTNEED.
-std::unique_ptr<Job> MakeClose(Napi::Env env, int fd, bool drop_cache, int64_t logical_end, int64_t padded_end);
+std::unique_ptr<Job> MakeClose(Napi::Env env, FileTable* files, int fd, bool drop_cache, int64_t logical_end, int64_t padded_end);
 
 }  // namespace escp
