@@ -204,7 +204,7 @@ class ReceiverRole {
       const digest = this.checksum ? this.checksum.block(data_) : null
       let h = this.handles.get(fileId)
       if (!h) {
-        h = this.engine.openWrite(Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength), { create: false, sparse: data.sparse, direct: data.direct, sizeBytes: target.preallocate ? target.sizeBytes : undefined })
+        h = this.engine.openWrite(Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength), { create: false, sparse: data.sparse, direct: data.direct, sizeBytes: target.sizeBytes, preallocate: target.preallocate })
         this.handles.set(fileId, h)
       }
       await (await h).write(data_, offset)
