@@ -18,4 +18,5 @@ export function register(container: DependencyContainer): void {
 
 export { PosixEngine } from './posix-engine'
 export { AlignedBufferPool } from './aligned-pool'
-export type { NativeStats } from './binding'
+export { loadBinding } from './binding'
+export type { BindingLoad, NativeError, NativeStats, OpenResult, PosixBinding } from './binding'

@@ -17,7 +17,7 @@ import type {
 import { AVAILABLE, MAX_FILE_SIZE_BYTES, displayPath, escpError, ioError, unavailable } from '@escp/core'
 import { AlignedBufferPool } from './aligned-pool'
 import { OPEN_CREATE, OPEN_DIRECT, OPEN_WRITE, loadBinding } from './binding'
-import type { NativeError, NativeStats, PosixBinding } from './binding'
+import type { BindingLoad, NativeError, NativeStats, PosixBinding } from './binding'
 
 const debug = debuglog('escp-posix')
 let directRefusalNoted = false
@@ -33,8 +33,13 @@ function nativeIoError(err: unknown, syscall: string, path: EnginePath): Error {
 }
 
 export class PosixEngine implements IoEngine {
-  readonly name = 'posix'
-  private readonly load = loadBinding()
+  readonly name: string = 'posix'
+
+  /**
+   * `load`: the native calls the engine makes. Another engine built on this one passes its own
+   * (uring passes these with its reads and writes going through io_uring).
+   */
+  constructor(private readonly load: BindingLoad = loadBinding()) {}
 
   available(): Availability {
     return this.load.ok ? AVAILABLE : unavailable(this.load.reason)
