@@ -10,13 +10,22 @@ const path = require('node:path')
 const root = path.join(__dirname, '..')
 const packagesDir = path.join(root, 'packages')
 
-function newestMtimeMs(dir) {
+function newestMtimeMs(dir, only = () => true) {
   let newest = 0
   for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, entry.name)
-    newest = Math.max(newest, entry.isDirectory() ? newestMtimeMs(p) : fs.statSync(p).mtimeMs)
+    if (entry.isDirectory()) newest = Math.max(newest, newestMtimeMs(p, only))
+    else if (only(entry.name)) newest = Math.max(newest, fs.statSync(p).mtimeMs)
   }
   return newest
+}
+
+// The newest source of a package's native code: the addon's C++ (native/), and a C library
+// beside it (include/, and the C files among the TypeScript of src/).
+function newestNativeSourceMs(pkg) {
+  const isC = (f) => /\.[ch]$/.test(f)
+  const dirs = [['native', () => true], ['include', () => true], ['src', isC]]
+  return Math.max(...dirs.map(([d, only]) => (fs.existsSync(path.join(pkg, d)) ? newestMtimeMs(path.join(pkg, d), only) : 0)))
 }
 
 function builtModule(pkg) {
@@ -32,7 +41,7 @@ for (const name of fs.readdirSync(packagesDir).sort()) {
   const gyp = path.join(pkg, 'binding.gyp')
   if (!fs.existsSync(gyp)) continue
   const built = builtModule(pkg)
-  const sources = Math.max(fs.statSync(gyp).mtimeMs, newestMtimeMs(path.join(pkg, 'native')))
+  const sources = Math.max(fs.statSync(gyp).mtimeMs, newestNativeSourceMs(pkg))
   if (built && fs.statSync(built).mtimeMs >= sources) continue
   console.log(`build-native: building ${name}`)
   const r = spawnSync('npm', ['run', 'build:native', '--silent'], { cwd: pkg, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' })

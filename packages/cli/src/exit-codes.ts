@@ -45,6 +45,7 @@ const BY_CODE: Record<string, number> = {
   ESCP_ERR_STREAM_CLOSED: EXIT.network,
   ESCP_ERR_IO: EXIT.io,
   ESCP_ERR_TRANSFER: EXIT.io,
+  ESCP_ERR_SHM: EXIT.io,
 }
 
 export function exitCodeOf(err: unknown): number {
