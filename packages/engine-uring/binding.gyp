@@ -1,0 +1,14 @@
+{
+  "targets": [
+    {
+      "target_name": "escp_uring",
+      "sources": ["native/addon.cc", "native/ring.cc", "native/data-ops.cc", "native/aligned-memory.cc", "native/resource-table.cc"],
+      "include_dirs": ["native"],
+      "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "_GNU_SOURCE", "_FILE_OFFSET_BITS=64"],
+      "cflags_cc": ["-std=c++17", "-O2", "-fvisibility=hidden", "-Wall", "-Wextra"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "ldflags": ["-Wl,-z,relro", "-Wl,-z,now", "-Wl,-z,noexecstack"]
+    }
+  ]
+}
