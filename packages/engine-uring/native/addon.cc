@@ -24,6 +24,8 @@ namespace {
 constexpr unsigned kDefaultDepth = 64;
 constexpr double kMaxDepth = 4096;
 constexpr double kMaxOffset = 9007199254740991.0;  // 2^53 - 1: exact in a JavaScript number
+// One entry moves at most 1 GiB (the kernel caps a single read or write just under 2 GiB).
+constexpr double kMaxTrip = 1024.0 * 1024 * 1024;
 
 int64_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* what, double min, double max) {
   if (i >= info.Length() || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
@@ -66,7 +68,7 @@ class UringAddon : public Napi::Addon<UringAddon> {
  private:
   // Created at first use; the environment's teardown closes it (and clears ring_).
   Ring& ring(Napi::Env env) {
-    if (ring_ == nullptr) ring_ = Ring::Create(env, depth_, &ring_);
+    if (ring_ == nullptr) ring_ = Ring::Create(env, depth_, max_trip_, &ring_);
     return *ring_;
   }
 
@@ -87,11 +89,17 @@ class UringAddon : public Napi::Addon<UringAddon> {
     return o;
   }
 
-  // configure(queueDepth) → the depth of this environment's ring: the one asked for, unless the
-  // ring already exists.
+  // configure(queueDepth, maxTripBytes?) → the depth of this environment's ring: the one asked
+  // for, unless the ring already exists. maxTripBytes caps what one entry reads or writes, so
+  // that tests can make the kernel complete an I/O in parts.
   Napi::Value Configure(const Napi::CallbackInfo& info) {
     unsigned depth = static_cast<unsigned>(ArgInt(info, 0, "queueDepth", 1, kMaxDepth));
-    if (ring_ == nullptr) depth_ = depth;
+    size_t max_trip = info.Length() > 1 && !info[1].IsUndefined() ? static_cast<size_t>(ArgInt(info, 1, "maxTripBytes", kDirectAlignment, kMaxTrip)) : max_trip_;
+    if (max_trip % kDirectAlignment != 0) throw Napi::RangeError::New(info.Env(), "maxTripBytes must be a multiple of 4096");
+    if (ring_ == nullptr) {
+      depth_ = depth;
+      max_trip_ = max_trip;
+    }
     return Napi::Number::New(info.Env(), ring_ != nullptr ? ring_->depth() : depth_);
   }
 
@@ -191,10 +199,12 @@ class UringAddon : public Napi::Addon<UringAddon> {
     o.Set("enterCalls", static_cast<double>(ring_ != nullptr ? ring_->enter_calls() : 0));
     o.Set("entriesSubmitted", static_cast<double>(ring_ != nullptr ? ring_->entries_submitted() : 0));
     o.Set("fixedTrips", static_cast<double>(ring_ != nullptr ? ring_->fixed_trips() : 0));
+    o.Set("peakInKernel", static_cast<double>(ring_ != nullptr ? ring_->peak_in_kernel() : 0));
     return o;
   }
 
   unsigned depth_ = kDefaultDepth;
+  size_t max_trip_ = static_cast<size_t>(kMaxTrip);
   Ring* ring_ = nullptr;
 };
 

@@ -14,9 +14,6 @@ namespace escp {
 
 namespace {
 
-// One trip moves at most 1 GiB (the kernel caps a single read or write just under 2 GiB).
-constexpr size_t kMaxTrip = size_t{1} << 30;
-
 bool IsAligned(uint64_t v) { return v % kDirectAlignment == 0; }
 bool IsAligned(const void* p) { return IsAligned(reinterpret_cast<uintptr_t>(p)); }
 size_t RoundUp(size_t v) { return (v + kDirectAlignment - 1) / kDirectAlignment * kDirectAlignment; }
@@ -182,7 +179,7 @@ void TransferOp::DropScratch() {
   scratch_ = nullptr;
 }
 
-void TransferOp::Prepare(Ring&, io_uring_sqe* sqe) {
+void TransferOp::Prepare(Ring& ring, io_uring_sqe* sqe) {
   Ring::SetFile(sqe, *file_);
   if (slot_ >= 0) {
     sqe->opcode = write_ ? IORING_OP_WRITE_FIXED : IORING_OP_READ_FIXED;
@@ -192,7 +189,7 @@ void TransferOp::Prepare(Ring&, io_uring_sqe* sqe) {
   }
   sqe->off = static_cast<uint64_t>(offset_) + done_;
   sqe->addr = reinterpret_cast<uint64_t>(io_ + done_);
-  sqe->len = static_cast<uint32_t>(std::min(want_ - done_, kMaxTrip));
+  sqe->len = static_cast<uint32_t>(std::min(want_ - done_, ring.max_trip()));
 }
 
 void TransferOp::Fail(int err, const char* syscall) {

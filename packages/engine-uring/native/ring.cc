@@ -73,7 +73,8 @@ int ProbeUring(const char** syscall, const char** missing) {
   return result;
 }
 
-Ring::Ring(napi_env env, int ring_fd, unsigned depth) : env_(env), ring_fd_(ring_fd), depth_(depth) {}
+Ring::Ring(napi_env env, int ring_fd, unsigned depth, size_t max_trip)
+    : env_(env), ring_fd_(ring_fd), depth_(depth), max_trip_(max_trip) {}
 
 Ring::~Ring() {
   if (buffers_) buffers_->Close();
@@ -86,14 +87,14 @@ Ring::~Ring() {
   for (auto& s : scratch_) std::free(s.first);
 }
 
-Ring* Ring::Create(Napi::Env env, unsigned depth, Ring** owner) {
+Ring* Ring::Create(Napi::Env env, unsigned depth, size_t max_trip, Ring** owner) {
   io_uring_params p{};
   // The completion queue is twice the submission queue (the kernel's default) and at most
   // `depth` requests are in the kernel at once, so completions never overflow.
   p.flags = IORING_SETUP_CLAMP;
   int fd = UringSetup(depth, &p);
   if (fd < 0) throw SyscallError(env, errno, "io_uring_setup");
-  std::unique_ptr<Ring> ring(new Ring(env, fd, std::min(depth, p.sq_entries)));
+  std::unique_ptr<Ring> ring(new Ring(env, fd, std::min(depth, p.sq_entries), max_trip));
   if (!ring->Map(p)) throw SyscallError(env, errno, "mmap");
   ring->event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (ring->event_fd_ < 0) throw SyscallError(env, errno, "eventfd");
@@ -172,6 +173,7 @@ unsigned Ring::Submit() {
     tail += 1;
     in_kernel_ += 1;
   }
+  peak_in_kernel_ = std::max(peak_in_kernel_, in_kernel_);
   __atomic_store_n(sq_tail_, tail, __ATOMIC_RELEASE);
   unsigned taken = 0;
   for (;;) {

@@ -70,14 +70,16 @@ class RingOp {
 
 class Ring {
  public:
-  // Sets up this environment's ring of `depth` entries. Throws a Napi::Error carrying errno and
+  // Sets up this environment's ring of `depth` entries, whose reads and writes move at most
+  // `max_trip` bytes per entry (a multiple of 4096). Throws a Napi::Error carrying errno and
   // syscall. `*owner` is cleared when the environment tears the ring down.
-  static Ring* Create(Napi::Env env, unsigned depth, Ring** owner);
+  static Ring* Create(Napi::Env env, unsigned depth, size_t max_trip, Ring** owner);
   ~Ring();
   Ring(const Ring&) = delete;
   Ring& operator=(const Ring&) = delete;
 
   unsigned depth() const { return depth_; }
+  size_t max_trip() const { return max_trip_; }
   // Operations queued or in the kernel whose completion JavaScript has not yet seen.
   size_t in_flight() const { return in_kernel_ + waiting_.size(); }
   bool can_advise() const { return can_advise_; }
@@ -88,6 +90,8 @@ class Ring {
   uint64_t enter_calls() const { return enter_calls_; }
   uint64_t entries_submitted() const { return entries_submitted_; }
   uint64_t fixed_trips() const { return fixed_trips_; }
+  // The most entries that were in the kernel at once (never more than depth).
+  size_t peak_in_kernel() const { return peak_in_kernel_; }
 
   // Takes ownership; the operation goes to the kernel at the next Submit.
   void Queue(RingOp* op);
@@ -110,7 +114,7 @@ class Ring {
   void GiveScratch(uint8_t* data, size_t size);
 
  private:
-  Ring(napi_env env, int ring_fd, unsigned depth);
+  Ring(napi_env env, int ring_fd, unsigned depth, size_t max_trip);
   bool Map(const io_uring_params& p);
   static void OnPoll(uv_poll_t* handle, int status, int events);
   void Drain();
@@ -124,6 +128,7 @@ class Ring {
   napi_env env_;
   int ring_fd_;
   unsigned depth_;
+  size_t max_trip_;
   int event_fd_ = -1;
   uv_poll_t poll_{};
   bool polling_ = false;
@@ -151,6 +156,7 @@ class Ring {
   uint64_t enter_calls_ = 0;
   uint64_t entries_submitted_ = 0;
   uint64_t fixed_trips_ = 0;
+  size_t peak_in_kernel_ = 0;
   size_t in_kernel_ = 0;          // entries in the submission queue or in the kernel
   std::deque<RingOp*> waiting_;   // not yet in the submission queue
   std::vector<RingOp*> failed_;   // could not be submitted; settled at the next drain

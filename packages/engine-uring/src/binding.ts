@@ -24,14 +24,20 @@ export interface UringStats extends NativeStats {
   entriesSubmitted: number
   /** Reads and writes that went through a registered buffer (READ_FIXED / WRITE_FIXED). */
   fixedTrips: number
+  /** The most entries this thread's ring had in the kernel at once: never more than queueDepth. */
+  peakInKernel: number
 }
 
 export interface UringNative {
   readonly alignment: number
   /** Sets up and closes a ring, to tell whether io_uring can run here. */
   probe(): ProbeResult
-  /** The queue depth of this thread's ring: as asked, unless the ring exists already. */
-  configure(queueDepth: number): number
+  /**
+   * The queue depth of this thread's ring: as asked, unless the ring exists already.
+   * maxTripBytes (a multiple of 4096, default 1 GiB) caps what one entry moves; tests make it
+   * small so that the kernel completes an I/O in parts.
+   */
+  configure(queueDepth: number, maxTripBytes?: number): number
   /** Sets up this thread's ring now (else at first use); throws with errno and syscall. Returns its depth. */
   start(): number
   /** Aligned memory, registered with this thread's ring when there is room. */
