@@ -4,6 +4,8 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { expect } from 'chai'
+import { skipIfUnavailable } from '@escp/core/testing'
+import { UringEngine } from '@escp/engine-uring'
 import { describeTree, sha256File, tempDir, writeRandom } from './helpers/trees'
 import { startSshd } from './helpers/sshd'
 import type { PrivateSshd } from './helpers/sshd'
@@ -145,6 +147,29 @@ describe('escp command', function () {
       const r = await escp(['engines'])
       expect(r.code, r.stderr).to.equal(0)
       for (const name of ['node-fs', 'dummy', 'aes-128-gcm', 'zstd', 'xxh64', 'blake3']) expect(r.stdout).to.match(new RegExp(`${name}\\s+@escp/core\\s+available`))
+    })
+
+    it('copies through io_uring on both sides (--ioengine uring), or on one side (uring::posix, posix::uring)', async function () {
+      skipIfUnavailable(this, "engine 'uring'", new UringEngine().available())
+      writeRandom(path.join(work, 'big'), 5 * 1024 * 1024 + 123)
+      for (const engine of ['uring', 'uring::posix', 'posix::uring']) {
+        const copy = `big.${engine.replace('::', '-')}`
+        const r = await escp(['--ioengine', engine, 'big', copy], { cwd: work })
+        expect(r.code, `${engine}: ${r.stderr}`).to.equal(0)
+        expect(sha256File(path.join(work, copy)), engine).to.equal(sha256File(path.join(work, 'big')))
+      }
+    })
+
+    it('fails a copy asked to use uring where io_uring cannot run, naming the reason; auto still copies', async function () {
+      fs.writeFileSync(path.join(work, 'f'), 'x')
+      const env = { ESCP_URING_DISABLE: '1' }
+      const r = await escp(['--ioengine', 'uring', 'f', 'g'], { cwd: work, env })
+      expect(r.code).to.equal(2)
+      expect(r.stderr).to.contain("ESCP_ERR_PLUGIN_UNAVAILABLE: the engine 'uring' cannot be used on this machine: io_uring is turned off by ESCP_URING_DISABLE=1")
+      expect(fs.existsSync(path.join(work, 'g'))).to.equal(false)
+      const auto = await escp(['f', 'h'], { cwd: work, env })
+      expect(auto.code, auto.stderr).to.equal(0)
+      expect(fs.readFileSync(path.join(work, 'h'), 'utf8')).to.equal('x')
     })
 
     it('links a third-party plugin that then shows in escp engines and works by name', async function () {
