@@ -67,6 +67,15 @@ describe('loopback transfer with the posix engine', function () {
     }
   })
 
+  it('keeps records in the order they were sealed when paced, with small blocks completing out of order', async function () {
+    const file = path.join(work, 'paced')
+    writeRandom(file, 24 * MiB)
+    const dst = path.join(work, 'paced-copy')
+    const summary = await copy({ sources: [file], destination: dst, options: opts({ blockSizeBytes: 64 * 1024, limitBytesPerSec: 48 * MiB }) })
+    expect(summary.ok, JSON.stringify(summary.failures)).to.equal(true)
+    expect(sha256File(dst)).to.equal(sha256File(file))
+  })
+
   it('releases the sender\'s descriptors and buffers when the receiver dies mid-transfer', async function () {
     const file = path.join(work, 'big')
     writeRandom(file, 64 * MiB)

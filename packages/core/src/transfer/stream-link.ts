@@ -49,7 +49,7 @@ abstract class StreamLink extends EventEmitter {
   readonly index: number
   protected readonly socket: net.Socket
   protected failure: EscpError | undefined
-  private closing = false
+  protected closing = false
   protected endSent = false
 
   constructor(
@@ -136,6 +136,9 @@ abstract class StreamLink extends EventEmitter {
 export class SenderLink extends StreamLink {
   private inFlight = 0
   private paceNextMs = 0
+  // Records wait here, in the order they were sealed (their nonces' order), for their turn.
+  private readonly paced: { bytes: number; write: () => void }[] = []
+  private paceTimer: NodeJS.Timeout | null = null
 
   constructor(
     stream: DetachedStream,
@@ -181,15 +184,30 @@ export class SenderLink extends StreamLink {
         write()
         return
       }
-      const now = performance.now()
-      const start = Math.max(now, this.paceNextMs)
-      const bytes = m.frames.reduce((n, f) => n + f.byteLength, 0)
-      this.paceNextMs = start + (bytes / this.rateLimitBytesPerSec) * 1000
-      if (start > now) setTimeout(write, start - now)
-      else write()
+      this.paced.push({ bytes: m.frames.reduce((n, f) => n + f.byteLength, 0), write })
+      this.writePaced()
     } else if (m.t === 'readFailed') {
       this.inFlight--
       this.emit('message', m)
+    }
+  }
+
+  // One timer for the queue, never one per record: a record whose turn has come must not pass
+  // one still waiting for a late timer, or the receiver would see the nonces out of order.
+  private writePaced(): void {
+    if (this.paceTimer) return
+    while (this.paced.length > 0 && !this.failure && !this.closing) {
+      const now = performance.now()
+      if (this.paceNextMs > now) {
+        this.paceTimer = setTimeout(() => {
+          this.paceTimer = null
+          this.writePaced()
+        }, this.paceNextMs - now)
+        return
+      }
+      const next = this.paced.shift() as { bytes: number; write: () => void }
+      this.paceNextMs = now + (next.bytes / this.rateLimitBytesPerSec) * 1000
+      next.write()
     }
   }
 }
