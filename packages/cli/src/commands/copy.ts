@@ -4,7 +4,7 @@ import { Args, Command, Flags } from '@oclif/core'
 import type { Interfaces } from '@oclif/core'
 import type { TransferOptions, TransferSummary } from '@escp/core'
 import { configArgv, configFiles, loadConfig } from '../config'
-import { escpError } from '@escp/core'
+import { escpError, parseCpuSet } from '@escp/core'
 import { LineCounter, parseDocument } from 'yaml'
 import { EXIT, exitCodeOf } from '../exit-codes'
 import { escpPluginModules } from './engines'
@@ -47,6 +47,7 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
     'escp-port': Flags.integer({ description: 'first data port of the receiver', default: 1232, min: 1, max: 65535 }),
     'escp-portrange': Flags.integer({ description: 'ports the receiver may use from the first', default: 10, min: 1, max: 1000 }),
     bind: Flags.string({ description: 'address the receiver listens on and the sender connects to' }),
+    cpumask: Flags.string({ description: "CPUs for this host's stream workers, a list (0-3,8) or a hex mask (0x0f); the remote host uses its own config's cpumask" }),
     filelist: Flags.string({ description: 'sources from FILE, one per line; or a YAML list of [SRC, DST] pairs, each copied in turn' }),
     port: Flags.integer({ char: 'P', description: 'ssh port', min: 1, max: 65535 }),
     'ssh-option': Flags.string({ char: 'o', description: 'ssh option (repeatable)', multiple: true, default: [] }),
@@ -100,7 +101,15 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
       process.stderr.write('escp: ESCP_ERR_BAD_ARGUMENT: give at least one source and a destination (escp [flags] SRC... DEST; see escp --help)\n')
       this.exit(EXIT.usage)
     }
+    let cpus: number[] | undefined
+    try {
+      cpus = flags.cpumask === undefined ? undefined : parseCpuSet(flags.cpumask)
+    } catch (err) {
+      process.stderr.write(`escp: ${(err as Error).message}\n`)
+      this.exit(exitCodeOf(err))
+    }
     const options: Partial<TransferOptions> = {
+      ...(cpus ? { cpus } : {}),
       recursive: flags.recursive,
       preserve: flags.preserve,
       compressor: flags.compress ? 'zstd' : 'none',

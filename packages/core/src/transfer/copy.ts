@@ -21,6 +21,7 @@ import type { TransferOptions } from './options'
 import { resolveDestination } from './paths'
 import { Receiver } from './receiver'
 import { Sender } from './sender'
+import { CPUMASK_ENV } from './affinity'
 import { linkSettings } from './server'
 import type { TransferProgress, TransferSummary } from './summary'
 
@@ -78,10 +79,12 @@ export async function connectUnixServer(socketPath: string): Promise<ServerProce
 }
 
 /** The loopback server: this package's server entry point in a child Node process. */
-export function spawnLoopbackServer(plugins: readonly string[]): ServerProcess {
+export function spawnLoopbackServer(plugins: readonly string[], cpus?: readonly number[]): ServerProcess {
   return spawnServer(process.execPath, [SERVER_MAIN], {
     ...process.env,
     [PLUGINS_ENV]: plugins.join(','),
+    // Both ends run on this host: the receiver's workers keep to the same CPUs.
+    ...(cpus ? { [CPUMASK_ENV]: cpus.join(',') } : {}),
     GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? MALLOC_TUNABLES,
     // One libuv pool thread per core beyond the first (at most 4): on 2 cores one thread
     // measured fastest, as concurrent writers of one file contend for its inode lock.
@@ -155,14 +158,14 @@ export function loopbackStreams(cores: number = os.availableParallelism()): numb
 export async function copy(request: TransferRequest): Promise<TransferSummary> {
   const streams = request.options?.streams ?? loopbackStreams()
   const { o, set } = await prepare({ ...request, options: { ...request.options, streams } })
-  return push(spawnLoopbackServer(set.spec.modules.slice(1)), { ...request, options: { ...o, bindAddress: o.bindAddress || '127.0.0.1' } }, '127.0.0.1')
+  return push(spawnLoopbackServer(set.spec.modules.slice(1), o.cpus), { ...request, options: { ...o, bindAddress: o.bindAddress || '127.0.0.1' } }, '127.0.0.1')
 }
 
 /** Sends local `sources` to `destination` on the server's host. */
 export async function push(server: ServerProcess, request: TransferRequest, serverHost: string): Promise<TransferSummary> {
   const { o, set, engines } = await prepare(request)
   return withSession(server, set, sessionRequest(o, 'receiver', [request.destination], request.sources.length, engines.receiver), serverHost, async (session) => {
-    const links = await startSenderLinks(session, linkSettings(session.init, set, 'client', engines.sender))
+    const links = await startSenderLinks(session, linkSettings(session.init, set, 'client', engines.sender, o.cpus))
     const checksum = o.checksum === 'none' ? null : set.registry.resolve('checksum', o.checksum)
     const engine = set.registry.resolve('engine', engines.sender)
     return new Sender(session, links, { sources: request.sources, recursive: o.recursive, blockSizeBytes: o.blockSizeBytes, checksum, engine, onProgress: request.onProgress, onIssue: request.onIssue }).run()
@@ -179,7 +182,7 @@ export async function pull(server: ServerProcess, request: TransferRequest, serv
     const checksum = o.checksum === 'none' ? null : set.registry.resolve('checksum', o.checksum)
     const engine = set.registry.resolve('engine', engines.receiver)
     const receiver = new Receiver(session, { destination, checksum, engine, blockSizeBytes: o.blockSizeBytes, preserve: o.preserve, onProgress: request.onProgress })
-    const links = await startReceiverLinks(session, linkSettings(session.init, set, 'client', engines.receiver), receiver.targetOf)
+    const links = await startReceiverLinks(session, linkSettings(session.init, set, 'client', engines.receiver, o.cpus), receiver.targetOf)
     const r = await receiver.run(links)
     return {
       ok: r.failures.length === 0,

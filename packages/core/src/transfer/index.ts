@@ -2,6 +2,7 @@
 export { MALLOC_TUNABLES, checkPlugins, connectUnixServer, copy, loopbackStreams, pull, push, sessionRequest, spawnLoopbackServer, spawnServer } from './copy'
 export type { CopyRequest, ServerProcess, TransferRequest } from './copy'
 export { DEFAULT_OPTIONS, splitEngines, withDefaults } from './options'
+export { CPUMASK_ENV, parseCpuSet } from './affinity'
 export type { TransferOptions } from './options'
 export type { FileFailure, TransferProgress, TransferSummary } from './summary'
 export type { SourceIssue } from './enumerate'

@@ -1,4 +1,5 @@
 // What a transfer can be asked to do, with escp's defaults.
+import os from 'node:os'
 import { escpError } from '../errors'
 import { DEFAULT_BLOCK_BYTES, MAX_BLOCK_BYTES, MAX_DATA_STREAMS, MAX_QUEUE_DEPTH, MIN_BLOCK_BYTES } from '../protocol/constants'
 
@@ -34,6 +35,11 @@ export interface TransferOptions {
   plugins: string[]
   /** Pacing of each data stream at the sender, in bytes per second (EScp's --limit). */
   limitBytesPerSec?: number
+  /**
+   * CPUs this side's stream workers run on (EScp's cpumask); see parseCpuSet. The other side
+   * uses its own setting (ESCP_CPUMASK, or `cpumask` in its config): each host knows its CPUs.
+   */
+  cpus?: readonly number[]
 }
 
 export const DEFAULT_OPTIONS: TransferOptions = {
@@ -66,6 +72,12 @@ export function withDefaults(options: Partial<TransferOptions> = {}): TransferOp
     throw escpError('ESCP_ERR_BAD_ARGUMENT', `queue depth must be 1 to ${MAX_QUEUE_DEPTH}, got ${o.queueDepth}`)
   }
   splitEngines(o.engine)
+  if (o.cpus !== undefined) {
+    const count = os.cpus().length
+    if (o.cpus.length === 0 || !o.cpus.every((c) => Number.isInteger(c) && c >= 0 && c < count)) {
+      throw escpError('ESCP_ERR_BAD_ARGUMENT', `cpus must name CPUs of this host (0-${count - 1}), got [${o.cpus.join(', ')}]`)
+    }
+  }
   if (o.limitBytesPerSec !== undefined && !(o.limitBytesPerSec > 0)) {
     throw escpError('ESCP_ERR_BAD_ARGUMENT', `a rate limit must be positive, got ${o.limitBytesPerSec}`)
   }

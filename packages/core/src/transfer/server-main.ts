@@ -8,6 +8,7 @@ import type { Readable, Writable } from 'node:stream'
 import { escpError, isEscpError } from '../errors'
 import { loadPlugins, pluginsFromEnv } from '../plugins/loader'
 import { ControlChannel } from '../protocol/control-channel'
+import { CPUMASK_ENV, parseCpuSet } from './affinity'
 import { serveSession } from './server'
 
 export async function runServerOnStdio(software: string, plugins: readonly string[] = []): Promise<number> {
@@ -50,7 +51,9 @@ async function runServerOn(input: Readable, output: Writable, software: string, 
   const channel = new ControlChannel(input, output, { side: 'server' })
   try {
     const set = await loadPlugins({ plugins: [...pluginsFromEnv(), ...plugins] })
-    await serveSession(channel, set, { software, defaultAddress: process.env.ESCP_BIND ?? sshServerAddress() ?? '127.0.0.1' })
+    const mask = process.env[CPUMASK_ENV]
+    const cpus = mask ? parseCpuSet(mask) : undefined
+    await serveSession(channel, set, { software, defaultAddress: process.env.ESCP_BIND ?? sshServerAddress() ?? '127.0.0.1', ...(cpus ? { cpus } : {}) })
     return 0
   } catch (err) {
     process.stderr.write(`escp server: ${isEscpError(err) ? err.message : String(err)}\n`)

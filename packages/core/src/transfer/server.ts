@@ -19,10 +19,13 @@ export interface ServeOptions {
   software: string
   /** Address to listen on when the client names none. */
   defaultAddress: string
+  /** CPUs this side's stream workers run on (this host's own setting; never sent). */
+  cpus?: readonly number[]
 }
 
-export function linkSettings(init: SessionInit, set: PluginSet, side: 'client' | 'server', engine: string): LinkSettings {
+export function linkSettings(init: SessionInit, set: PluginSet, side: 'client' | 'server', engine: string, cpus?: readonly number[]): LinkSettings {
   return {
+    ...(cpus ? { cpus } : {}),
     plugins: set.spec,
     side,
     engine,
@@ -51,7 +54,7 @@ export async function serveSession(channel: ControlChannel, set: PluginSet, opti
     },
   })
   const init = session.init
-  const settings = linkSettings(init, set, 'server', init.serverEngine)
+  const settings = linkSettings(init, set, 'server', init.serverEngine, options.cpus)
   const checksum = init.checksum === 'none' ? null : set.registry.resolve('checksum', init.checksum)
   try {
     if (init.serverRole === 'receiver') {

@@ -9,6 +9,7 @@ import type { Checksum } from '../contracts/checksum'
 import type { Compressor } from '../contracts/compressor'
 import type { BufferPool, IoEngine, ReadHandle, WriteHandle } from '../contracts/io-engine'
 import { loadPluginSet } from '../plugins/loader'
+import { pinCurrentThread } from './affinity'
 import { FLAG_COMPRESSED, RecordType } from '../protocol/constants'
 import type { SessionKeys } from '../protocol/keys'
 import { RecordOpener, RecordSealer } from '../protocol/record-crypto'
@@ -40,6 +41,8 @@ function own(parts: Uint8Array[]): { frames: Uint8Array[]; transfer: ArrayBuffer
 }
 
 async function main(): Promise<void> {
+  // Before the engine loads, so that the threads it starts inherit the CPU set.
+  if (data.cpus) await pinCurrentThread(data.cpus)
   const { registry } = await loadPluginSet(data.plugins)
   const keys: SessionKeys = { secret: data.secret, sessionId: data.sessionId, cipher: registry.resolve('cipher', data.cipher) }
   const engine = registry.resolve('engine', data.engine)

@@ -18,6 +18,8 @@ export interface StreamSettings {
   queueDepth: number
   sparse: boolean
   direct: boolean
+  /** CPUs each worker pins itself to (and its engine's threads with it); none: no pinning. */
+  cpus?: readonly number[]
 }
 
 /** What one stream's worker starts with: the settings, its stream, and its key positions. */
