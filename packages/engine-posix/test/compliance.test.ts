@@ -1,7 +1,8 @@
-// The engine contract, on a disk file system (O_DIRECT taken) and on tmpfs (O_DIRECT refused).
+// The engine contract with O_DIRECT, on a disk file system and on tmpfs (which refuses O_DIRECT
+// before Linux 6.6).
 import fs from 'node:fs'
 import { engineCompliance } from '@escp/core/testing'
 import { PosixEngine } from '../src'
 
-engineCompliance('posix (disk)', () => new PosixEngine(), { stores: true })
-if (fs.existsSync('/dev/shm')) engineCompliance('posix (tmpfs)', () => new PosixEngine(), { stores: true, tmpDir: '/dev/shm' })
+engineCompliance('posix (disk)', () => new PosixEngine(), { stores: true, direct: true })
+if (fs.existsSync('/dev/shm')) engineCompliance('posix (tmpfs)', () => new PosixEngine(), { stores: true, direct: true, tmpDir: '/dev/shm' })

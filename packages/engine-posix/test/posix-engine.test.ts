@@ -1,6 +1,6 @@
-// What the posix engine does beyond the contract: O_DIRECT and its fallback, the padded tail,
-// preallocation, sparse round trips, ENOSPC, preserve with nanoseconds, and releasing
-// descriptors and aligned memory when work is abandoned.
+// What the posix engine does beyond the contract: preallocation, sparse round trips, ENOSPC,
+// preserve with nanoseconds, and releasing descriptors and aligned memory when work is abandoned.
+// (O_DIRECT, its fallback and the padded tail: the compliance suite.)
 import { execFileSync, spawnSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -12,24 +12,6 @@ import { expectCode, skipIfUnavailable } from '@escp/core/testing'
 import { PosixEngine } from '../src'
 
 const MiB = 1024 * 1024
-const O_DIRECT = 0o40000
-
-/** Whether this process holds `file` open with O_DIRECT (from /proc/self/fdinfo). */
-function openDirect(file: string): boolean[] {
-  const out: boolean[] = []
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
-    let target: string
-    try {
-      target = fs.readlinkSync(`/proc/self/fd/${fd}`)
-    } catch {
-      continue
-    }
-    if (target !== file) continue
-    const flags = /flags:\s+([0-7]+)/.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))
-    out.push(flags !== null && (parseInt(flags[1], 8) & O_DIRECT) !== 0)
-  }
-  return out
-}
 
 function allocatedBytes(file: string): number {
   return fs.statSync(file).blocks * 512
@@ -47,65 +29,6 @@ describe('posix engine', function () {
 
   after(function () {
     if (dir) fs.rmSync(dir, { recursive: true, force: true })
-  })
-
-  it('reads and writes with O_DIRECT on a disk file system, the unaligned tail included', async function () {
-    const file = path.join(dir, 'direct')
-    const data = crypto.randomBytes(3 * MiB + 1234)
-    const pool = engine.createBufferPool(MiB, 2)
-    const buf = pool.acquire()
-    try {
-      const w = await engine.openWrite(file, { direct: true, sizeBytes: data.length })
-      if (!openDirect(file).some(Boolean)) this.skip() // this file system refuses O_DIRECT
-      for (let off = 0; off < data.length; off += MiB) {
-        const piece = data.subarray(off, Math.min(off + MiB, data.length))
-        buf.set(piece)
-        await w.write(buf.subarray(0, piece.length), off)
-      }
-      // A block decrypted by node:crypto is not aligned: it goes through the engine's bounce buffer.
-      await w.write(Buffer.from(data.subarray(0, 5000)), 0)
-      await w.finish()
-      expect(fs.statSync(file).size, 'padding of the tail is cut').to.equal(data.length)
-      expect(fs.readFileSync(file).equals(data)).to.equal(true)
-
-      const r = await engine.openRead(file, { direct: true })
-      expect(openDirect(file)).to.deep.equal([true])
-      const tail = Math.floor(data.length / MiB) * MiB
-      expect(await r.read(buf, tail)).to.equal(data.length - tail)
-      expect(Buffer.from(buf.subarray(0, data.length - tail)).equals(data.subarray(tail))).to.equal(true)
-      // An unaligned offset turns O_DIRECT off for the handle instead of failing.
-      expect(await r.read(buf.subarray(0, 100), 7)).to.equal(100)
-      expect(Buffer.from(buf.subarray(0, 100)).equals(data.subarray(7, 107))).to.equal(true)
-      await r.close()
-    } finally {
-      pool.release(buf)
-      pool.dispose?.()
-    }
-  })
-
-  it('falls back to buffered I/O where the file system refuses O_DIRECT (ramfs)', async function () {
-    if (process.getuid?.() !== 0) this.skip()
-    const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'escp-posix-ramfs-'))
-    if (spawnSync('mount', ['-t', 'ramfs', 'ramfs', mnt]).status !== 0) {
-      fs.rmdirSync(mnt)
-      this.skip()
-    }
-    try {
-      const file = path.join(mnt, 'f')
-      const data = crypto.randomBytes(100_000)
-      const w = await engine.openWrite(file, { direct: true, sizeBytes: data.length })
-      expect(openDirect(file)).to.deep.equal([false])
-      await w.write(data, 0)
-      await w.finish()
-      const r = await engine.openRead(file, { direct: true })
-      const buf = new Uint8Array(200_000)
-      expect(await r.read(buf, 0)).to.equal(data.length)
-      await r.close()
-      expect(Buffer.from(buf.subarray(0, data.length)).equals(data)).to.equal(true)
-    } finally {
-      spawnSync('umount', [mnt])
-      fs.rmdirSync(mnt)
-    }
   })
 
   it('preallocates the destination when told its size, and not when writing sparse', async function () {

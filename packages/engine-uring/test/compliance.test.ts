@@ -1,8 +1,8 @@
-// The engine contract, on a disk file system (O_DIRECT taken) and on tmpfs (O_DIRECT refused
+// The engine contract with O_DIRECT, on a disk file system and on tmpfs (which refuses O_DIRECT
 // before Linux 6.6).
 import fs from 'node:fs'
 import { engineCompliance } from '@escp/core/testing'
 import { UringEngine } from '../src'
 
-engineCompliance('uring (disk)', () => new UringEngine(), { stores: true, tmpDir: '/tmp' })
-if (fs.existsSync('/dev/shm')) engineCompliance('uring (tmpfs)', () => new UringEngine(), { stores: true, tmpDir: '/dev/shm' })
+engineCompliance('uring (disk)', () => new UringEngine(), { stores: true, direct: true, tmpDir: '/tmp' })
+if (fs.existsSync('/dev/shm')) engineCompliance('uring (tmpfs)', () => new UringEngine(), { stores: true, direct: true, tmpDir: '/dev/shm' })

@@ -1,6 +1,6 @@
 // What the uring engine does beyond the contract, on this thread's ring: more I/O at once than
 // the ring holds, submitted in batches through registered buffers; reads at and past the end of
-// the file; O_DIRECT and its fallbacks; errors with their errno; closing with I/O in flight.
+// the file; errors with their errno; closing with I/O in flight. (O_DIRECT: the compliance suite.)
 import { spawnSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -14,25 +14,6 @@ import { loadNative } from '../src/binding'
 
 const KiB = 1024
 const MiB = 1024 * KiB
-const O_DIRECT = 0o40000
-
-/** Whether this process holds `file` open with O_DIRECT, per descriptor (from /proc/self/fdinfo). */
-function openDirect(file: string): boolean[] {
-  const out: boolean[] = []
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
-    let target: string
-    try {
-      target = fs.readlinkSync(`/proc/self/fd/${fd}`)
-    } catch {
-      continue
-    }
-    if (target !== file) continue
-    const flags = /flags:\s+([0-7]+)/.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))
-    out.push(flags !== null && (parseInt(flags[1], 8) & O_DIRECT) !== 0)
-  }
-  return out
-}
-
 /** A file system of its own at a temporary mount point (root only), removed by the returned function. */
 function mountTemp(type: string, options: string[]): { dir: string; unmount: () => void } | undefined {
   if (process.getuid?.() !== 0) return undefined
@@ -125,61 +106,6 @@ describe('uring engine', function () {
     } finally {
       pool.release(buf)
       pool.dispose?.()
-    }
-  })
-
-  it('reads and writes with O_DIRECT on a disk file system, the unaligned tail and unaligned memory included', async function () {
-    const file = path.join(dir, 'direct')
-    const data = crypto.randomBytes(3 * MiB + 1234)
-    const pool = engine.createBufferPool(MiB, 2)
-    const buf = pool.acquire()
-    try {
-      const w = await engine.openWrite(file, { direct: true, sizeBytes: data.length })
-      if (!openDirect(file).some(Boolean)) this.skip() // this file system refuses O_DIRECT
-      for (let off = 0; off < data.length; off += MiB) {
-        const piece = data.subarray(off, Math.min(off + MiB, data.length))
-        buf.set(piece)
-        await w.write(buf.subarray(0, piece.length), off)
-      }
-      // A block decrypted by node:crypto is not aligned: it goes through scratch memory.
-      await w.write(Buffer.from(data.subarray(0, 5000)), 0)
-      await w.finish()
-      expect(fs.statSync(file).size, 'padding of the tail is cut').to.equal(data.length)
-      expect(fs.readFileSync(file).equals(data)).to.equal(true)
-
-      const r = await engine.openRead(file, { direct: true })
-      expect(openDirect(file)).to.deep.equal([true])
-      const tail = Math.floor(data.length / MiB) * MiB
-      expect(await r.read(buf, tail)).to.equal(data.length - tail)
-      expect(Buffer.from(buf.subarray(0, data.length - tail)).equals(data.subarray(tail))).to.equal(true)
-      // An unaligned offset turns O_DIRECT off for the descriptor instead of failing.
-      expect(await r.read(buf.subarray(0, 100), 7)).to.equal(100)
-      expect(Buffer.from(buf.subarray(0, 100)).equals(data.subarray(7, 107))).to.equal(true)
-      expect(openDirect(file)).to.deep.equal([false])
-      await r.close()
-    } finally {
-      pool.release(buf)
-      pool.dispose?.()
-    }
-  })
-
-  it('falls back to buffered I/O where the file system refuses O_DIRECT (ramfs)', async function () {
-    const ramfs = mountTemp('ramfs', [])
-    if (!ramfs) this.skip()
-    try {
-      const file = path.join(ramfs.dir, 'f')
-      const data = crypto.randomBytes(100_000)
-      const w = await engine.openWrite(file, { direct: true, sizeBytes: data.length })
-      expect(openDirect(file)).to.deep.equal([false])
-      await w.write(data, 0)
-      await w.finish()
-      const r = await engine.openRead(file, { direct: true })
-      const buf = new Uint8Array(200_000)
-      expect(await r.read(buf, 0)).to.equal(data.length)
-      await r.close()
-      expect(Buffer.from(buf.subarray(0, data.length)).equals(data)).to.equal(true)
-    } finally {
-      ramfs.unmount()
     }
   })
 

@@ -1,21 +1,28 @@
 // Compliance suite for the IoEngine contract. Buffers come from the engine's own pool, as in
 // a transfer, so engines that need aligned memory (O_DIRECT) are tested the way they are used.
+import { spawnSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
 import type { BufferPool, IoEngine } from '../contracts/io-engine'
-import { expectCode, openFdCount, skipIfUnavailable } from './helpers'
+import { directFlags, expectCode, openFdCount, skipIfUnavailable } from './helpers'
 
 export interface EngineSuiteOptions {
   /** False for engines that discard writes (dummy): only reading and the sink are checked. */
   stores: boolean
   /** Directory for test files (default: the OS temp dir). */
   tmpDir?: string
+  /**
+   * The engine does O_DIRECT when asked (Linux): checks the padded tail, unaligned memory and
+   * offsets, and the fallback to buffered I/O where the file system refuses it (ramfs, as root).
+   */
+  direct?: boolean
 }
 
 const BLOCK = 65536
+const MiB = 1024 ** 2
 const GiB = 1024 ** 3
 
 export function engineCompliance(label: string, make: () => IoEngine | Promise<IoEngine>, options: EngineSuiteOptions): void {
@@ -272,6 +279,74 @@ export function engineCompliance(label: string, make: () => IoEngine | Promise<I
       await expectCode(() => engine.openWrite(link), 'ESCP_ERR_IO')
       expect(fs.readFileSync(target, 'utf8')).to.equal('keep')
     })
+
+    if (options.direct) {
+      it('reads and writes with O_DIRECT where the file system takes it, the unaligned tail and unaligned memory included', async function () {
+        const file = path.join(dir, 'direct')
+        const data = crypto.randomBytes(3 * MiB + 1234)
+        const big = engine.createBufferPool(MiB, 1)
+        const buf = big.acquire()
+        try {
+          const w = await engine.openWrite(file, { direct: true, sizeBytes: data.length })
+          if (!directFlags(file).some(Boolean)) {
+            await w.close()
+            this.skip() // this file system refuses O_DIRECT
+          }
+          for (let off = 0; off < data.length; off += MiB) {
+            const piece = data.subarray(off, Math.min(off + MiB, data.length))
+            buf.set(piece)
+            await w.write(buf.subarray(0, piece.length), off)
+          }
+          // A block decrypted by node:crypto is not aligned.
+          await w.write(Buffer.from(data.subarray(0, 5000)), 0)
+          await w.finish()
+          expect(fs.statSync(file).size, 'padding of the tail is cut').to.equal(data.length)
+          expect(fs.readFileSync(file).equals(data)).to.equal(true)
+
+          const r = await engine.openRead(file, { direct: true })
+          try {
+            expect(directFlags(file)).to.deep.equal([true])
+            const tail = Math.floor(data.length / MiB) * MiB
+            expect(await r.read(buf, tail)).to.equal(data.length - tail)
+            expect(Buffer.from(buf.subarray(0, data.length - tail)).equals(data.subarray(tail))).to.equal(true)
+            // An unaligned offset turns O_DIRECT off for the descriptor instead of failing.
+            expect(await r.read(buf.subarray(0, 100), 7)).to.equal(100)
+            expect(Buffer.from(buf.subarray(0, 100)).equals(data.subarray(7, 107))).to.equal(true)
+            expect(directFlags(file)).to.deep.equal([false])
+          } finally {
+            await r.close()
+          }
+        } finally {
+          big.release(buf)
+          big.dispose?.()
+        }
+      })
+
+      it('falls back to buffered I/O where the file system refuses O_DIRECT (ramfs, as root)', async function () {
+        if (process.getuid?.() !== 0) this.skip()
+        const mnt = fs.mkdtempSync(path.join(os.tmpdir(), `escp-engine-${engine.name}-ramfs-`))
+        if (spawnSync('mount', ['-t', 'ramfs', 'ramfs', mnt]).status !== 0) {
+          fs.rmdirSync(mnt)
+          this.skip()
+        }
+        try {
+          const file = path.join(mnt, 'f')
+          const data = crypto.randomBytes(100_000)
+          const w = await engine.openWrite(file, { direct: true, sizeBytes: data.length })
+          expect(directFlags(file)).to.deep.equal([false])
+          await w.write(data, 0)
+          await w.finish()
+          const r = await engine.openRead(file, { direct: true })
+          const back = new Uint8Array(200_000)
+          expect(await r.read(back, 0)).to.equal(data.length)
+          await r.close()
+          expect(Buffer.from(back.subarray(0, data.length)).equals(data)).to.equal(true)
+        } finally {
+          spawnSync('umount', [mnt])
+          fs.rmdirSync(mnt)
+        }
+      })
+    }
 
     it('releases handles closed without finishing', async function () {
       const w = await engine.openWrite(path.join(dir, 'abandoned'))

@@ -42,3 +42,22 @@ export function openFdCount(): number | undefined {
     return undefined
   }
 }
+
+const O_DIRECT = 0o40000
+
+/** For each descriptor this process holds on `file`, whether it has O_DIRECT (Linux, from /proc/self/fdinfo). */
+export function directFlags(file: string): boolean[] {
+  const out: boolean[] = []
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    let target: string
+    try {
+      target = fs.readlinkSync(`/proc/self/fd/${fd}`)
+    } catch {
+      continue
+    }
+    if (target !== file) continue
+    const flags = /flags:\s+([0-7]+)/.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))
+    out.push(flags !== null && (parseInt(flags[1], 8) & O_DIRECT) !== 0)
+  }
+  return out
+}
