@@ -18,8 +18,6 @@ bool IsAligned(uint64_t v) { return v % kDirectAlignment == 0; }
 bool IsAligned(const void* p) { return IsAligned(reinterpret_cast<uintptr_t>(p)); }
 size_t RoundUp(size_t v) { return (v + kDirectAlignment - 1) / kDirectAlignment * kDirectAlignment; }
 
-bool IsRetryable(int32_t res) { return res == -EINTR || res == -EAGAIN; }
-
 // Drops pages a buffered read has moved past from the cache (ReadOp::DropBehind). Nothing
 // waits for it.
 class AdviceOp : public RingOp {
@@ -58,15 +56,7 @@ class ReadOp : public TransferOp {
   }
 
   bool OnComplete(Ring& ring, int32_t res) override {
-    if (IsRetryable(res)) return true;
-    if (res == -EINVAL && direct_) {
-      // The file system refused O_DIRECT for this I/O: buffered from now on, for the descriptor.
-      Ring::DropDirect(*file_);
-      direct_ = false;
-      DropScratch();
-      Aim(base_, len_);
-      return true;
-    }
+    if (GoesAgain(res)) return true;
     if (res < 0) {
       Fail(-res, "read");
       return false;
@@ -118,14 +108,7 @@ class WriteOp : public TransferOp {
   }
 
   bool OnComplete(Ring&, int32_t res) override {
-    if (IsRetryable(res)) return true;
-    if (res == -EINVAL && direct_) {
-      Ring::DropDirect(*file_);
-      direct_ = false;
-      DropScratch();
-      Aim(base_, len_);
-      return true;
-    }
+    if (GoesAgain(res)) return true;
     if (res < 0 || (res == 0 && done_ < want_)) {
       Fail(res < 0 ? -res : EIO, "write");
       return false;
@@ -177,6 +160,17 @@ void TransferOp::DropScratch() {
   if (scratch_ == nullptr) return;
   ring_.GiveScratch(scratch_, scratch_size_);
   scratch_ = nullptr;
+}
+
+bool TransferOp::GoesAgain(int32_t res) {
+  if (res == -EINTR || res == -EAGAIN) return true;
+  if (res != -EINVAL || !direct_) return false;
+  // The file system refused O_DIRECT for this I/O: buffered from now on, for the descriptor.
+  Ring::DropDirect(*file_);
+  direct_ = false;
+  DropScratch();
+  Aim(base_, len_);
+  return true;
 }
 
 void TransferOp::Prepare(Ring& ring, io_uring_sqe* sqe) {

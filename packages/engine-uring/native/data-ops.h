@@ -31,6 +31,9 @@ class TransferOp : public RingOp {
   void Abandon() override;
 
  protected:
+  // A result after which the same I/O goes again: EINTR or EAGAIN, or EINVAL with O_DIRECT
+  // (which is then turned off and the I/O retried buffered).
+  bool GoesAgain(int32_t res);
   // Aims the I/O at `target` (the caller's memory or scratch) for `want` bytes, from the start.
   void Aim(uint8_t* target, size_t want);
   // Scratch memory of at least `want` bytes, or null (the operation has failed).
