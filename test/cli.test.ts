@@ -214,6 +214,19 @@ describe('escp command', function () {
       }
     })
 
+    it('writes the receiver\'s log to FILE.server beside the client\'s FILE, naming a failed file', async function () {
+      fs.mkdirSync(path.join(work, 'src'))
+      fs.writeFileSync(path.join(work, 'src', 'ok'), 'fine')
+      fs.mkdirSync(path.join(work, 'dst', 'src', 'blocked'), { recursive: true })
+      // A directory where a file must go: that one file fails at the receiver.
+      fs.writeFileSync(path.join(work, 'src', 'blocked'), 'x')
+      const r = await escp(['-r', '--logfile', 'run.log', 'src', 'dst'], { cwd: work })
+      expect(r.code).to.equal(1)
+      const server = fs.readFileSync(path.join(work, 'run.log.server'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+      expect(server.map((l) => l.msg)).to.include.members(['session started', 'file failed', 'session done'])
+      expect(server.find((l) => l.msg === 'file failed')?.path).to.match(/blocked/)
+    })
+
     it('prints its version quickly', async function () {
       const r = await escp(['-V'])
       expect(r.code).to.equal(0)
@@ -310,6 +323,24 @@ describe('escp command', function () {
         expect(fs.existsSync(path.join(work, p))).to.equal(false)
         expect(fs.existsSync(path.join(process.env.HOME ?? '/root', p))).to.equal(false)
       }
+    })
+
+    it('logs the remote side to FILE.server on its host with --logfile, the name quoted, never run', async function () {
+      fs.writeFileSync(path.join(work, 'f'), 'logged')
+      const logDir = path.join(work, "logs with space $(touch PWNED4) it's")
+      const logfile = path.join(logDir, 'copy.log')
+      const r = await escp([...ssh, '--logfile', logfile, 'f', `127.0.0.1:${path.join(work, 'g')}`], { cwd: work })
+      expect(r.code, r.stderr).to.equal(0)
+      const lines = (file: string) => fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+      expect(lines(logfile).map((l) => l.msg)).to.include('transfer starting')
+      const server = lines(`${logfile}.server`)
+      const started = server.find((l) => l.msg === 'session started')
+      expect(started, JSON.stringify(server)).to.include({ role: 'receiver', side: 'server', cipher: 'aes-128-gcm' })
+      expect(started?.engine).to.be.a('string')
+      expect(server.find((l) => l.msg === 'session done')).to.include({ filesOk: 1, filesFailed: 0, bytes: 6 })
+      expect(JSON.stringify(server), 'nothing secret').to.not.match(/secret|key"/i)
+      expect(fs.existsSync(path.join(work, 'PWNED4'))).to.equal(false)
+      expect(fs.existsSync(path.join(process.env.HOME ?? '/root', 'PWNED4'))).to.equal(false)
     })
 
     it('says so when escp is missing on the remote host', async function () {

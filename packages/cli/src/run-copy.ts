@@ -6,7 +6,7 @@ import pino from 'pino'
 import { parseOperand, sshTarget } from './operands'
 import type { Operand } from './operands'
 import { ProgressBar, summaryLine } from './progress'
-import { explainRemoteFailure, startRemoteServer } from './ssh'
+import { explainRemoteFailure, remoteCommand, startRemoteServer } from './ssh'
 import type { SshOptions } from './ssh'
 
 type Remote = Extract<Operand, { kind: 'remote' }>
@@ -62,12 +62,12 @@ export async function runPlan(plan: CopyPlan, options: Partial<TransferOptions>,
       if (s.mgmt) throw escpError('ESCP_ERR_BAD_ARGUMENT', '--mgmt needs a remote operand (host:path) on the side the server serves')
       summary = await copy({ ...request, sources: plan.sources, destination: plan.destination })
     } else if (plan.mode === 'push') {
-      if (s.verbose > 0) s.err.write(`escp: ssh ${sshTarget(plan.remote)} ${plan.ssh.remoteEscp} server\n`)
+      if (s.verbose > 0) s.err.write(`escp: ssh ${sshTarget(plan.remote)} ${remoteCommand(plan.ssh)}\n`)
       server = s.mgmt ? await connectUnixServer(s.mgmt) : startRemoteServer(sshTarget(plan.remote), plan.ssh, plan.remote.port)
       summary = await push(server, { ...request, sources: plan.sources, destination: plan.remote.path || '.' }, plan.remote.host)
     } else {
       const r = plan.remotes[0]
-      if (s.verbose > 0) s.err.write(`escp: ssh ${sshTarget(r)} ${plan.ssh.remoteEscp} server\n`)
+      if (s.verbose > 0) s.err.write(`escp: ssh ${sshTarget(r)} ${remoteCommand(plan.ssh)}\n`)
       server = s.mgmt ? await connectUnixServer(s.mgmt) : startRemoteServer(sshTarget(r), plan.ssh, r.port)
       summary = await pull(server, { ...request, sources: plan.remotes.map((x) => x.path || '.'), destination: plan.destination }, r.host)
     }

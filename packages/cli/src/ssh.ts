@@ -18,6 +18,8 @@ export interface SshOptions {
   cipher?: string
   options: string[]
   remoteEscp: string
+  /** Passed to the remote `escp server --logfile`. */
+  remoteLogFile?: string
   verbose: number
 }
 
@@ -40,8 +42,14 @@ export function sshArgv(target: string, o: SshOptions, port?: number): string[] 
   if (o.cipher) a.push('-c', o.cipher)
   for (const opt of o.options) a.push('-o', opt)
   // '--' keeps a target like '-oProxyCommand=...' from being read as an option.
-  a.push('--', target, `${shellQuote(o.remoteEscp)} server`)
+  a.push('--', target, remoteCommand(o))
   return a
+}
+
+/** The one remote command: escp's server, and its log file when asked for, each word quoted. */
+export function remoteCommand(o: SshOptions): string {
+  const words = [o.remoteEscp, 'server', ...(o.remoteLogFile ? ['--logfile', o.remoteLogFile] : [])]
+  return words.map(shellQuote).join(' ')
 }
 
 export function startRemoteServer(target: string, o: SshOptions, port?: number): ServerProcess {

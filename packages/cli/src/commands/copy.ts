@@ -33,7 +33,7 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
     compress: Flags.boolean({ char: 'C', description: 'compress blocks with zstd (blocks that do not shrink go raw)' }),
     quiet: Flags.boolean({ char: 'q', description: 'no progress and no summary' }),
     verbose: Flags.integer({ description: 'more detail; -v, -vv', default: 0, hidden: true }),
-    logfile: Flags.string({ description: 'write a JSON log to FILE' }),
+    logfile: Flags.string({ description: 'write a JSON log to FILE; the server side writes FILE.server on its host' }),
     limit: rate({ char: 'l', description: 'per-stream rate limit, e.g. 100M (bytes/s) or 1Gbit' }),
     blocksize: size({ description: 'block size (64K to 64M)', default: 1024 * 1024 }),
     parallel: Flags.integer({ char: 't', description: 'data streams (default 4; for a local copy, one per two cores, 1 to 4)', min: 1, max: 128 }),
@@ -110,6 +110,7 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
     }
     const options: Partial<TransferOptions> = {
       ...(cpus ? { cpus } : {}),
+      ...(flags.logfile ? { serverLogFile: serverLogFile(flags.logfile) } : {}),
       recursive: flags.recursive,
       preserve: flags.preserve,
       compressor: flags.compress ? 'zstd' : 'none',
@@ -147,6 +148,8 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
       cipher: flags['ssh-cipher'],
       options: flags['ssh-option'],
       remoteEscp: flags.escp,
+      // The remote side logs to its own file, as EScp's FILE.server.
+      ...(flags.logfile ? { remoteLogFile: serverLogFile(flags.logfile) } : {}),
       verbose: flags.verbose,
       })
     } catch (err) {
@@ -165,6 +168,11 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
 }
 
 type CopyFlags = Interfaces.InferredFlags<typeof Copy.flags>
+
+/** Where the server side of a copy logged with --logfile FILE logs: FILE.server on its own host. */
+export function serverLogFile(logfile: string): string {
+  return `${logfile}.server`
+}
 
 /**
  * A file list, as EScp reads one: a YAML list of [SRC, DST] pairs (one copy each), or plain

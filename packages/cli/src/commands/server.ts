@@ -1,7 +1,7 @@
 // escp server: the peer that `escp` starts over ssh (or as its loopback child). It speaks the
 // control protocol on stdin/stdout; users do not run it by hand.
 import { Command, Flags } from '@oclif/core'
-import { CPUMASK_ENV, runServerOnStdio, runServerOnUnixSocket } from '@escp/core'
+import { CPUMASK_ENV, openSessionLog, runServerOnStdio, runServerOnUnixSocket } from '@escp/core'
 import { configFiles, loadConfig } from '../config'
 import Copy from './copy'
 import { escpPluginModules } from './engines'
@@ -11,6 +11,7 @@ export default class Server extends Command {
   static override summary = 'Serve one transfer on stdin/stdout (started by escp over ssh)'
   static override flags = {
     mgmt: Flags.string({ description: 'serve the control channel on this Unix socket instead (for debugging)' }),
+    logfile: Flags.string({ description: 'append a JSON log of the session to FILE' }),
   }
 
   override async run(): Promise<void> {
@@ -29,7 +30,9 @@ export default class Server extends Command {
     const software = `escp ${this.config.version}`
     // Plugins installed with `escp plugins` serve remote sessions too.
     const plugins = escpPluginModules(this.config.plugins.values())
-    const code = flags.mgmt ? await runServerOnUnixSocket(flags.mgmt, software, plugins) : await runServerOnStdio(software, plugins)
+    const log = flags.logfile ? openSessionLog(flags.logfile) : undefined
+    const run = log ? { log } : {}
+    const code = flags.mgmt ? await runServerOnUnixSocket(flags.mgmt, software, plugins, run) : await runServerOnStdio(software, plugins, run)
     process.stdin.destroy()
     if (code !== 0) this.exit(code)
   }

@@ -22,6 +22,7 @@ import { resolveDestination } from './paths'
 import { Receiver } from './receiver'
 import { Sender } from './sender'
 import { CPUMASK_ENV } from './affinity'
+import { LOGFILE_ENV } from './session-log'
 import { linkSettings } from './server'
 import type { TransferProgress, TransferSummary } from './summary'
 
@@ -79,12 +80,13 @@ export async function connectUnixServer(socketPath: string): Promise<ServerProce
 }
 
 /** The loopback server: this package's server entry point in a child Node process. */
-export function spawnLoopbackServer(plugins: readonly string[], cpus?: readonly number[]): ServerProcess {
+export function spawnLoopbackServer(plugins: readonly string[], cpus?: readonly number[], logFile?: string): ServerProcess {
   return spawnServer(process.execPath, [SERVER_MAIN], {
     ...process.env,
     [PLUGINS_ENV]: plugins.join(','),
     // Both ends run on this host: the receiver's workers keep to the same CPUs.
     ...(cpus ? { [CPUMASK_ENV]: cpus.join(',') } : {}),
+    ...(logFile ? { [LOGFILE_ENV]: logFile } : {}),
     GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? MALLOC_TUNABLES,
     // One libuv pool thread per core beyond the first (at most 4): on 2 cores one thread
     // measured fastest, as concurrent writers of one file contend for its inode lock.
@@ -158,7 +160,7 @@ export function loopbackStreams(cores: number = os.availableParallelism()): numb
 export async function copy(request: TransferRequest): Promise<TransferSummary> {
   const streams = request.options?.streams ?? loopbackStreams()
   const { o, set } = await prepare({ ...request, options: { ...request.options, streams } })
-  return push(spawnLoopbackServer(set.spec.modules.slice(1), o.cpus), { ...request, options: { ...o, bindAddress: o.bindAddress || '127.0.0.1' } }, '127.0.0.1')
+  return push(spawnLoopbackServer(set.spec.modules.slice(1), o.cpus, o.serverLogFile), { ...request, options: { ...o, bindAddress: o.bindAddress || '127.0.0.1' } }, '127.0.0.1')
 }
 
 /** Sends local `sources` to `destination` on the server's host. */

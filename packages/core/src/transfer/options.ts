@@ -40,6 +40,8 @@ export interface TransferOptions {
    * uses its own setting (ESCP_CPUMASK, or `cpumask` in its config): each host knows its CPUs.
    */
   cpus?: readonly number[]
+  /** Loopback copies: the child receiver's JSON-lines log (EScp's X.server). */
+  serverLogFile?: string
 }
 
 export const DEFAULT_OPTIONS: TransferOptions = {

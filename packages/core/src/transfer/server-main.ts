@@ -10,9 +10,16 @@ import { loadPlugins, pluginsFromEnv } from '../plugins/loader'
 import { ControlChannel } from '../protocol/control-channel'
 import { CPUMASK_ENV, parseCpuSet } from './affinity'
 import { serveSession } from './server'
+import { LOGFILE_ENV, openSessionLog } from './session-log'
+import type { SessionLog } from './session-log'
 
-export async function runServerOnStdio(software: string, plugins: readonly string[] = []): Promise<number> {
-  return runServerOn(process.stdin, process.stdout, software, plugins)
+export interface ServerRunOptions {
+  /** The server side's log (`escp server --logfile`; ESCP_LOGFILE for a loopback child). */
+  log?: SessionLog
+}
+
+export async function runServerOnStdio(software: string, plugins: readonly string[] = [], options: ServerRunOptions = {}): Promise<number> {
+  return runServerOn(process.stdin, process.stdout, software, plugins, options)
 }
 
 /**
@@ -20,7 +27,7 @@ export async function runServerOnStdio(software: string, plugins: readonly strin
  * --mgmt): both ends can then run under a debugger. The socket is created mode 0600 and
  * removed afterwards; an existing file there is an error, not something to replace.
  */
-export async function runServerOnUnixSocket(socketPath: string, software: string, plugins: readonly string[] = []): Promise<number> {
+export async function runServerOnUnixSocket(socketPath: string, software: string, plugins: readonly string[] = [], options: ServerRunOptions = {}): Promise<number> {
   const server = net.createServer()
   // The umask makes the socket 0600 from its creation: no window in which others may connect.
   const umask = process.umask(0o177)
@@ -38,7 +45,7 @@ export async function runServerOnUnixSocket(socketPath: string, software: string
   try {
     const socket = await new Promise<net.Socket>((resolve) => server.once('connection', resolve))
     server.close()
-    const code = await runServerOn(socket, socket, software, plugins)
+    const code = await runServerOn(socket, socket, software, plugins, options)
     socket.end()
     return code
   } finally {
@@ -47,16 +54,19 @@ export async function runServerOnUnixSocket(socketPath: string, software: string
   }
 }
 
-async function runServerOn(input: Readable, output: Writable, software: string, plugins: readonly string[]): Promise<number> {
+async function runServerOn(input: Readable, output: Writable, software: string, plugins: readonly string[], options: ServerRunOptions): Promise<number> {
   const channel = new ControlChannel(input, output, { side: 'server' })
   try {
     const set = await loadPlugins({ plugins: [...pluginsFromEnv(), ...plugins] })
     const mask = process.env[CPUMASK_ENV]
     const cpus = mask ? parseCpuSet(mask) : undefined
-    await serveSession(channel, set, { software, defaultAddress: process.env.ESCP_BIND ?? sshServerAddress() ?? '127.0.0.1', ...(cpus ? { cpus } : {}) })
+    await serveSession(channel, set, { software, defaultAddress: process.env.ESCP_BIND ?? sshServerAddress() ?? '127.0.0.1', ...(cpus ? { cpus } : {}), ...(options.log ? { log: options.log } : {}) })
     return 0
   } catch (err) {
-    process.stderr.write(`escp server: ${isEscpError(err) ? err.message : String(err)}\n`)
+    const message = isEscpError(err) ? err.message : String(err)
+    // Failures inside a session are logged by serveSession; this catches the rest too (a refused handshake).
+    options.log?.error({ code: (err as { code?: string }).code, error: message }, 'server failed')
+    process.stderr.write(`escp server: ${message}\n`)
     return 1
   } finally {
     channel.close()
@@ -72,7 +82,9 @@ function sshServerAddress(): string | undefined {
 
 if (require.main === module) {
   const { version } = require('../../package.json') as { version: string }
-  runServerOnStdio(`escp ${version}`).then((code) => {
+  const logFile = process.env[LOGFILE_ENV]
+  const log = logFile ? openSessionLog(logFile) : undefined
+  runServerOnStdio(`escp ${version}`, [], log ? { log } : {}).then((code) => {
     process.exitCode = code
     process.stdin.destroy()
   })

@@ -14,6 +14,7 @@ import type { Destination } from './paths'
 import { Receiver } from './receiver'
 import { Sender } from './sender'
 import { splitEngines } from './options'
+import type { SessionLog } from './session-log'
 
 export interface ServeOptions {
   software: string
@@ -21,6 +22,8 @@ export interface ServeOptions {
   defaultAddress: string
   /** CPUs this side's stream workers run on (this host's own setting; never sent). */
   cpus?: readonly number[]
+  /** This side's log: the session's settings, each failed file, the outcome. */
+  log?: SessionLog
 }
 
 export function linkSettings(init: SessionInit, set: PluginSet, side: 'client' | 'server', engine: string, cpus?: readonly number[]): LinkSettings {
@@ -56,6 +59,27 @@ export async function serveSession(channel: ControlChannel, set: PluginSet, opti
   const init = session.init
   const settings = linkSettings(init, set, 'server', init.serverEngine, options.cpus)
   const checksum = init.checksum === 'none' ? null : set.registry.resolve('checksum', init.checksum)
+  const log = options.log
+  const started = Date.now()
+  log?.info(
+    {
+      client: init.software,
+      role: init.serverRole,
+      paths: init.paths,
+      cipher: session.keys.cipher.name,
+      checksum: init.checksum,
+      compressor: init.compressor,
+      engine: set.registry.resolve('engine', init.serverEngine).name,
+      streams: session.data.length,
+      blockSizeBytes: init.blockSizeBytes,
+      ...(options.cpus ? { cpus: options.cpus } : {}),
+    },
+    'session started',
+  )
+  const ended = (r: { filesOk: number; failures: { path: string; error: EscpError }[]; bytes: number }) => {
+    for (const f of r.failures) log?.warn({ path: f.path, code: f.error.code, errno: f.error.errno, error: f.error.message }, 'file failed')
+    log?.info({ filesOk: r.filesOk, filesFailed: r.failures.length, bytes: r.bytes, elapsedMs: Date.now() - started }, 'session done')
+  }
   try {
     if (init.serverRole === 'receiver') {
       const receiver = new Receiver(session, {
@@ -67,15 +91,18 @@ export async function serveSession(channel: ControlChannel, set: PluginSet, opti
       })
       const links = await startReceiverLinks(session, settings, receiver.targetOf)
       const r = await receiver.run(links)
+      ended({ filesOk: r.entriesOk, failures: r.failures, bytes: r.bytes })
       await channel.send({ kind: 'done', done: { ok: r.failed === 0, filesOk: BigInt(r.entriesOk), filesFailed: BigInt(r.failed), bytes: BigInt(r.bytes) } })
     } else {
       const links = await startSenderLinks(session, settings)
       const engine = set.registry.resolve('engine', init.serverEngine)
       const s = await new Sender(session, links, { sources: init.paths, recursive: init.recursive, blockSizeBytes: init.blockSizeBytes, checksum, engine }).run()
+      ended({ filesOk: s.entriesOk, failures: s.failures, bytes: s.bytes })
       await channel.send({ kind: 'done', done: { ok: s.ok, filesOk: BigInt(s.entriesOk), filesFailed: BigInt(s.failures.length), bytes: BigInt(s.bytes) } })
     }
   } catch (err) {
     const e: EscpError = isEscpError(err) ? err : escpError('ESCP_ERR_TRANSFER', String(err))
+    log?.error({ code: e.code, error: e.message, elapsedMs: Date.now() - started }, 'session failed')
     await channel.send({ kind: 'fatal', fatal: { code: e.code, message: e.message } }).catch(() => {})
     throw e
   }
