@@ -44,12 +44,12 @@ export function engineCompliance(label: string, make: () => IoEngine | Promise<I
     })
 
     beforeEach(function () {
-      fdsBefore = openFdCount()
+      fdsBefore = openFdCount(dir)
     })
 
     afterEach(function () {
       if (this.currentTest?.state === 'passed' && fdsBefore !== undefined) {
-        expect(openFdCount(), 'file descriptors left open').to.equal(fdsBefore)
+        expect(openFdCount(dir), 'file descriptors left open').to.equal(fdsBefore)
       }
     })
 

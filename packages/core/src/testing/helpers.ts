@@ -34,13 +34,29 @@ export function logLikeText(sizeBytes: number): Buffer {
   return Buffer.from(lines.join('')).subarray(0, sizeBytes)
 }
 
-/** Open file descriptors of this process (Linux), to check that handles are released. */
-export function openFdCount(): number | undefined {
+/**
+ * Open file descriptors of this process (Linux), to check that handles are released; with
+ * `under`, only those on files below that directory, so that descriptors other work in the same
+ * process opens or closes meanwhile (a socket, a child's pipes) do not count.
+ */
+export function openFdCount(under?: string): number | undefined {
+  let fds: string[]
   try {
-    return fs.readdirSync('/proc/self/fd').length
+    fds = fs.readdirSync('/proc/self/fd')
   } catch {
     return undefined
   }
+  if (under === undefined) return fds.length
+  const prefix = fs.realpathSync(under) + '/'
+  let n = 0
+  for (const fd of fds) {
+    try {
+      if (fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(prefix)) n++
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n
 }
 
 const O_DIRECT = 0o40000
