@@ -16,7 +16,7 @@ export function register(container: DependencyContainer): void {
   container.register(IO_ENGINE, { useClass: PosixEngine }, { lifecycle: Lifecycle.ContainerScoped })
 }
 
-export { PosixEngine } from './posix-engine'
+export { PosixEngine, nativeIoError } from './posix-engine'
 export { AlignedBufferPool } from './aligned-pool'
 export { loadBinding } from './binding'
 export type { BindingLoad, NativeError, NativeStats, OpenResult, PosixBinding } from './binding'

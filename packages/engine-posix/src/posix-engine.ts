@@ -23,7 +23,7 @@ const debug = debuglog('escp-posix')
 let directRefusalNoted = false
 
 /** A native error as Node's fs would report it: code 'ENOSPC', errno, syscall. */
-function nativeIoError(err: unknown, syscall: string, path: EnginePath): Error {
+export function nativeIoError(err: unknown, syscall: string, path: EnginePath): Error {
   const e = err as Partial<NativeError> & { code?: string }
   if (typeof e?.errno === 'number' && e.code === undefined) {
     e.code = getSystemErrorName(e.errno)

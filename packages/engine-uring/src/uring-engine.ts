@@ -7,7 +7,7 @@ import os from 'node:os'
 import { debuglog, getSystemErrorName } from 'node:util'
 import { escpError } from '@escp/core'
 import type { BufferPool } from '@escp/core'
-import { PosixEngine, loadBinding } from '@escp/engine-posix'
+import { PosixEngine, loadBinding, nativeIoError } from '@escp/engine-posix'
 import type { PosixBinding } from '@escp/engine-posix'
 import { loadNative } from './binding'
 import type { ProbeResult, UringNative, UringStats } from './binding'
@@ -37,7 +37,11 @@ export class UringEngine extends PosixEngine {
   /** The pool's buffers are registered with this thread's ring, so the ring is set up with it. */
   override createBufferPool(bufferSizeBytes: number, count: number): BufferPool {
     const pool = super.createBufferPool(bufferSizeBytes, count)
-    this.ring?.start()
+    try {
+      this.ring?.start()
+    } catch (err) {
+      throw nativeIoError(err, 'io_uring_setup', "this thread's io_uring")
+    }
     return pool
   }
 

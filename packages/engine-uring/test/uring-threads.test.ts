@@ -147,6 +147,24 @@ describe('uring engine across worker threads', function () {
     }
   })
 
+  it('takes its queue depth from the plugin option uringQueueDepth, and refuses one out of range', async function () {
+    const body = `
+      const { loadPlugins } = require('@escp/core')
+      const { registry } = await loadPlugins({ plugins: [workerData.dist + '/index.js'], options: { uringQueueDepth: 8 } })
+      const engine = registry.resolve('engine', 'uring')
+      engine.createBufferPool(4096, 1)
+      const bad = await loadPlugins({ plugins: [workerData.dist + '/index.js'], options: { uringQueueDepth: 0 } }).catch((err) => err.code)
+      post({ stats: engine.stats(), bad })`
+    const w = startWorker(body, {})
+    try {
+      const out = await nextMessage<{ stats: { queueDepth: number; ring: boolean }; bad: string }>(w)
+      expect(out.stats).to.deep.include({ queueDepth: 8, ring: true })
+      expect(out.bad).to.equal('ESCP_ERR_BAD_ARGUMENT')
+    } finally {
+      await w.terminate()
+    }
+  })
+
   it('survives a worker terminated with I/O in flight, and gives back its ring, descriptors and memory', async function () {
     const baseline = ringFds()
     const before = engine.stats()
