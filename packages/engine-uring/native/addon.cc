@@ -141,6 +141,12 @@ class UringAddon : public Napi::Addon<UringAddon> {
     return file;
   }
 
+  static Napi::Value Resolved(Napi::Env env, double value) {
+    auto done = Napi::Promise::Deferred::New(env);
+    done.Resolve(Napi::Number::New(env, value));
+    return done.Promise();
+  }
+
   Napi::Value Queue(Napi::Env env, TransferOp* op) {
     Napi::Promise promise = op->Promise();
     if (op->HasFailed()) {
@@ -158,6 +164,7 @@ class UringAddon : public Napi::Addon<UringAddon> {
     std::shared_ptr<RingFile> file = ArgFile(info);
     Napi::TypedArray view = ArgView(info, 1);
     int64_t offset = ArgInt(info, 2, "offset", 0, kMaxOffset);
+    if (view.ByteLength() == 0) return Resolved(env, 0);
     return Queue(env, MakeRead(env, *ring_, std::move(file), view, offset));
   }
 
@@ -169,15 +176,9 @@ class UringAddon : public Napi::Addon<UringAddon> {
     int64_t offset = ArgInt(info, 2, "offset", 0, kMaxOffset);
     bool skip_zero = info.Length() > 3 && info[3].ToBoolean().Value();
     bool may_pad = info.Length() > 4 && info[4].ToBoolean().Value();
-    if (skip_zero) {
-      auto* data = static_cast<const uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset();
-      if (IsAllZero(data, view.ByteLength())) {
-        // A hole: nothing to write.
-        auto done = Napi::Promise::Deferred::New(env);
-        done.Resolve(Napi::Number::New(env, 0));
-        return done.Promise();
-      }
-    }
+    auto* data = static_cast<const uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset();
+    // Nothing to write, or a hole.
+    if (view.ByteLength() == 0 || (skip_zero && IsAllZero(data, view.ByteLength()))) return Resolved(env, 0);
     return Queue(env, MakeWrite(env, *ring_, std::move(file), view, offset, may_pad));
   }
 
