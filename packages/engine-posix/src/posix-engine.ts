@@ -200,6 +200,10 @@ class PosixWriteHandle implements WriteHandle {
     const { mode, uid, gid, atimeNs, mtimeNs } = attributes
     const owner = uid !== undefined && gid !== undefined
     const times = atimeNs !== undefined && mtimeNs !== undefined ? [...splitNs(atimeNs), ...splitNs(mtimeNs)] as [number, number, number, number] : null
+    // The padding of an O_DIRECT tail goes before the times are set: cutting it at close would
+    // stamp the file with the time of the cut. A padded write ended the file, so its end is the
+    // file's size.
+    if (this.paddedEnd > 0 && (mode !== undefined || owner || times)) await this.truncate(this.logicalEnd)
     if (mode !== undefined || owner || times) {
       try {
         await this.ops.run('finish', this.path, () => this.b.setAttributes(this.fd, mode === undefined ? -1 : mode & 0o7777, owner ? uid : -1, owner ? gid : -1, times))

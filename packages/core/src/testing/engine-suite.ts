@@ -299,8 +299,10 @@ export function engineCompliance(label: string, make: () => IoEngine | Promise<I
           }
           // A block decrypted by node:crypto is not aligned.
           await w.write(Buffer.from(data.subarray(0, 5000)), 0)
-          await w.finish()
+          const mtimeNs = 1_500_000_000_123_456_789n
+          await w.finish({ atimeNs: mtimeNs, mtimeNs })
           expect(fs.statSync(file).size, 'padding of the tail is cut').to.equal(data.length)
+          expect(fs.statSync(file, { bigint: true }).mtimeNs, 'the times set at finish outlast cutting the padding').to.equal(mtimeNs)
           expect(fs.readFileSync(file).equals(data)).to.equal(true)
 
           const r = await engine.openRead(file, { direct: true })
