@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,8 +107,25 @@ static void generate(unsigned char *dst, uint64_t offset, uint64_t length, uint6
   }
 }
 
+static escp_shm *region_handle;
+static int stream_index = -1;
+
+/* SIGINT/SIGTERM: the waiting call returns ESCP_SHM_ECANCELED and die() cleans up. */
+static void on_signal(int sig) {
+  (void)sig;
+  if (region_handle) escp_shm_cancel(region_handle);
+}
+
+/* Aborts the stream with the reason, so its consumer fails at once, and closes the region (the
+ * creator's close removes it). */
 static void die(const char *what, int code) {
-  fprintf(stderr, "producer: %s: %s\n", what, escp_shm_strerror(code));
+  char message[200];
+  snprintf(message, sizeof message, "producer failed: %s: %s", what, code == ESCP_SHM_ECANCELED ? "interrupted" : escp_shm_strerror(code));
+  fprintf(stderr, "producer: %s\n", message + strlen("producer failed: "));
+  if (region_handle) {
+    if (stream_index >= 0) escp_shm_stream_abort(region_handle, stream_index, message);
+    escp_shm_close(region_handle);
+  }
   exit(1);
 }
 
@@ -143,9 +161,16 @@ int main(int argc, char **argv) {
   escp_shm *r;
   int rc = create ? escp_shm_create(region, block, slots, 64, &r) : escp_shm_open(region, &r);
   if (rc) die(create ? "escp_shm_create" : "escp_shm_open", rc);
+  region_handle = r;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
   block = escp_shm_block_size(r);
   int s;
   if ((rc = escp_shm_stream_begin(r, stream_name, unknown ? ESCP_SHM_SIZE_UNKNOWN : total, &s))) die("escp_shm_stream_begin", rc);
+  stream_index = s;
   printf("begun\n");
   fflush(stdout);
 

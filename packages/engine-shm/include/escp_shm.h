@@ -116,6 +116,9 @@ int escp_shm_stream_wait_done(escp_shm *r, int stream, int timeout_ms);
 /* Finds the stream `name` (waiting for it to begin, up to timeout_ms) and becomes its consumer. */
 int escp_shm_stream_attach(escp_shm *r, const char *name, int timeout_ms, int *stream);
 int escp_shm_stream_state(escp_shm *r, int stream, escp_shm_stream_info *info);
+/* The stream `name` that is open, ended or aborted (not yet done), without attaching to it;
+ * -ENOENT when there is none. */
+int escp_shm_stream_find(escp_shm *r, const char *name, int *stream);
 /* Waits for the block at `offset` and takes it. ESCP_SHM_EOF at or past the end of an ended
  * stream; ESCP_SHM_EABORTED when the stream was aborted or its producer died. */
 int escp_shm_take(escp_shm *r, int stream, uint64_t offset, int timeout_ms, escp_shm_block *block);

@@ -194,8 +194,14 @@ class ReadIntoJob : public RegionJob {
 // The engine's write: claim a slot (waiting while the consumer is behind), copy, commit.
 class WriteFromJob : public RegionJob {
  public:
-  WriteFromJob(Napi::Env env, RegionRef r, int stream, uint64_t offset, int timeout, Napi::Uint8Array view)
-      : RegionJob(env, std::move(r), "escp_shm_claim"), offset_(offset), timeout_(timeout), src_(view.Data()), length_(view.ByteLength()), keep_(Napi::Persistent(static_cast<Napi::Object>(view))) {
+  WriteFromJob(Napi::Env env, RegionRef r, int stream, uint64_t offset, int timeout, Napi::Uint8Array view, bool end_when_complete)
+      : RegionJob(env, std::move(r), "escp_shm_claim"),
+        offset_(offset),
+        timeout_(timeout),
+        src_(view.Data()),
+        length_(view.ByteLength()),
+        end_when_complete_(end_when_complete),
+        keep_(Napi::Persistent(static_cast<Napi::Object>(view))) {
     stream_ = stream;
   }
   void Execute() override {
@@ -211,6 +217,14 @@ class WriteFromJob : public RegionJob {
     if (code_ != 0) {
       syscall_ = "escp_shm_commit";
       escp_shm_unclaim(region_->shm, stream_, slot);
+      return;
+    }
+    if (!end_when_complete_) return;
+    // The write that completes a stream of known size ends it; writers on other threads may
+    // race here, and only one end succeeds.
+    escp_shm_stream_info s;
+    if (escp_shm_stream_state(region_->shm, stream_, &s) == 0 && s.state == ESCP_SHM_STREAM_OPEN && s.committed_bytes == s.size) {
+      escp_shm_stream_end(region_->shm, stream_);
     }
   }
   Napi::Value Result(Napi::Env env) override {
@@ -224,6 +238,7 @@ class WriteFromJob : public RegionJob {
   int timeout_;
   const uint8_t* src_;
   size_t length_;
+  bool end_when_complete_;
   Napi::ObjectReference keep_;
 };
 
@@ -268,6 +283,7 @@ class ShmAddon : public Napi::Addon<ShmAddon> {
                              InstanceMethod("waitDone", &ShmAddon::WaitDone),
                              InstanceMethod("attach", &ShmAddon::Attach),
                              InstanceMethod("state", &ShmAddon::State),
+                             InstanceMethod("find", &ShmAddon::Find),
                              InstanceMethod("take", &ShmAddon::Take),
                              InstanceMethod("release", &ShmAddon::Release),
                              InstanceMethod("readInto", &ShmAddon::ReadInto),
@@ -432,6 +448,17 @@ class ShmAddon : public Napi::Addon<ShmAddon> {
     return o;
   }
 
+  // find(region, name) → stream, or -1 when no stream of that name is open, ended or aborted
+  Napi::Value Find(const Napi::CallbackInfo& info) {
+    RegionRef r = RegionOf(info);
+    std::string name = ArgString(info, 1, "name");
+    int stream = -1;
+    int code = escp_shm_stream_find(r->shm, name.c_str(), &stream);
+    if (code == -ENOENT) return Napi::Number::New(info.Env(), -1);
+    Check(info.Env(), code, "escp_shm_stream_find", r, 0);
+    return Napi::Number::New(info.Env(), stream);
+  }
+
   // take(region, stream, offset, timeoutMs) → {slot, offset, length} | null at the end
   Napi::Value Take(const Napi::CallbackInfo& info) {
     RegionRef r = RegionOf(info);
@@ -460,13 +487,14 @@ class ShmAddon : public Napi::Addon<ShmAddon> {
     return Submit(info.Env(), std::make_unique<ReadIntoJob>(info.Env(), r, stream, offset, timeout, ArgView(info, 4)));
   }
 
-  // writeFrom(region, stream, offset, timeoutMs, buffer)
+  // writeFrom(region, stream, offset, timeoutMs, buffer, endWhenComplete)
   Napi::Value WriteFrom(const Napi::CallbackInfo& info) {
     RegionRef r = RegionOf(info);
     int stream = StreamArg(info, r);
     uint64_t offset = static_cast<uint64_t>(ArgNumber(info, 2, "offset", 0, kMaxU53));
     int timeout = Timeout(info, 3);
-    return Submit(info.Env(), std::make_unique<WriteFromJob>(info.Env(), r, stream, offset, timeout, ArgView(info, 4)));
+    bool end_when_complete = info.Length() > 5 && info[5].ToBoolean().Value();
+    return Submit(info.Env(), std::make_unique<WriteFromJob>(info.Env(), r, stream, offset, timeout, ArgView(info, 4), end_when_complete));
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {

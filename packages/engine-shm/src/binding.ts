@@ -66,13 +66,18 @@ export interface ShmBinding {
   waitDone(region: number, stream: number, timeoutMs: number): Promise<void>
   attach(region: number, name: string, timeoutMs: number): Promise<number>
   state(region: number, stream: number): StreamState
+  /** The stream of that name not yet done, without attaching to it; -1 when there is none. */
+  find(region: number, name: string): number
   /** null past the end of an ended stream. */
   take(region: number, stream: number, offset: number, timeoutMs: number): Promise<TakenBlock | null>
   release(region: number, stream: number, slot: number): void
   /** Takes the block at `offset`, copies it into `buf` and releases it: its length (0 past the end). */
   readInto(region: number, stream: number, offset: number, timeoutMs: number, buf: Uint8Array): Promise<number>
-  /** Claims a slot (waiting for one), copies `buf` into it and commits it at `offset`. */
-  writeFrom(region: number, stream: number, offset: number, timeoutMs: number, buf: Uint8Array): Promise<void>
+  /**
+   * Claims a slot (waiting for one), copies `buf` into it and commits it at `offset`;
+   * endWhenComplete: the write that completes a stream of known size also ends it.
+   */
+  writeFrom(region: number, stream: number, offset: number, timeoutMs: number, buf: Uint8Array, endWhenComplete?: boolean): Promise<void>
   stats(): { openRegions: number; inFlight: number }
 }
 

@@ -612,6 +612,22 @@ int escp_shm_stream_attach(escp_shm *r, const char *name, int timeout_ms, int *s
   }
 }
 
+int escp_shm_stream_find(escp_shm *r, const char *name, int *stream) {
+  if (!r || !stream || !valid_stream_name(name)) return -EINVAL;
+  int found = -ENOENT;
+  table_lock(r);
+  for (uint32_t i = 0; i < r->h->stream_count; i++) {
+    struct stream *s = stream_at(r, (int)i);
+    uint32_t st = LOAD(&s->state);
+    if (st == ESCP_SHM_STREAM_FREE || st == ESCP_SHM_STREAM_DONE || strncmp(s->name, name, sizeof s->name) != 0) continue;
+    *stream = (int)i;
+    found = 0;
+    break;
+  }
+  table_unlock(r);
+  return found;
+}
+
 int escp_shm_stream_state(escp_shm *r, int stream, escp_shm_stream_info *info) {
   if (!r || !info || check_stream(r, stream) != 0) return -EINVAL;
   struct stream *s = stream_at(r, stream);

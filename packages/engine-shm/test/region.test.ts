@@ -11,6 +11,7 @@ import { ShmRegion } from '../src'
 import type { ShmReader } from '../src'
 import { loadBinding } from '../src/binding'
 import { cProducer, cpuTicks, sleep, startProducer, uniqueRegionName } from './helpers'
+import type { Producer } from './helpers'
 
 const MiB = 1024 * 1024
 
@@ -31,6 +32,7 @@ async function digestOf(reader: ShmReader): Promise<{ sha256: string; bytes: num
 
 describe('shm block region', function () {
   const regions: ShmRegion[] = []
+  const producers: Producer[] = []
   let producer: string
 
   before(function () {
@@ -39,6 +41,8 @@ describe('shm block region', function () {
   })
 
   afterEach(function () {
+    // A producer whose consumer never came would wait for a free slot for good.
+    for (const p of producers.splice(0)) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM')
     for (const r of regions.splice(0)) r.close()
   })
 
@@ -46,6 +50,12 @@ describe('shm block region', function () {
     const p = cProducer()
     if (!p.ok) skipIfUnavailable(ctx, 'the C producer', unavailable(p.reason))
     return (producer = (p as { path: string }).path)
+  }
+
+  function start(binary: string, args: string[]): Producer {
+    const p = startProducer(binary, args)
+    producers.push(p)
+    return p
   }
 
   async function created(what: string, options: Parameters<typeof ShmRegion.create>[1] = {}): Promise<ShmRegion> {
@@ -57,7 +67,7 @@ describe('shm block region', function () {
   it('a C producer and a TypeScript reader agree on the SHA-256 of 48 MiB', async function () {
     needProducer(this)
     const name = uniqueRegionName('digest')
-    const p = startProducer(producer, ['--create', '--block-size', String(MiB), '--slots', '8', name, 'data.bin', String(48 * MiB + 12345)])
+    const p = start(producer, ['--create', '--block-size', String(MiB), '--slots', '8', name, 'data.bin', String(48 * MiB + 12345)])
     await p.begun
     const region = await ShmRegion.open(name)
     regions.push(region)
@@ -75,7 +85,7 @@ describe('shm block region', function () {
   it('a stream whose size is known only at its end arrives whole', async function () {
     needProducer(this)
     const region = await created('unknown', { blockSizeBytes: 64 * 1024, slotCount: 4 })
-    const p = startProducer(producer, ['--unknown-size', '--seed', '7', region.name, 'live', String(3 * MiB + 5)])
+    const p = start(producer, ['--unknown-size', '--seed', '7', region.name, 'live', String(3 * MiB + 5)])
     await p.begun
     const reader = await region.reader('live', { timeoutMs: 5000 })
     const got = await digestOf(reader)
@@ -88,8 +98,8 @@ describe('shm block region', function () {
   it('two producers fill two streams of one region at once', async function () {
     needProducer(this)
     const region = await created('two', { blockSizeBytes: 256 * 1024, slotCount: 6 })
-    const a = startProducer(producer, ['--seed', '1', region.name, 'a', String(20 * MiB)])
-    const b = startProducer(producer, ['--seed', '2', region.name, 'b', String(12 * MiB + 1)])
+    const a = start(producer, ['--seed', '1', region.name, 'a', String(20 * MiB)])
+    const b = start(producer, ['--seed', '2', region.name, 'b', String(12 * MiB + 1)])
     await Promise.all([a.begun, b.begun])
     const [ra, rb] = await Promise.all([region.reader('a', { timeoutMs: 5000 }), region.reader('b', { timeoutMs: 5000 })])
     const [ga, gb] = await Promise.all([digestOf(ra), digestOf(rb)])
@@ -103,7 +113,7 @@ describe('shm block region', function () {
   it('a producer killed mid-stream aborts its stream with "producer died", not a hang', async function () {
     needProducer(this)
     const region = await created('killed', { blockSizeBytes: 64 * 1024, slotCount: 4 })
-    const p = startProducer(producer, [region.name, 'doomed', String(1024 * MiB)])
+    const p = start(producer, [region.name, 'doomed', String(1024 * MiB)])
     await p.begun
     const reader = await region.reader('doomed', { timeoutMs: 5000 })
     for (let i = 0; i < 3; i++) {
@@ -139,7 +149,7 @@ describe('shm block region', function () {
     const slots = 4
     const region = await created('slow', { blockSizeBytes: blockBytes, slotCount: slots })
     const regionFileBytes = fs.statSync(`/dev/shm/escp-${region.name}`).size
-    const p = startProducer(producer, [region.name, 'slow', String(16 * MiB)])
+    const p = start(producer, [region.name, 'slow', String(16 * MiB)])
     await p.begun
     const reader = await region.reader('slow', { timeoutMs: 5000 })
     // Nothing taken yet: the producer fills every slot, then waits.

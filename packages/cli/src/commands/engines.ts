@@ -31,7 +31,7 @@ export default class Engines extends Command {
 }
 
 /** escp's own engine packages, which the CLI ships with and loads like any plugin. */
-export const BUNDLED_PLUGINS: readonly string[] = ['@escp/engine-posix', '@escp/engine-uring']
+export const BUNDLED_PLUGINS: readonly string[] = ['@escp/engine-posix', '@escp/engine-shm', '@escp/engine-uring']
 
 /**
  * Module paths of the bundled plugins, then of installed oclif plugins whose package.json has

@@ -81,11 +81,33 @@ export interface BufferPool {
   dispose?(): void
 }
 
+/**
+ * A source that an engine names itself rather than the file system holding it (a stream of a
+ * shared-memory region): sent as one regular file.
+ */
+export interface EngineSource {
+  /** The name it is sent under (a single path component). */
+  name: string
+  sizeBytes: number
+  mode: number
+  mtimeNs: bigint
+}
+
 export interface IoEngine {
   readonly name: string
-  /** True for a sink that keeps nothing (dummy): a receiver then creates no files at all. */
+  /**
+   * True for an engine whose writes create no files: dummy throws the bytes away, shm hands them
+   * to a consumer. A receiver then creates no files, directories or links, and opens each file
+   * for writing by its name as sent.
+   */
   readonly discards?: boolean
   available(): Availability
+  /**
+   * For a sender: the source named by `source` when this engine provides it, else null (the
+   * source is then a path in the file system). Rejects with the reason a source that is this
+   * engine's cannot be sent.
+   */
+  describeSource?(source: string): Promise<EngineSource | null>
   /** Buffers of `bufferSizeBytes` suited to this engine (aligned for O_DIRECT where needed). */
   createBufferPool(bufferSizeBytes: number, count: number): BufferPool
   openRead(path: EnginePath, options?: OpenReadOptions): Promise<ReadHandle>

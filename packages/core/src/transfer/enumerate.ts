@@ -4,9 +4,10 @@
 // name and the walk goes on.
 import fs from 'node:fs'
 import path from 'node:path'
-import { escpError, ioError } from '../errors'
+import { escpError, ioError, isEscpError } from '../errors'
 import type { EscpError } from '../errors'
 import { displayPath } from '../contracts/io-engine'
+import type { EngineSource, IoEngine } from '../contracts/io-engine'
 import type { FileType } from '../protocol/messages'
 import { joinBytes } from './paths'
 
@@ -37,6 +38,8 @@ export interface SourceIssue {
 export interface EnumerateOptions {
   recursive: boolean
   onIssue: (issue: SourceIssue) => void
+  /** The sender's engine: sources it names itself (IoEngine.describeSource) are not looked up on disk. */
+  engine?: IoEngine
 }
 
 function entryOf(name: Buffer, absPath: Buffer, st: fs.BigIntStats, type: FileType, linkTarget = Buffer.alloc(0)): SourceEntry {
@@ -55,6 +58,24 @@ function entryOf(name: Buffer, absPath: Buffer, st: fs.BigIntStats, type: FileTy
   }
 }
 
+// Owned by whoever runs the sender, as a file it had written would be.
+function engineEntry(own: EngineSource, source: string): SourceEntry {
+  return {
+    name: Buffer.from(own.name),
+    absPath: Buffer.from(source),
+    type: 'file',
+    sizeBytes: own.sizeBytes,
+    // Nothing to probe for holes.
+    allocatedBytes: own.sizeBytes,
+    mode: own.mode & 0o7777,
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    atimeNs: own.mtimeNs,
+    mtimeNs: own.mtimeNs,
+    linkTarget: Buffer.alloc(0),
+  }
+}
+
 function typeOf(st: fs.BigIntStats): FileType | undefined {
   if (st.isFile()) return 'file'
   if (st.isDirectory()) return 'directory'
@@ -68,6 +89,17 @@ export async function* enumerateSources(sources: readonly string[], options: Enu
     const base = path.basename(trimmed)
     if (base === '' || base === '.' || base === '..') {
       options.onIssue({ path: source, severity: 'error', error: escpError('ESCP_ERR_SOURCE', source, 'name a file or directory by its own name (not /, . or ..)') })
+      continue
+    }
+    let own: EngineSource | null = null
+    try {
+      own = options.engine?.describeSource ? await options.engine.describeSource(source) : null
+    } catch (err) {
+      options.onIssue({ path: source, severity: 'error', error: isEscpError(err) ? err : escpError('ESCP_ERR_SOURCE', source, String(err)) })
+      continue
+    }
+    if (own) {
+      yield engineEntry(own, source)
       continue
     }
     let st: fs.BigIntStats

@@ -99,7 +99,7 @@ export class Sender extends SessionSide<SenderLink> {
     const metaDone = this.readMeta()
     metaDone.catch((e: EscpError) => this.abort(e))
     try {
-      for await (const entry of enumerateSources(this.options.sources, { recursive: this.options.recursive, onIssue: (i) => this.onIssue(i) })) {
+      for await (const entry of enumerateSources(this.options.sources, { recursive: this.options.recursive, onIssue: (i) => this.onIssue(i), engine: this.options.engine })) {
         this.check()
         this.add(entry, await this.dataBlocksOf(entry))
         while (this.outstanding >= MAX_OUTSTANDING) await this.sleep()

@@ -1,0 +1,185 @@
+// The 'shm' engine in real transfers through the CLI (loopback: a child escp receives): a
+// region's stream sent as a file (shm::posix), a file delivered into a consumer region
+// (posix::shm), a producer that dies mid-transfer, and sources the engine must refuse.
+import { spawn } from 'node:child_process'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { expect } from 'chai'
+import { AVAILABLE, unavailable } from '@escp/core'
+import { skipIfUnavailable } from '@escp/core/testing'
+import { ShmRegion, parseShmSource } from '../src'
+import { loadBinding } from '../src/binding'
+import { cProducer, startProducer, uniqueRegionName } from './helpers'
+import type { Producer } from './helpers'
+
+const MiB = 1024 * 1024
+const CLI = path.join(__dirname, '../../cli/bin/run.js')
+
+interface CliResult {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function escp(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s))
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s))
+    child.once('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+function sha256File(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex')
+}
+
+describe("shm engine in a transfer ('escp --ioengine shm::posix' and 'posix::shm')", function () {
+  let dir: string
+  const regions: ShmRegion[] = []
+  const producers: Producer[] = []
+
+  before(function () {
+    const load = loadBinding()
+    skipIfUnavailable(this, "engine 'shm'", load.ok ? AVAILABLE : unavailable(load.reason))
+  })
+
+  beforeEach(function () {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'escp-shm-engine-'))
+  })
+
+  afterEach(function () {
+    // A producer whose consumer never came would wait for a free slot for good.
+    for (const p of producers.splice(0)) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM')
+    for (const r of regions.splice(0)) r.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  function start(binary: string, args: string[]): Producer {
+    const p = startProducer(binary, args)
+    producers.push(p)
+    return p
+  }
+
+  function producerBinary(ctx: Mocha.Context): string {
+    const p = cProducer()
+    if (!p.ok) skipIfUnavailable(ctx, 'the C producer', unavailable(p.reason))
+    return (p as { path: string }).path
+  }
+
+  it('names a stream /dev/shm/escp-REGION/STREAM', function () {
+    expect(parseShmSource('/dev/shm/escp-lab/run-1.dat')).to.deep.equal({ region: 'lab', stream: 'run-1.dat' })
+    expect(parseShmSource('/dev/shm/escp-lab/')).to.equal(null)
+    expect(parseShmSource('/dev/shm/escp-lab')).to.equal(null)
+    expect(parseShmSource('/tmp/escp-lab/x')).to.equal(null)
+  })
+
+  it('sends a stream of a region as a file, with the digest the producer computed', async function () {
+    const producer = producerBinary(this)
+    const name = uniqueRegionName('send')
+    const size = 40 * MiB + 777
+    const p = start(producer, ['--create', '--slots', '8', name, 'capture.dat', String(size)])
+    await p.begun
+    const out = path.join(dir, 'out')
+    fs.mkdirSync(out)
+    const r = await escp(['--ioengine', 'shm::posix', '-t', '2', `/dev/shm/escp-${name}/capture.dat`, out])
+    expect(r.code, r.stderr).to.equal(0)
+    const want = await p.result
+    expect(want.code, want.stderr).to.equal(0)
+    expect(fs.statSync(path.join(out, 'capture.dat')).size).to.equal(size)
+    expect(sha256File(path.join(out, 'capture.dat'))).to.equal(want.sha256)
+    // The producer exits once escp has taken everything, and its region goes with it.
+    expect(fs.existsSync(`/dev/shm/escp-${name}`)).to.equal(false)
+  })
+
+  it('fails the file, not the session, when its producer dies mid-transfer', async function () {
+    const producer = producerBinary(this)
+    const name = uniqueRegionName('die')
+    const region = await ShmRegion.create(name, { slotCount: 4 })
+    regions.push(region)
+    const dying = start(producer, [name, 'dying.dat', String(2048 * MiB)])
+    const fine = start(producer, ['--seed', '9', name, 'fine.dat', String(3 * MiB)])
+    await Promise.all([dying.begun, fine.begun])
+    const out = path.join(dir, 'out')
+    fs.mkdirSync(out)
+    const transfer = escp(['--ioengine', 'shm::posix', `/dev/shm/escp-${name}/fine.dat`, `/dev/shm/escp-${name}/dying.dat`, out])
+    // Let blocks flow, then kill the producer while escp waits for its next one.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    dying.child.kill('SIGKILL')
+    const r = await transfer
+    expect(r.code, `${r.stdout}\n${r.stderr}`).to.equal(1)
+    expect(r.stderr).to.match(/dying\.dat/)
+    expect(r.stderr).to.match(/ESCP_ERR_SHM.*producer died/)
+    // The other stream arrived whole; the failed file never appears under its name.
+    expect(sha256File(path.join(out, 'fine.dat'))).to.equal((await fine.result).sha256)
+    expect(fs.existsSync(path.join(out, 'dying.dat'))).to.equal(false)
+    expect(fs.readdirSync(out)).to.deep.equal(['fine.dat'])
+  })
+
+  it('delivers a received file into a consumer region as a stream of the same name', async function () {
+    const name = uniqueRegionName('recv')
+    const region = await ShmRegion.create(name, { slotCount: 6 })
+    regions.push(region)
+    const src = path.join(dir, 'payload.bin')
+    const data = crypto.randomBytes(9 * MiB + 3)
+    fs.writeFileSync(src, data)
+    const consumed = (async () => {
+      const reader = await region.reader('payload.bin', { timeoutMs: 30_000 })
+      const sha = crypto.createHash('sha256')
+      let bytes = 0
+      let maxInUse = 0
+      for await (const block of reader) {
+        sha.update(block.data)
+        bytes += block.data.byteLength
+        maxInUse = Math.max(maxInUse, region.slotsInUse())
+        // A slow consumer: escp's writes wait for free slots.
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+      return { sha256: sha.digest('hex'), bytes, maxInUse }
+    })()
+    const dest = path.join(dir, 'unused')
+    fs.mkdirSync(dest)
+    const r = await escp(['--ioengine', 'posix::shm', src, dest], { ESCP_SHM_REGION: name })
+    expect(r.code, r.stderr).to.equal(0)
+    const got = await consumed
+    expect(got.sha256).to.equal(crypto.createHash('sha256').update(data).digest('hex'))
+    expect(got.bytes).to.equal(data.length)
+    expect(got.maxInUse).to.be.at.most(6)
+    // Nothing was written to the destination directory.
+    expect(fs.readdirSync(dest)).to.deep.equal([])
+  })
+
+  it('refuses a region whose blocks differ from the transfer\'s, naming the flag that fixes it', async function () {
+    const name = uniqueRegionName('bs')
+    const region = await ShmRegion.create(name, { blockSizeBytes: 64 * 1024, slotCount: 4 })
+    regions.push(region)
+    const w = region.writer('small.dat', { sizeBytes: 200 * 1024 })
+    for (let off = 0; off < 200 * 1024; off += 64 * 1024) await w.write(Buffer.alloc(Math.min(64 * 1024, 200 * 1024 - off), 7), off, 1000)
+    w.end()
+    const out = path.join(dir, 'out')
+    fs.mkdirSync(out)
+    const r = await escp(['--ioengine', 'shm::posix', `/dev/shm/escp-${name}/small.dat`, out])
+    expect(r.code).to.equal(1)
+    expect(r.stderr).to.match(/ESCP_ERR_SHM.*--blocksize 65536/)
+    const ok = await escp(['--ioengine', 'shm::posix', '--blocksize', '64K', `/dev/shm/escp-${name}/small.dat`, out])
+    expect(ok.code, ok.stderr).to.equal(0)
+    expect(fs.readFileSync(path.join(out, 'small.dat')).equals(Buffer.alloc(200 * 1024, 7))).to.equal(true)
+  })
+
+  it('reports a stream that never began, and a region that does not exist, by name', async function () {
+    const name = uniqueRegionName('none')
+    const region = await ShmRegion.create(name, { blockSizeBytes: 64 * 1024, slotCount: 2 })
+    regions.push(region)
+    const out = path.join(dir, 'out')
+    fs.mkdirSync(out)
+    const r = await escp(['--ioengine', 'shm::posix', `/dev/shm/escp-${name}/nothing`, `/dev/shm/escp-${uniqueRegionName('gone')}/x`, out], { ESCP_SHM_ATTACH_MS: '200' })
+    expect(r.code).to.equal(1)
+    expect(r.stderr).to.match(/ESCP_ERR_SHM: shared memory '\/dev\/shm\/escp-test-none-[^']+\/nothing': no stream of that name began within 200 ms/)
+    expect(r.stderr).to.match(/ESCP_ERR_SHM: .*region 'test-gone-[^']+'.*ENOENT/)
+    expect(fs.readdirSync(out)).to.deep.equal([])
+  })
+})
