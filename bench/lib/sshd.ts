@@ -18,6 +18,8 @@ const SSHD = ['/usr/sbin/sshd', '/usr/bin/sshd'].find((p) => fs.existsSync(p)) ?
 
 export interface BenchSshd {
   port: number
+  /** The listening sshd: every session process descends from it. */
+  pid: number
   /** user@127.0.0.1 */
   target: string
   /** Options for ssh, scp and rsync's ssh: the helper's client config (port, key, no host-key prompts). */
@@ -59,6 +61,7 @@ export async function startBenchSshd(teardown: Teardown): Promise<BenchSshd> {
   const serverCiphers = new Set(ciphersOf((await run(SSHD, ['-T', '-f', path.join(sshd.dir, 'sshd_config')])).stdout))
   return {
     port: sshd.port,
+    pid,
     target,
     sshOptions,
     version: version.trim(),

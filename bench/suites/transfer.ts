@@ -1,21 +1,23 @@
 // Whole copies on this machine, escp beside the tools people use instead, in the same run:
-// cp, scp (aes128-gcm) and rsync over ssh through a private sshd on 127.0.0.1, and escp in
-// loopback mode through the library (copy(), default options). Two datasets: one 2 GiB file of
-// random bytes, and 10,000 small files of 1-64 KiB; the small files also go to a tmpfs, where
-// file creation on ext4 no longer dominates. Every copy is verified by content hash.
+// cp, scp (aes128-gcm) and rsync over ssh through a private sshd on 127.0.0.1; escp in
+// loopback mode through the library (copy(), default options), and the escp command pushing
+// through the same sshd to `escp server` (escp-ssh). Two datasets: one 2 GiB file of random
+// bytes, and 10,000 small files of 1-64 KiB; the small files also go to a tmpfs, where file
+// creation on ext4 no longer dominates. Every copy is verified by content hash.
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { integerOption, parseSuiteArgs } from '../lib/args'
+import { UsageError, integerOption, parseSuiteArgs } from '../lib/args'
 import { updateChart } from '../lib/chart'
 import { ensureBigFile, ensureSmallTree, sha256File, treeDigest } from '../lib/datasets'
 import type { Dataset } from '../lib/datasets'
 import { runEscpCopy } from '../lib/escp-run'
-import { loopbackStreams } from '@escp/core'
+import { AUTO_ENGINE, DEFAULT_OPTIONS, loadPlugins, loopbackStreams, pluginsFromEnv } from '@escp/core'
 import { QUIET_BUSY_PERCENT, busySeconds, describeMachine, fileSystemName, loadLine, machineLine, readCpuTimes, startRun, waitForQuiet } from '../lib/machine'
 import type { MachineInfo, QuietWait, RunConditions } from '../lib/machine'
+import { ThreadSampler } from '../lib/proc'
 import type { ProcessProfile } from '../lib/proc'
 import { publishResults, repoPath } from '../lib/results'
 import { startBenchSshd } from '../lib/sshd'
@@ -25,7 +27,7 @@ import type { SourceState } from '../lib/source-state'
 import { median } from '../lib/stats'
 import { markdownTable, profileTable } from '../lib/table'
 import { withTeardown } from '../lib/teardown'
-import { runTimed, tail } from '../lib/timed-command'
+import { GNU_TIME, runTimed, startTimed, tail } from '../lib/timed-command'
 import type { TimedResult } from '../lib/timed-command'
 
 const execFileP = promisify(execFile)
@@ -33,26 +35,39 @@ const execFileP = promisify(execFile)
 const SUITE = 'transfer'
 const DEFAULT_RUNS = 3
 const DEFAULT_DATA_DIR = path.resolve(__dirname, '..', 'data')
-const BIG = { name: 'random-2GiB.bin', bytes: 2 * 2 ** 30 }
-const SMALL = { name: 'small-10000', files: 10_000, minBytes: 1024, maxBytes: 64 * 1024, filesPerDir: 100 }
-/** Longest wait for neighbours' work to calm down before a run (short: 36 runs by default). */
+/** The escp command of this repository, run by escp-ssh on both ends (-D for the remote one). */
+const ESCP_CLI = path.resolve(__dirname, '..', '..', 'packages', 'cli', 'bin', 'run.js')
+/** The issue's datasets; --file-mib and --small-files make smaller ones for a quick run. */
+const DEFAULT_FILE_MIB = 2048
+const DEFAULT_SMALL_FILES = 10_000
+const SMALL_FILE = { minBytes: 1024, maxBytes: 64 * 1024, filesPerDir: 100 }
+/** Longest wait for neighbours' work to calm down before a run (short: 45 runs by default). */
 const QUIET_WAIT_MS = 10_000
 const SCP_CIPHER = 'aes128-gcm@openssh.com'
 /** Room for the small-files tree (about 330 MB) in the tmpfs. */
 const TMPFS_SIZE = '1g'
-/** The issue's targets: escp's median time at least this many times shorter than the peer's. */
+/**
+ * The issue's targets: escp's median time (loopback, the library) at least this many times
+ * shorter than the peer's. escp-ssh's ratio to the same peer is reported beside each, as
+ * information: the targets were set for the loopback row.
+ */
 const TARGETS = [
-  { cell: 'big-file', peer: 'scp', factor: 2, text: 'the 2 GiB file at least 2× as fast as scp with aes128-gcm' },
-  { cell: 'small-files-tmpfs', peer: 'rsync', factor: 2, text: '10,000 small files into tmpfs at least 2× as fast as rsync over ssh' },
+  { cell: 'big-file', peer: 'scp', factor: 2, text: 'the 2 GiB file at least 2× as fast as scp with aes128-gcm', against: 'the 2 GiB file against scp with aes128-gcm' },
+  { cell: 'small-files-tmpfs', peer: 'rsync', factor: 2, text: '10,000 small files into tmpfs at least 2× as fast as rsync over ssh', against: '10,000 small files into tmpfs against rsync over ssh' },
 ] as const
 
-export const usage = [
-  `  --runs N     runs of each tool in each case (default ${DEFAULT_RUNS})`,
-  `  --data DIR   where the datasets are generated once and then reused (default ${repoPath(DEFAULT_DATA_DIR)}/)`,
-].join('\n')
+type Tool = 'cp' | 'scp' | 'rsync' | 'escp' | 'escp-ssh'
+const TOOLS: readonly Tool[] = ['cp', 'scp', 'rsync', 'escp', 'escp-ssh']
+/** The tools that go through the private sshd. */
+const SSH_TOOLS: readonly Tool[] = ['scp', 'rsync', 'escp-ssh']
 
-type Tool = 'cp' | 'scp' | 'rsync' | 'escp'
-const TOOLS: readonly Tool[] = ['cp', 'scp', 'rsync', 'escp']
+export const usage = [
+  `  --runs N          runs of each tool in each case (default ${DEFAULT_RUNS})`,
+  `  --data DIR        where the datasets are generated once and then reused (default ${repoPath(DEFAULT_DATA_DIR)}/)`,
+  `  --tools LIST      comma-separated subset of ${TOOLS.join(',')} (default all)`,
+  `  --file-mib N      size of the one-file dataset in MiB (default ${DEFAULT_FILE_MIB}, the issue's 2 GiB)`,
+  `  --small-files N   files in the small-files dataset (default ${DEFAULT_SMALL_FILES}, the issue's)`,
+].join('\n')
 
 interface Cell {
   id: 'big-file' | 'small-files-ext4' | 'small-files-tmpfs'
@@ -80,7 +95,7 @@ interface RunRecord {
   ok: boolean
   error?: string
   wallSeconds: number
-  /** User + system of the command's process tree (GNU time) plus, for scp and rsync, the sshd side. */
+  /** User + system of the command's process tree (GNU time) plus, for scp, rsync and escp-ssh, the sshd side. */
   cpuSeconds: number
   clientCpuSeconds: number
   serverCpuSeconds: number | null
@@ -90,6 +105,8 @@ interface RunRecord {
   quiet: QuietWait
   /** escp only: the copy() call as measured inside, and where its CPU went. */
   escp?: { copyWallSeconds: number | null; callerCpuSeconds: number | null; receiverCpuSeconds: number | null; threads: (ProcessProfile & { role: string })[] }
+  /** escp-ssh only: where its CPU went, on the client side and under sshd. */
+  escpSsh?: { threads: (ProcessProfile & { role: string })[] }
 }
 
 interface ToolStats {
@@ -105,6 +122,8 @@ interface ToolStats {
   medianOthersCpuSeconds: number | null
   /** The peer's median time over escp's: above 1, escp was faster. */
   escpSpeedup: number | null
+  /** The same over escp-ssh's. */
+  escpSshSpeedup: number | null
 }
 
 interface CellReport {
@@ -121,26 +140,55 @@ interface TransferReport extends RunConditions {
   machine: MachineInfo
   source: SourceState
   tools: Record<string, string>
-  method: { runs: number; dataDir: string; datasetsGenerated: boolean; generateSeconds: number; scpCipher: string; rsyncSshCipher: string; glibcTunables: string | null }
+  method: {
+    runs: number
+    tools: Tool[]
+    dataDir: string
+    fileBytes: number
+    smallFiles: number
+    datasetsGenerated: boolean
+    generateSeconds: number
+    scpCipher: string
+    /** Null when no tool of the run went through ssh. */
+    rsyncSshCipher: string | null
+    glibcTunables: string | null
+    /** The engine 'auto' resolved to, for each escp row. */
+    engines: { escp: string; escpSsh: string }
+  }
   cells: CellReport[]
   targets: { text: string; escpSpeedup: number | null; met: boolean | null }[]
+  /** escp-ssh's ratio to each target's peer, for information. */
+  escpSshAgainstTargets: { text: string; escpSshSpeedup: number | null }[]
 }
 
 export async function run(args: readonly string[] = []): Promise<void> {
-  const values = parseSuiteArgs(SUITE, args, { runs: { type: 'string' }, data: { type: 'string' } })
+  const values = parseSuiteArgs(SUITE, args, {
+    runs: { type: 'string' },
+    data: { type: 'string' },
+    tools: { type: 'string' },
+    'file-mib': { type: 'string' },
+    'small-files': { type: 'string' },
+  })
   const runs = integerOption(SUITE, 'runs', values.runs, DEFAULT_RUNS)
   const dataDir = path.resolve(values.data ?? DEFAULT_DATA_DIR)
+  const tools = toolsOption(values.tools)
+  const fileMiB = integerOption(SUITE, 'file-mib', values['file-mib'], DEFAULT_FILE_MIB)
+  const smallFiles = integerOption(SUITE, 'small-files', values['small-files'], DEFAULT_SMALL_FILES)
+  const bigSpec = { name: `random-${sizeName(fileMiB)}.bin`, bytes: fileMiB * 2 ** 20 }
+  const smallSpec = { name: `small-${smallFiles}`, files: smallFiles, ...SMALL_FILE }
   const clock = startRun()
   const machine = describeMachine()
   const source = sourceState()
-  const tools = await toolVersions()
-  progress(`transfer: ${runs} run(s) of each tool; data in ${dataDir}; ${machine.cpuModel}, ${machine.nproc} cores, Node ${machine.node}`)
+  const versions = await toolVersions()
+  const engines = { escp: await loopbackEngine(), escpSsh: await cliEngine() }
+  progress(`transfer: ${runs} run(s) of ${tools.join(', ')}; data in ${dataDir}; ${machine.cpuModel}, ${machine.nproc} cores, Node ${machine.node}`)
+  progress(`escp's engine '${AUTO_ENGINE}' is ${engines.escp} for copy(), ${engines.escpSsh} for the escp command`)
 
   const report = await withTeardown(async (teardown) => {
     fs.mkdirSync(dataDir, { recursive: true })
     const genStart = Date.now()
-    const big = ensureBigFile(dataDir, BIG)
-    const small = ensureSmallTree(dataDir, SMALL)
+    const big = ensureBigFile(dataDir, bigSpec)
+    const small = ensureSmallTree(dataDir, smallSpec)
     const generateSeconds = (Date.now() - genStart) / 1000
     const generated = big.generated || small.generated
     progress(`datasets ${generated ? `generated in ${generateSeconds.toFixed(0)} s` : 'reused'}: ${big.path} (${big.bytes} bytes), ${small.path} (${small.files} files, ${small.bytes} bytes)`)
@@ -151,8 +199,8 @@ export async function run(args: readonly string[] = []): Promise<void> {
 
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'escp-bench-transfer-'))
     teardown.add(`remove ${tmp}`, () => fs.rmSync(tmp, { recursive: true, force: true }))
-    const sshd = await startBenchSshd(teardown)
-    progress(`private sshd on 127.0.0.1:${sshd.port} (${sshd.version})`)
+    const sshd = tools.some((t) => SSH_TOOLS.includes(t)) ? await startBenchSshd(teardown) : null
+    if (sshd) progress(`private sshd on 127.0.0.1:${sshd.port} (${sshd.version})`)
     const diskDir = path.join(tmp, 'disk')
     fs.mkdirSync(diskDir)
     const ramDir = path.join(tmp, 'tmpfs')
@@ -165,10 +213,10 @@ export async function run(args: readonly string[] = []): Promise<void> {
     const diskFs = fileSystemName(diskDir)
     const ramFs = fileSystemName(ramDir)
     const cells: Cell[] = [
-      { id: 'big-file', title: `one ${BIG.bytes / 2 ** 30} GiB file → ${diskFs}`, dataset: big, destinationDir: diskDir, destinationFs: diskFs, tree: false, digest: bigDigest, removeCopiesAtEnd: false },
-      // Twelve copies of the tree take 4 GB of disk, and would not fit in the tmpfs.
-      { id: 'small-files-ext4', title: `${SMALL.files} small files → ${diskFs}`, dataset: small, destinationDir: diskDir, destinationFs: diskFs, tree: true, digest: smallDigest, removeCopiesAtEnd: true },
-      { id: 'small-files-tmpfs', title: `${SMALL.files} small files → ${ramFs}`, dataset: small, destinationDir: ramDir, destinationFs: ramFs, tree: true, digest: smallDigest, removeCopiesAtEnd: false },
+      { id: 'big-file', title: `one ${sizeText(fileMiB)} file → ${diskFs}`, dataset: big, destinationDir: diskDir, destinationFs: diskFs, tree: false, digest: bigDigest, removeCopiesAtEnd: false },
+      // Fifteen copies of the issue's tree take 5 GB of disk, and would not fit in the tmpfs.
+      { id: 'small-files-ext4', title: `${smallFiles} small files → ${diskFs}`, dataset: small, destinationDir: diskDir, destinationFs: diskFs, tree: true, digest: smallDigest, removeCopiesAtEnd: true },
+      { id: 'small-files-tmpfs', title: `${smallFiles} small files → ${ramFs}`, dataset: small, destinationDir: ramDir, destinationFs: ramFs, tree: true, digest: smallDigest, removeCopiesAtEnd: false },
     ]
     const cellReports: CellReport[] = []
     for (const cell of cells) {
@@ -176,8 +224,8 @@ export async function run(args: readonly string[] = []): Promise<void> {
       const records: RunRecord[] = []
       for (let r = 0; r < runs; r++) {
         // Each round starts with another tool, so none always runs first (or right after escp).
-        for (let k = 0; k < TOOLS.length; k++) {
-          const tool = TOOLS[(k + r) % TOOLS.length]
+        for (let k = 0; k < tools.length; k++) {
+          const tool = tools[(k + r) % tools.length]
           const rec = await measureRun(cell, tool, r + 1, sshd)
           records.push(rec)
           progress(`  ${tool} run ${r + 1}: ${rec.ok ? `${rec.wallSeconds.toFixed(2)} s, ${rec.cpuSeconds.toFixed(2)} CPU s` : `FAILED: ${rec.error}`}`)
@@ -187,21 +235,36 @@ export async function run(args: readonly string[] = []): Promise<void> {
         for (const name of fs.readdirSync(cell.destinationDir)) fs.rmSync(path.join(cell.destinationDir, name), { recursive: true, force: true })
         await execFileP('sync')
       }
-      cellReports.push({ id: cell.id, title: cell.title, dataset: { path: repoPath(cell.dataset.path), files: cell.dataset.files, bytes: cell.dataset.bytes }, destinationFs: cell.destinationFs, runs: records, stats: statsOf(records, cell.dataset.bytes) })
+      cellReports.push({ id: cell.id, title: cell.title, dataset: { path: repoPath(cell.dataset.path), files: cell.dataset.files, bytes: cell.dataset.bytes }, destinationFs: cell.destinationFs, runs: records, stats: statsOf(records, cell.dataset.bytes, tools) })
     }
+    const peerOf = (t: (typeof TARGETS)[number]) => cellReports.find((c) => c.id === t.cell)?.stats.find((s) => s.tool === t.peer)
     const targets = TARGETS.map((t) => {
-      const speedup = cellReports.find((c) => c.id === t.cell)?.stats.find((s) => s.tool === t.peer)?.escpSpeedup ?? null
+      const speedup = peerOf(t)?.escpSpeedup ?? null
       return { text: t.text, escpSpeedup: speedup, met: speedup === null ? null : speedup >= t.factor }
     })
+    const escpSshAgainstTargets = TARGETS.map((t) => ({ text: t.against, escpSshSpeedup: peerOf(t)?.escpSshSpeedup ?? null }))
     const result: TransferReport = {
       suite: SUITE,
       ...clock.finish(),
       machine,
       source,
-      tools: { ...tools, sshd: sshd.version },
-      method: { runs, dataDir: repoPath(dataDir), datasetsGenerated: generated, generateSeconds, scpCipher: SCP_CIPHER, rsyncSshCipher: sshd.defaultCipher, glibcTunables: process.env.GLIBC_TUNABLES ?? null },
+      tools: { ...versions, ...(sshd ? { sshd: sshd.version } : {}) },
+      method: {
+        runs,
+        tools,
+        dataDir: repoPath(dataDir),
+        fileBytes: big.bytes,
+        smallFiles,
+        datasetsGenerated: generated,
+        generateSeconds,
+        scpCipher: SCP_CIPHER,
+        rsyncSshCipher: sshd?.defaultCipher ?? null,
+        glibcTunables: process.env.GLIBC_TUNABLES ?? null,
+        engines,
+      },
       cells: cellReports,
       targets,
+      escpSshAgainstTargets,
     }
     return result
   })
@@ -211,31 +274,47 @@ export async function run(args: readonly string[] = []): Promise<void> {
 }
 
 /** One copy by one tool: fresh destination, quiet machine, timed, verified, removed. */
-async function measureRun(cell: Cell, tool: Tool, run: number, sshd: BenchSshd): Promise<RunRecord> {
+async function measureRun(cell: Cell, tool: Tool, run: number, sshd: BenchSshd | null): Promise<RunRecord> {
   const destination = path.join(cell.destinationDir, `${tool}-${run}${cell.tree ? '' : '.bin'}`)
   // Dirty pages of earlier copies are written back now, not during this one.
   await execFileP('sync')
   const quiet = await waitForQuiet(QUIET_WAIT_MS)
   const machineBefore = readCpuTimes()
-  const serverBefore = sshd.serverCpuSeconds()
+  const serverBefore = sshd?.serverCpuSeconds() ?? 0
   let timed: TimedResult
   let escp: RunRecord['escp']
+  let escpSsh: RunRecord['escpSsh']
+  /** Whether the sshd's sessions had all ended, when escp-ssh already waited for that. */
+  let sshdIdle: boolean | undefined
   let error: string | undefined
   const src = cell.dataset.path
-  const remote = `${sshd.target}:${destination}`
   if (tool === 'escp') {
     const r = await runEscpCopy({ sources: [src], destination, options: cell.tree ? { recursive: true } : {} })
     timed = r.timed
     escp = { copyWallSeconds: r.copy?.wallSeconds ?? null, callerCpuSeconds: r.copy?.callerCpuSeconds ?? null, receiverCpuSeconds: r.copy?.receiverCpuSeconds ?? null, threads: r.threads }
     error = r.error ?? undefined
   } else {
-    const [file, args] = commandOf(tool, cell.tree, src, destination, remote, sshd)
-    timed = await runTimed(file, args)
+    const [file, args] = commandOf(tool, cell.tree, src, destination, sshd)
+    if (tool === 'escp-ssh' && sshd) {
+      // The sshd side is sampled from before the session starts, so its processes are seen from their first sample.
+      const server = new ThreadSampler(sshd.pid)
+      // escp's defaults, whatever config files this machine has.
+      const proc = startTimed(file, args, { env: { ...process.env, ESCP_CONFIG: '/dev/null' } })
+      const client = new ThreadSampler(proc.pid)
+      timed = await proc.done
+      const clientThreads = client.stop().filter((p) => !p.command.startsWith(GNU_TIME))
+      // The server side's last samples are taken once its processes have ended.
+      sshdIdle = await sshd.waitIdle()
+      const serverThreads = server.stop()
+      escpSsh = { threads: [...clientThreads, ...serverThreads].map((p) => ({ ...p, role: escpSshRoleOf(p, sshd.pid) })) }
+    } else {
+      timed = await runTimed(file, args)
+    }
     if (timed.exitCode !== 0) error = `${timed.timedOut ? 'timed out' : `exit ${timed.exitCode}`}: ${tail(timed.stderr + timed.stdout)}`
   }
   let serverCpuSeconds: number | null = null
-  if (tool === 'scp' || tool === 'rsync') {
-    if (!(await sshd.waitIdle())) error ??= 'the sshd session was still running 10 s after the client exited'
+  if (SSH_TOOLS.includes(tool) && sshd) {
+    if (!(sshdIdle ?? (await sshd.waitIdle()))) error ??= 'the sshd session was still running 10 s after the client exited'
     serverCpuSeconds = sshd.serverCpuSeconds() - serverBefore
   }
   const machineBusySeconds = busySeconds(machineBefore, readCpuTimes())
@@ -256,20 +335,38 @@ async function measureRun(cell: Cell, tool: Tool, run: number, sshd: BenchSshd):
     machineBusySeconds,
     quiet,
     escp,
+    escpSsh,
   }
 }
 
-/** The peers' command lines, as a user would type them (plus the private sshd's options). */
-function commandOf(tool: Exclude<Tool, 'escp'>, tree: boolean, src: string, destination: string, remote: string, sshd: BenchSshd): [string, string[]] {
+/**
+ * The command lines, as a user would type them (plus the private sshd's options; for escp-ssh,
+ * -D so that the remote side runs this repository's escp too).
+ */
+function commandOf(tool: Exclude<Tool, 'escp'>, tree: boolean, src: string, destination: string, sshd: BenchSshd | null): [string, string[]] {
+  if (tool === 'cp') return ['cp', tree ? ['-r', src, destination] : [src, destination]]
+  if (!sshd) throw new Error(`${tool} needs the private sshd, which was not started`)
+  const remote = `${sshd.target}:${destination}`
   switch (tool) {
-    case 'cp':
-      return ['cp', tree ? ['-r', src, destination] : [src, destination]]
     case 'scp':
       return ['scp', ['-q', '-c', SCP_CIPHER, ...sshd.sshOptions, ...(tree ? ['-r'] : []), src, remote]]
     case 'rsync':
       // A trailing slash: the tree's contents go into the new directory, as cp -r and scp -r place them.
       return ['rsync', [...(tree ? ['-r', `${src}/`] : [src]), '-e', ['ssh', ...sshd.sshOptions].join(' '), remote]]
+    case 'escp-ssh':
+      return [process.execPath, [ESCP_CLI, '-q', ...sshd.sshOptions, '-D', ESCP_CLI, ...(tree ? ['-r'] : []), src, remote]]
   }
+}
+
+/** What a process of an escp-ssh run was, for its CPU profile. */
+function escpSshRoleOf(p: ProcessProfile, sshdPid: number): string {
+  if (p.pid === sshdPid) return 'sshd (listener)'
+  if (/^(\S*\/)?sshd/.test(p.command)) return 'sshd (session)'
+  // Before the server: the ssh client's command line names the remote `escp server` too.
+  if (/^(\S*\/)?ssh /.test(p.command)) return 'ssh (client)'
+  if (/run\.js server\b/.test(p.command)) return 'receiver (escp server, under sshd)'
+  if (p.command.includes(ESCP_CLI)) return 'sender (escp command)'
+  return p.command.slice(0, 60)
 }
 
 /** Undefined when `destination` holds exactly the source's bytes; else what differs. */
@@ -289,8 +386,8 @@ async function verify(cell: Cell, destination: string): Promise<string | undefin
   return undefined
 }
 
-function statsOf(records: readonly RunRecord[], bytes: number): ToolStats[] {
-  const byTool = TOOLS.map((tool) => {
+function statsOf(records: readonly RunRecord[], bytes: number, tools: readonly Tool[]): ToolStats[] {
+  const byTool = tools.map((tool) => {
     const mine = records.filter((r) => r.tool === tool)
     const ok = mine.filter((r) => r.ok)
     const seconds = ok.map((r) => r.wallSeconds)
@@ -307,11 +404,57 @@ function statsOf(records: readonly RunRecord[], bytes: number): ToolStats[] {
       maxRssKiB: ok.length ? Math.max(...ok.map((r) => r.maxRssKiB)) : null,
       medianOthersCpuSeconds: median(ok.flatMap((r) => (r.machineBusySeconds === null ? [] : [Math.max(0, r.machineBusySeconds - r.cpuSeconds)]))),
       escpSpeedup: null as number | null,
+      escpSshSpeedup: null as number | null,
     }
   })
   const escp = byTool.find((s) => s.tool === 'escp')?.medianSeconds ?? null
-  for (const s of byTool) s.escpSpeedup = s.medianSeconds === null || escp === null ? null : s.medianSeconds / escp
+  const escpSsh = byTool.find((s) => s.tool === 'escp-ssh')?.medianSeconds ?? null
+  for (const s of byTool) {
+    s.escpSpeedup = s.medianSeconds === null || escp === null ? null : s.medianSeconds / escp
+    s.escpSshSpeedup = s.medianSeconds === null || escpSsh === null ? null : s.medianSeconds / escpSsh
+  }
   return byTool
+}
+
+/** --tools: a subset of TOOLS, kept in TOOLS' order. */
+function toolsOption(text: string | undefined): Tool[] {
+  if (text === undefined) return [...TOOLS]
+  const names = text.split(',').map((t) => t.trim())
+  const unknown = names.filter((n) => !(TOOLS as readonly string[]).includes(n))
+  if (unknown.length > 0) throw new UsageError(`${SUITE}: --tools takes a comma-separated list of ${TOOLS.join(', ')}; got '${text}'`)
+  return TOOLS.filter((t) => names.includes(t))
+}
+
+/** For file names: 64 → '64MiB', 2048 → '2GiB' (the issue's 'random-2GiB.bin'). */
+function sizeName(mib: number): string {
+  return mib % 1024 === 0 ? `${mib / 1024}GiB` : `${mib}MiB`
+}
+
+function sizeText(mib: number): string {
+  return sizeName(mib).replace(/(\d)([MG])/, '$1 $2')
+}
+
+/** The engine copy() runs on both sides when asked for 'auto': it loads the built-ins and ESCP_PLUGINS' modules. */
+async function loopbackEngine(): Promise<string> {
+  const { registry } = await loadPlugins({ plugins: pluginsFromEnv() })
+  return registry.resolve('engine', AUTO_ENGINE).name
+}
+
+/**
+ * The engine the escp command (and `escp server`, the same program here) runs when asked for
+ * 'auto': the registry's choice among the engines `escp engines` lists, the plugins the
+ * command loads (its bundled engines, installed plugins, ESCP_PLUGINS).
+ */
+async function cliEngine(): Promise<string> {
+  try {
+    const { stdout } = await execFileP(process.execPath, [ESCP_CLI, 'engines', '--json'], { env: { ...process.env, ESCP_CONFIG: '/dev/null' } })
+    const entries = JSON.parse(stdout) as { kind: string; plugin: string }[]
+    const plugins = [...new Set(entries.filter((e) => e.kind === 'engine' && e.plugin !== '@escp/core').map((e) => e.plugin))]
+    const { registry } = await loadPlugins({ plugins })
+    return registry.resolve('engine', AUTO_ENGINE).name
+  } catch (err) {
+    return `${AUTO_ENGINE} (not resolved here: ${(err as Error).message.split('\n')[0]})`
+  }
 }
 
 async function toolVersions(): Promise<Record<string, string>> {
@@ -323,13 +466,19 @@ async function toolVersions(): Promise<Record<string, string>> {
       return `unavailable: ${(err as Error).message}`
     }
   }
-  return { cp: await first('cp', ['--version']), rsync: await first('rsync', ['--version']), ssh: await first('ssh', ['-V']) }
+  return {
+    cp: await first('cp', ['--version']),
+    rsync: await first('rsync', ['--version']),
+    ssh: await first('ssh', ['-V']),
+    escp: await first(process.execPath, [ESCP_CLI, '-V']),
+  }
 }
 
 function renderSection(report: TransferReport, jsonFile: string): string {
   const { machine, method } = report
+  const ran = (tool: Tool) => method.tools.includes(tool)
   const tables = report.cells.flatMap((cell) => {
-    const escp = cell.stats.find((s) => s.tool === 'escp')
+    const missing = (['escp', 'escp-ssh'] as const).filter((t) => ran(t) && !cell.stats.find((s) => s.tool === t)?.medianSeconds)
     const rows = cell.stats.map((s) => [
       s.tool,
       `${s.runsOk}/${s.runs}`,
@@ -340,13 +489,14 @@ function renderSection(report: TransferReport, jsonFile: string): string {
       fixed(s.medianCpuSeconds),
       s.maxRssKiB === null ? '' : Math.round(s.maxRssKiB / 1024).toString(),
       fixed(s.medianOthersCpuSeconds),
-      s.tool === 'escp' || s.escpSpeedup === null ? '' : `${s.escpSpeedup.toFixed(2)}×`,
+      ...(ran('escp') ? [ratio(s.tool === 'escp' ? null : s.escpSpeedup)] : []),
+      ...(ran('escp-ssh') ? [ratio(s.tool === 'escp-ssh' ? null : s.escpSshSpeedup)] : []),
     ])
     const failures = cell.runs.filter((r) => !r.ok).map((r) => `- ${r.tool} run ${r.run} failed: ${r.error}`)
     return [
       `### ${cell.title}`,
       '',
-      `${cell.dataset.files} file${cell.dataset.files > 1 ? 's' : ''}, ${cell.dataset.bytes} bytes${escp?.medianSeconds ? '' : '; escp has no successful run, so no ratios'}.`,
+      `${cell.dataset.files} file${cell.dataset.files > 1 ? 's' : ''}, ${cell.dataset.bytes} bytes${missing.map((t) => `; ${t} has no successful run, so no ratios to it`).join('')}.`,
       '',
       markdownTable(
         [
@@ -359,7 +509,8 @@ function renderSection(report: TransferReport, jsonFile: string): string {
           { header: 'median CPU s', align: 'right' },
           { header: 'peak RSS MiB', align: 'right' },
           { header: "median others' CPU s", align: 'right' },
-          { header: 'escp speed-up (tool s ÷ escp s)', align: 'right' },
+          ...(ran('escp') ? [{ header: 'escp speed-up (tool s ÷ escp s)', align: 'right' as const }] : []),
+          ...(ran('escp-ssh') ? [{ header: 'escp-ssh speed-up (tool s ÷ escp-ssh s)', align: 'right' as const }] : []),
         ],
         rows,
       ),
@@ -367,45 +518,59 @@ function renderSection(report: TransferReport, jsonFile: string): string {
       '',
     ]
   })
-  const profiles = report.cells.flatMap((cell) => {
-    const escpRuns = cell.runs.filter((r) => r.tool === 'escp' && r.ok && r.escp)
-    const med = median(escpRuns.map((r) => r.wallSeconds))
-    const pick = escpRuns.find((r) => r.wallSeconds === med) ?? escpRuns[0]
-    return pick?.escp ? pick.escp.threads.map((p) => ({ run: `${cell.id}, run ${pick.run}`, role: p.role, wallSeconds: pick.wallSeconds, profile: p })) : []
-  })
+  const profiles = report.cells.flatMap((cell) =>
+    (['escp', 'escp-ssh'] as const).flatMap((tool) => {
+      const done = cell.runs.filter((r) => r.tool === tool && r.ok)
+      const med = median(done.map((r) => r.wallSeconds))
+      const pick = done.find((r) => r.wallSeconds === med) ?? done[0]
+      if (!pick) return []
+      const threads = (tool === 'escp' ? pick.escp : pick.escpSsh)?.threads ?? []
+      return threads.map((p) => ({ run: `${cell.id}, ${tool} run ${pick.run}`, role: p.role, wallSeconds: pick.wallSeconds, profile: p }))
+    }),
+  )
   const targetLines = report.targets.map(
     (t) => `- ${t.text}: ${t.escpSpeedup === null ? 'not measured' : `escp ${t.escpSpeedup.toFixed(2)}× (median against median), **${t.met ? 'met' : 'not met'}**`}`,
   )
+  const sshLines = report.escpSshAgainstTargets.map(
+    (t) => `- Information, not a target: escp-ssh (the escp command through sshd), ${t.text}: ${t.escpSshSpeedup === null ? 'not measured' : `${t.escpSshSpeedup.toFixed(2)}× (median against median)`}`,
+  )
+  const issueData = method.fileBytes === DEFAULT_FILE_MIB * 2 ** 20 && method.smallFiles === DEFAULT_SMALL_FILES
+  /** How each tool ran, for the tools this run measured. */
+  const toolLines: Record<Tool, string> = {
+    cp: '- **cp**: `cp SRC DST`, `cp -r SRC DST`.',
+    scp: `- **scp**: \`scp -q -c ${method.scpCipher} -F CONFIG [-r] SRC user@127.0.0.1:DST\` through a private sshd started by the suite (the end-to-end tests' \`test/helpers/sshd.ts\`: its own host key and port, a throwaway client key; CONFIG sets the port, the key, \`StrictHostKeyChecking no\`, \`UserKnownHostsFile /dev/null\`, \`BatchMode yes\`). OpenSSH 9's scp speaks SFTP to the server.`,
+    rsync: `- **rsync**: \`rsync [-r] SRC[/] -e 'ssh -F CONFIG' user@127.0.0.1:DST\`, with ssh's default cipher (${method.rsyncSshCipher} here).`,
+    escp: `- **escp**: \`copy({sources: [SRC], destination: DST, options: {}})\`, \`{recursive: true}\` for the tree (default options otherwise: ${loopbackStreams()} stream(s) (a local copy takes one per two cores, 1 to 4), 1 MiB blocks, aes-128-gcm, xxh64 verification, engine '${AUTO_ENGINE}', which resolved to ${method.engines.escp} here: 'auto' takes the native posix engine where it is loaded and available, else node-fs, and copy() loads only the built-in plugin and ESCP_PLUGINS' modules), called by a small Node script (\`bench/lib/escp-copy.cjs\`); loopback mode: the receiver is a child process, the data crosses encrypted TCP streams on loopback; no ssh is involved.`,
+    'escp-ssh': `- **escp-ssh**: the escp command, \`node packages/cli/bin/run.js -q -F CONFIG -D packages/cli/bin/run.js [-r] SRC user@127.0.0.1:DST\`, through the same private sshd as scp and rsync: ssh (its default cipher) starts \`escp server\` of this repository (-D) on the "remote" side, carries only the control channel, and the data crosses ${DEFAULT_OPTIONS.streams} encrypted TCP streams on loopback (escp's defaults over ssh: ${DEFAULT_OPTIONS.streams} streams, 1 MiB blocks, ${DEFAULT_OPTIONS.cipher}, ${DEFAULT_OPTIONS.checksum} verification, engine '${DEFAULT_OPTIONS.engine}', which resolved to ${method.engines.escpSsh} here, on both ends: the command, and \`escp server\` with it, loads its bundled engine plugins besides the built-ins). ESCP_CONFIG=/dev/null, so no config file changes the defaults.`,
+  }
   return [
     `## ${SUITE}`,
     '',
     `Measured ${report.date} by \`npm run bench -- ${SUITE}\` in ${Math.round(report.durationSeconds / 60)} min; data: \`${jsonFile}\`.`,
     '',
     machineLine(machine),
-    `- Node ${machine.node}; ${report.tools.cp}; ${report.tools.rsync}; ${report.tools.ssh}`,
+    `- Node ${machine.node}; ${report.tools.cp}; ${report.tools.rsync}; ${report.tools.ssh}; ${report.tools.escp}`,
     loadLine(report),
     sourceLine(report.source),
-    `- Datasets in \`${method.dataDir}\`, ${method.datasetsGenerated ? `generated by this run in ${Math.round(method.generateSeconds)} s` : 'reused from an earlier run'}; the sources are read from the page cache (hashed just before).`,
+    `- Datasets in \`${method.dataDir}\`, ${method.datasetsGenerated ? `generated by this run in ${Math.round(method.generateSeconds)} s` : 'reused from an earlier run'}${issueData ? '' : `, smaller than the issue's (${sizeText(DEFAULT_FILE_MIB)}, ${DEFAULT_SMALL_FILES} files): a quick run`}; the sources are read from the page cache (hashed just before).`,
     '',
-    `${method.runs} run${method.runs > 1 ? 's' : ''} of each tool per case, the tools taking turns; each copy goes to a new name, \`sync\` runs before each run (not timed), and every copy is checked against the source (sha256 of the file; for a tree, sha256 over the sorted relative paths, sizes and contents). Copies are removed right after their run, except in the ext4 small-files case, where they stay until the case ends: this ext4 has no journal, and such an ext4 skips recently freed inodes when it allocates new ones, reading each one's inode to find out (\`recently_deleted()\` in its inode allocator, seen with perf); in runs that removed each copy at once, \`cp -r\` of the tree took 7.9 s where it had taken 0.4 s. Figures are over the successful runs.`,
+    `${method.runs} run${method.runs > 1 ? 's' : ''} of each tool per case (${method.tools.join(', ')}), the tools taking turns; each copy goes to a new name, \`sync\` runs before each run (not timed), and every copy is checked against the source (sha256 of the file; for a tree, sha256 over the sorted relative paths, sizes and contents). Copies are removed right after their run, except in the ext4 small-files case, where they stay until the case ends: this ext4 has no journal, and such an ext4 skips recently freed inodes when it allocates new ones, reading each one's inode to find out (\`recently_deleted()\` in its inode allocator, seen with perf); in runs that removed each copy at once, \`cp -r\` of the tree took 7.9 s where it had taken 0.4 s. Figures are over the successful runs.`,
     '',
     ...tables,
-    '**Targets** (from the issue):',
+    `**Targets** (from the issue${issueData ? '' : "; measured here on this run's smaller datasets"}):`,
     '',
     ...targetLines,
+    ...(ran('escp-ssh') ? sshLines : []),
     '',
     'How each tool ran and what its figures cover:',
     '',
-    '- **cp**: `cp SRC DST`, `cp -r SRC DST`.',
-    `- **scp**: \`scp -q -c ${method.scpCipher} -F CONFIG [-r] SRC user@127.0.0.1:DST\` through a private sshd started by the suite (the end-to-end tests' \`test/helpers/sshd.ts\`: its own host key and port, a throwaway client key; CONFIG sets the port, the key, \`StrictHostKeyChecking no\`, \`UserKnownHostsFile /dev/null\`, \`BatchMode yes\`). OpenSSH 9's scp speaks SFTP to the server.`,
-    `- **rsync**: \`rsync [-r] SRC[/] -e 'ssh -F CONFIG' user@127.0.0.1:DST\`, with ssh's default cipher (${method.rsyncSshCipher} here).`,
-    `- **escp**: \`copy({sources: [SRC], destination: DST, options: {}})\`, \`{recursive: true}\` for the tree (default options otherwise: ${loopbackStreams()} stream(s) (a local copy takes one per two cores, 1 to 4), 1 MiB blocks, aes-128-gcm, xxh64 verification, node-fs engine), called by a small Node script (\`bench/lib/escp-copy.cjs\`); loopback mode: the receiver is a child process, the data crosses encrypted TCP streams on loopback; no ssh is involved.`,
-    '- **s**: wall time of the command, GNU time `%e`, start-up included (Node\'s, for escp; the ssh handshake, for scp and rsync). **MB/s**: bytes of the dataset over the median s.',
-    '- **CPU s**: user + system CPU of the command\'s process tree, GNU time `%U + %S` (for escp: the sender process with its worker threads and the receiver child that copy() waits for); for scp and rsync plus the server side: the CPU of sshd\'s session processes (sshd, sftp-server, the remote rsync), read from the private sshd\'s children times in /proc once they have exited. **peak RSS**: GNU time `%M`, the largest single process of the command\'s tree (not a sum); the sshd side is not included.',
+    ...method.tools.map((t) => toolLines[t]),
+    '- **s**: wall time of the command, GNU time `%e`, start-up included (Node\'s, for escp; the ssh handshake, for scp and rsync; both, and the server\'s Node start-up, for escp-ssh). **MB/s**: bytes of the dataset over the median s.',
+    '- **CPU s**: user + system CPU of the command\'s process tree, GNU time `%U + %S` (for escp: the sender process with its worker threads and the receiver child that copy() waits for; for escp-ssh: the escp command with its worker threads and the ssh client it starts); for scp, rsync and escp-ssh plus the server side: the CPU of sshd\'s session processes (sshd, sftp-server, the remote rsync, `escp server` with its worker threads), read from the private sshd\'s children times in /proc once they have exited. **peak RSS**: GNU time `%M`, the largest single process of the command\'s tree (not a sum); the sshd side is not included (for escp-ssh: the receiver, `escp server`, is not in it).',
     `- **others' CPU s**: CPU the rest of the machine used during the run (the median): other people's work on this shared machine, and this suite's own bookkeeping. Before each run the suite waited for a second with at most ${QUIET_BUSY_PERCENT}% of the CPUs busy, up to ${QUIET_WAIT_MS / 1000} s (waited ${Math.round(report.cells.reduce((t, c) => t + c.runs.reduce((u, r) => u + r.quiet.waitedSeconds, 0), 0))} s in all).`,
-    `- GLIBC_TUNABLES: copy() gives its receiver child the malloc thresholds from DESIGN.md; the sender process ran with ${method.glibcTunables === null ? 'glibc defaults (GLIBC_TUNABLES unset)' : `GLIBC_TUNABLES=${method.glibcTunables}`}.`,
+    `- GLIBC_TUNABLES: copy() gives its receiver child the malloc thresholds from DESIGN.md; the sender process${ran('escp-ssh') ? ' and the escp command' : ''} ran with ${method.glibcTunables === null ? 'glibc defaults (GLIBC_TUNABLES unset)' : `GLIBC_TUNABLES=${method.glibcTunables}`}${ran('escp-ssh') ? "; `escp server` under sshd ran with the environment sshd gives a session (the private sshd sets PATH, nothing else), as on a remote host" : ''}.`,
     '',
-    'Where escp\'s CPU went in its median run of each case (per process and thread, sampled from /proc every 0.2 s; "busy" is the main thread\'s CPU over the run\'s wall time; other threads: the stream workers (one per stream) and Node\'s helpers: libuv\'s file-system pool (4 threads, shared by the workers; their CPU is mostly system time) and V8\'s garbage collector):',
+    'Where escp\'s and escp-ssh\'s CPU went in the median run of each case (per process and thread, sampled from /proc every 0.2 s, so a process that lived less than that can be missing; "busy" is the main thread\'s CPU over the run\'s wall time; other threads: the stream workers (one per stream) and their helpers: libuv\'s file-system pool (shared by the workers; mostly system time), the posix engine\'s I/O threads where it runs, and V8\'s garbage collector):',
     '',
     profileTable(profiles),
   ].join('\n')
@@ -413,6 +578,10 @@ function renderSection(report: TransferReport, jsonFile: string): string {
 
 function fixed(x: number | null): string {
   return x === null ? '' : x.toFixed(2)
+}
+
+function ratio(x: number | null): string {
+  return x === null ? '' : `${x.toFixed(2)}×`
 }
 
 function progress(line: string): void {
