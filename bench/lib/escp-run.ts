@@ -2,6 +2,7 @@
 // time, with the CPU of every thread of the tree sampled from /proc while it runs.
 import path from 'node:path'
 import type { CopyRequest, TransferSummary } from '@escp/core'
+import { BUNDLED_PLUGINS } from '@escp/cli'
 import { ThreadSampler, ticksPerSecond } from './proc'
 import type { ProcessProfile } from './proc'
 import { GNU_TIME, startTimed, tail } from './timed-command'
@@ -39,6 +40,12 @@ export interface EscpRun {
   /** Per process of the tree: CPU of its main thread and of its other threads. */
   threads: (ProcessProfile & { role: string })[]
 }
+
+/**
+ * The engine packages the escp command ships and loads: copy() in the benchmarks loads them too,
+ * so that its 'auto' engine is the one users get from `escp a b`.
+ */
+export const SHIPPED_PLUGINS: readonly string[] = BUNDLED_PLUGINS
 
 /** Runs copy(request) in a fresh Node process; `env` adds to the suite's environment. */
 export async function runEscpCopy(request: Omit<CopyRequest, 'onProgress' | 'onIssue'>, env: NodeJS.ProcessEnv = {}): Promise<EscpRun> {

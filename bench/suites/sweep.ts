@@ -11,7 +11,7 @@ import { promisify } from 'node:util'
 import { integerOption, parseSuiteArgs } from '../lib/args'
 import { ensureBigFile, ensureLogFile, sha256File } from '../lib/datasets'
 import type { Dataset } from '../lib/datasets'
-import { runEscpCopy } from '../lib/escp-run'
+import { SHIPPED_PLUGINS, runEscpCopy } from '../lib/escp-run'
 import { QUIET_BUSY_PERCENT, describeMachine, loadLine, machineLine, startRun, waitForQuiet } from '../lib/machine'
 import type { MachineInfo, QuietWait, RunConditions } from '../lib/machine'
 import { publishResults, repoPath } from '../lib/results'
@@ -187,7 +187,7 @@ async function measureRun(c: Case, run: number, dataset: Dataset, digest: string
   // Dirty pages of earlier copies are written back now, not during this one.
   await execFileP('sync')
   const quiet = await waitForQuiet(QUIET_WAIT_MS)
-  const r = await runEscpCopy({ sources: [dataset.path], destination, options: { streams: c.streams, blockSizeBytes: c.blockSizeBytes, compressor: c.compressor } })
+  const r = await runEscpCopy({ sources: [dataset.path], destination, options: { streams: c.streams, blockSizeBytes: c.blockSizeBytes, compressor: c.compressor, plugins: [...SHIPPED_PLUGINS] } })
   let error = r.error ?? undefined
   error ??= await verify(destination, dataset.bytes, digest)
   fs.rmSync(destination, { force: true })

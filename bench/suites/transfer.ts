@@ -13,7 +13,7 @@ import { UsageError, integerOption, parseSuiteArgs } from '../lib/args'
 import { updateChart } from '../lib/chart'
 import { ensureBigFile, ensureSmallTree, sha256File, treeDigest } from '../lib/datasets'
 import type { Dataset } from '../lib/datasets'
-import { runEscpCopy } from '../lib/escp-run'
+import { SHIPPED_PLUGINS, runEscpCopy } from '../lib/escp-run'
 import { AUTO_ENGINE, DEFAULT_OPTIONS, loadPlugins, loopbackStreams, pluginsFromEnv } from '@escp/core'
 import { QUIET_BUSY_PERCENT, busySeconds, describeMachine, fileSystemName, loadLine, machineLine, readCpuTimes, startRun, waitForQuiet } from '../lib/machine'
 import type { MachineInfo, QuietWait, RunConditions } from '../lib/machine'
@@ -289,7 +289,7 @@ async function measureRun(cell: Cell, tool: Tool, run: number, sshd: BenchSshd |
   let error: string | undefined
   const src = cell.dataset.path
   if (tool === 'escp') {
-    const r = await runEscpCopy({ sources: [src], destination, options: cell.tree ? { recursive: true } : {} })
+    const r = await runEscpCopy({ sources: [src], destination, options: { ...(cell.tree ? { recursive: true } : {}), plugins: [...SHIPPED_PLUGINS] } })
     timed = r.timed
     escp = { copyWallSeconds: r.copy?.wallSeconds ?? null, callerCpuSeconds: r.copy?.callerCpuSeconds ?? null, receiverCpuSeconds: r.copy?.receiverCpuSeconds ?? null, threads: r.threads }
     error = r.error ?? undefined
@@ -434,9 +434,9 @@ function sizeText(mib: number): string {
   return sizeName(mib).replace(/(\d)([MG])/, '$1 $2')
 }
 
-/** The engine copy() runs on both sides when asked for 'auto': it loads the built-ins and ESCP_PLUGINS' modules. */
+/** The engine copy() runs on both sides when asked for 'auto', given the engine packages the escp command ships. */
 async function loopbackEngine(): Promise<string> {
-  const { registry } = await loadPlugins({ plugins: pluginsFromEnv() })
+  const { registry } = await loadPlugins({ plugins: [...pluginsFromEnv(), ...SHIPPED_PLUGINS] })
   return registry.resolve('engine', AUTO_ENGINE).name
 }
 
@@ -540,7 +540,7 @@ function renderSection(report: TransferReport, jsonFile: string): string {
     cp: '- **cp**: `cp SRC DST`, `cp -r SRC DST`.',
     scp: `- **scp**: \`scp -q -c ${method.scpCipher} -F CONFIG [-r] SRC user@127.0.0.1:DST\` through a private sshd started by the suite (the end-to-end tests' \`test/helpers/sshd.ts\`: its own host key and port, a throwaway client key; CONFIG sets the port, the key, \`StrictHostKeyChecking no\`, \`UserKnownHostsFile /dev/null\`, \`BatchMode yes\`). OpenSSH 9's scp speaks SFTP to the server.`,
     rsync: `- **rsync**: \`rsync [-r] SRC[/] -e 'ssh -F CONFIG' user@127.0.0.1:DST\`, with ssh's default cipher (${method.rsyncSshCipher} here).`,
-    escp: `- **escp**: \`copy({sources: [SRC], destination: DST, options: {}})\`, \`{recursive: true}\` for the tree (default options otherwise: ${loopbackStreams()} stream(s) (a local copy takes one per two cores, 1 to 4), 1 MiB blocks, aes-128-gcm, xxh64 verification, engine '${AUTO_ENGINE}', which resolved to ${method.engines.escp} here: 'auto' takes the native posix engine where it is loaded and available, else node-fs, and copy() loads only the built-in plugin and ESCP_PLUGINS' modules), called by a small Node script (\`bench/lib/escp-copy.cjs\`); loopback mode: the receiver is a child process, the data crosses encrypted TCP streams on loopback; no ssh is involved.`,
+    escp: `- **escp**: \`copy({sources: [SRC], destination: DST, options: {}})\`, \`{recursive: true}\` for the tree (default options otherwise: ${loopbackStreams()} stream(s) (a local copy takes one per two cores, 1 to 4), 1 MiB blocks, aes-128-gcm, xxh64 verification, engine '${AUTO_ENGINE}', which resolved to ${method.engines.escp} here: 'auto' takes the native posix engine where it is loaded and available, else node-fs; copy() is given the engine packages the escp command ships (${SHIPPED_PLUGINS.join(', ')}), so it runs what \`escp a b\` runs), called by a small Node script (\`bench/lib/escp-copy.cjs\`); loopback mode: the receiver is a child process, the data crosses encrypted TCP streams on loopback; no ssh is involved.`,
     'escp-ssh': `- **escp-ssh**: the escp command, \`node packages/cli/bin/run.js -q -F CONFIG -D packages/cli/bin/run.js [-r] SRC user@127.0.0.1:DST\`, through the same private sshd as scp and rsync: ssh (its default cipher) starts \`escp server\` of this repository (-D) on the "remote" side, carries only the control channel, and the data crosses ${DEFAULT_OPTIONS.streams} encrypted TCP streams on loopback (escp's defaults over ssh: ${DEFAULT_OPTIONS.streams} streams, 1 MiB blocks, ${DEFAULT_OPTIONS.cipher}, ${DEFAULT_OPTIONS.checksum} verification, engine '${DEFAULT_OPTIONS.engine}', which resolved to ${method.engines.escpSsh} here, on both ends: the command, and \`escp server\` with it, loads its bundled engine plugins besides the built-ins). ESCP_CONFIG=/dev/null, so no config file changes the defaults.`,
   }
   return [
