@@ -1,9 +1,10 @@
 // The end-to-end matrix: a table of cases (flags, engine, cipher, checksum), each copying the
 // same small tree in loopback mode and checked by content hash, and by metadata where -p asks.
+// Every case loads the engine packages the escp command ships, so 'auto' is what users get.
 import fs from 'node:fs'
 import path from 'node:path'
 import { expect } from 'chai'
-import { copy } from '@escp/core'
+import { copy, loadPlugins } from '@escp/core'
 import type { TransferOptions } from '@escp/core'
 import { describeTree, tempDir, writeRandom } from './helpers/trees'
 
@@ -22,7 +23,15 @@ const FLAG_SETS: Case[] = [
   { name: '-p -C --sparse, 1 stream', options: { preserve: true, compressor: 'zstd', sparse: true, streams: 1 } },
   { name: '8 streams, 64 KiB blocks', options: { streams: 8, blockSizeBytes: 64 * 1024 } },
   { name: 'engine node-fs::node-fs', options: { engine: 'node-fs::node-fs' } },
+  { name: 'engine posix, -p --sparse', options: { engine: 'posix', preserve: true, sparse: true } },
+  { name: 'engine posix --nodirect, -C', options: { engine: 'posix', direct: false, compressor: 'zstd' } },
+  { name: 'engine uring, -p', options: { engine: 'uring', preserve: true } },
+  { name: 'engine uring --nodirect, --sparse', options: { engine: 'uring', direct: false, sparse: true } },
+  { name: 'engine posix::uring, 64 KiB blocks', options: { engine: 'posix::uring', blockSizeBytes: 64 * 1024 } },
+  { name: 'engine uring::node-fs, -p', options: { engine: 'uring::node-fs', preserve: true } },
+  { name: 'engine node-fs::posix, -p', options: { engine: 'node-fs::posix', preserve: true } },
 ]
+const SHIPPED = ['@escp/engine-posix', '@escp/engine-uring'].map((name) => require.resolve(name))
 const CASES: Case[] = [
   ...CIPHERS.flatMap((cipher) => CHECKSUMS.map((checksum) => ({ name: `${cipher} × ${checksum}`, options: { cipher, checksum } }))),
   ...FLAG_SETS,
@@ -56,9 +65,18 @@ describe('end-to-end matrix (loopback)', function () {
 
   for (const c of CASES) {
     it(c.name, async function () {
+      const engines = (c.options.engine ?? '').split('::').filter((e) => e !== '')
+      const { registry } = await loadPlugins({ plugins: SHIPPED })
+      for (const e of engines) {
+        const a = registry.list('engine').find((x) => x.name === e)?.availability
+        if (a && !a.ok) {
+          console.log(`      skipped: engine '${e}' is unavailable here: ${a.reason}`)
+          this.skip()
+        }
+      }
       port += 10
       const dst = path.join(work, `dst-${CASES.indexOf(c)}`)
-      const summary = await copy({ sources: [src], destination: dst, options: { recursive: true, port, ...c.options } })
+      const summary = await copy({ sources: [src], destination: dst, options: { recursive: true, port, plugins: SHIPPED, ...c.options } })
       expect(summary.failures).to.deep.equal([])
       expect(summary.ok).to.equal(true)
       expect(describeTree(dst, c.options.preserve === true)).to.deep.equal(describeTree(src, c.options.preserve === true))
