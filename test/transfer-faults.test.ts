@@ -131,11 +131,18 @@ describe('loopback transfer under faults and attacks', function () {
       }
       const right = peer.digestOf(blocks)
       const wrong = Uint8Array.from(right, (b) => b ^ 0xff)
+      // A file of one block is finished by the stream worker that writes it, before its digest
+      // is compared: it must not appear either.
+      const one = Buffer.from('one block')
+      await peer.announce([{ id: 2n, path: 'small-liar.bin', size: BigInt(one.length) }])
+      await peer.block(2n, 0, one)
       await peer.done([{ id: 0n, size, blocks: 2n, digest: wrong }, { id: 1n, size, blocks: 2n, digest: right }])
-      await peer.sessionEnd(2)
+      await peer.done([{ id: 2n, size: BigInt(one.length), blocks: 1n, digest: peer.digestOf([Buffer.from('one bluck')]) }])
+      await peer.sessionEnd(3)
       await within(peer.finish(), 15_000, 'the end of the session')
       expect(peer.verdicts.get(0n)?.error?.code).to.equal('ESCP_ERR_VERIFY')
       expect(peer.verdicts.get(1n)?.ok).to.equal(true)
+      expect(peer.verdicts.get(2n)?.error?.code).to.equal('ESCP_ERR_VERIFY')
       expect(entries(dest)).to.deep.equal(['honest.bin', 'inside-link'])
       expectNothingOutside()
       await peer.close()

@@ -5,7 +5,6 @@
 // as holes (protocol 1.1) are never written, so they stay holes in the fresh temporary file.
 import crypto from 'node:crypto'
 import fs from 'node:fs'
-import path from 'node:path'
 import { escpError, ioError, isEscpError } from '../errors'
 import type { EscpError } from '../errors'
 import type { Checksum } from '../contracts/checksum'
@@ -38,7 +37,12 @@ interface InFile {
   /** Blocks the workers have answered for. */
   processed: number
   digest: OrderedDigest | null
+  /** Streams whose workers hold the file open; each closes it before the file is finished. */
   writers: Set<ReceiverLink>
+  /** The temporary file is being created: its blocks wait for it, and so does finishing it. */
+  creating: Promise<void> | null
+  /** A file of one block, which the worker that writes it also finishes and closes. */
+  finishedByWriter: boolean
   done?: FileDone
   failed?: EscpError
   /** The digest of what was written here, once computed. */
@@ -72,8 +76,11 @@ export interface ReceiverResult {
   failures: FileFailure[]
 }
 
+const SLASH = 0x2f
 const UMASK = process.umask()
 const IS_ROOT = process.getuid?.() === 0
+/** Temporary files being created at once; the meta stream waits beyond that. */
+const MAX_CREATING = 1024
 
 export class Receiver extends SessionSide<ReceiverLink> {
   private readonly files = new Map<bigint, InFile>()
@@ -92,6 +99,8 @@ export class Receiver extends SessionSide<ReceiverLink> {
   private bytesAnnounced = 0
   private readonly started = Date.now()
   private readonly zeros: ZeroBlockDigests | null
+  private readonly temps = new TempNames()
+  private creating = 0
 
   constructor(
     session: Session,
@@ -158,6 +167,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
         case RecordType.FileBatch:
           for (const spec of decodeFileBatch(rec.payload).files) await this.announce(spec)
           for (const l of this.links) l.pump()
+          while (this.creating >= MAX_CREATING) await this.sleep()
           break
         case RecordType.FileDone:
           for (const d of decodeFileDone(rec.payload)) {
@@ -226,6 +236,10 @@ export class Receiver extends SessionSide<ReceiverLink> {
       processed: 0,
       digest: this.zeros && spec.type === 'file' ? new OrderedDigest(this.zeros, Number(spec.size)) : null,
       writers: new Set(),
+      creating: null,
+      // Holes of a one-block file mean that its block does not come (the file is all hole). An
+      // engine that discards has no file to finish: its handles are closed as usual.
+      finishedByWriter: spec.type === 'file' && !holes && spec.size > 0n && spec.size <= BigInt(this.options.blockSizeBytes) && !this.options.engine.discards,
       dropped: false,
       finishing: false,
       settled: false,
@@ -252,14 +266,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
         this.verdict(f, null)
       } else {
         if (spec.sizeAtEnd) throw escpError('ESCP_ERR_PROTOCOL', `'${shown}': files of unknown size are not part of protocol 1.0 transfers`)
-        f.temp = tempBeside(f.final)
-        const fh = await fs.promises.open(f.temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600).catch((err) => {
-          throw ioError(err, 'open', f.temp)
-        })
-        await fh.close()
-        // Space reserved in advance would fill the holes that the sender skips, or that
-        // `sparse` leaves for zero blocks.
-        f.target = { path: f.temp, sizeBytes: Number(spec.size), preallocate: !holes && !this.session.init.sparse }
+        this.createTemp(f)
       }
     } catch (err) {
       if (!isEscpError(err) || err.code === 'ESCP_ERR_PROTOCOL') throw err
@@ -270,8 +277,37 @@ export class Receiver extends SessionSide<ReceiverLink> {
     }
   }
 
+  /**
+   * Creates the file's temporary name without waiting for it: the files of a batch are created
+   * together, and each one's blocks, held until then, move on once it exists.
+   */
+  private createTemp(f: InFile): void {
+    const temp = this.temps.beside(f.final)
+    f.temp = temp
+    this.creating++
+    f.creating = createExclusive(temp).then(
+      () => {
+        // Space reserved in advance would fill the holes that the sender skips, or that
+        // `sparse` leaves for zero blocks.
+        f.target = { path: temp, sizeBytes: Number(f.spec.size), preallocate: !f.holes && !this.session.init.sparse }
+        if (f.finishedByWriter) f.target.finish = this.attributesOf(f.spec)
+      },
+      (err: EscpError) => {
+        // Nothing of ours is there; a name that was there already is someone else's file.
+        f.temp = Buffer.alloc(0)
+        f.failed ??= err
+        this.maybeFinish(f)
+      },
+    ).finally(() => {
+      f.creating = null
+      this.creating--
+      for (const l of this.links) l.pump()
+      this.poke()
+    })
+  }
+
   private async placeSymlink(f: InFile): Promise<void> {
-    const temp = tempBeside(f.final)
+    const temp = this.temps.beside(f.final)
     try {
       await fs.promises.symlink(Buffer.from(f.spec.linkTarget), temp)
       if (this.options.preserve) await fs.promises.lutimes(temp, nsToDate(f.spec.atimeNs), nsToDate(f.spec.mtimeNs)).catch(() => {})
@@ -291,7 +327,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
       }
       f.processed++
       if (m.t === 'written') {
-        f.writers.add(link)
+        if (!f.finishedByWriter) f.writers.add(link)
         this.bytes += m.length
         this.wireBytes += m.wireBytes
         this.options.onProgress?.({
@@ -312,7 +348,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
           f.failed ??= escpError('ESCP_ERR_PROTOCOL', `a second block of '${f.shown}' at offset ${m.offset}`)
         }
       } else if (m.t === 'writeFailed') {
-        f.writers.add(link)
+        if (!f.finishedByWriter) f.writers.add(link)
         f.failed ??= deserializeError(m.error)
       }
       this.maybeFinish(f)
@@ -333,7 +369,8 @@ export class Receiver extends SessionSide<ReceiverLink> {
   }
 
   private async finishFile(f: InFile): Promise<void> {
-    await Promise.all([...f.writers].map((l) => closeIn(l, f.spec.id)))
+    if (f.creating) await f.creating
+    await Promise.all([...f.writers].map((l) => l.closeFile(f.spec.id)))
     let error = f.failed
     if (!error && f.digest && f.done) {
       const mine = Buffer.from(f.digest.digest())
@@ -344,14 +381,16 @@ export class Receiver extends SessionSide<ReceiverLink> {
     }
     if (!error && !this.options.engine.discards) {
       try {
-        const h = await this.options.engine.openWrite(f.temp, { create: false })
-        try {
-          await h.truncate(Number(f.spec.size))
-        } catch (err) {
-          await h.close()
-          throw err
+        if (!f.finishedByWriter) {
+          const h = await this.options.engine.openWrite(f.temp, { create: false })
+          try {
+            await h.truncate(Number(f.spec.size))
+          } catch (err) {
+            await h.close()
+            throw err
+          }
+          await h.finish(this.attributesOf(f.spec))
         }
-        await h.finish(this.attributesOf(f.spec))
         await renameInto(f.temp, f.final)
       } catch (err) {
         error = isEscpError(err) ? err : ioError(err, 'rename', f.final)
@@ -435,10 +474,15 @@ export class Receiver extends SessionSide<ReceiverLink> {
     this.queueMeta(() => this.session.meta.sendMessage(RecordType.Verdicts, encodeVerdicts(batch)))
   }
 
-  /** Removes the temporary files of everything unfinished. */
+  /** Removes the temporary files of everything unfinished, once those being created exist. */
   private async cleanup(): Promise<void> {
     await Promise.all(
-      [...this.files.values()].filter((f) => !f.settled && f.temp.byteLength > 0).map((f) => fs.promises.unlink(f.temp).catch(() => {})),
+      [...this.files.values()]
+        .filter((f) => !f.settled)
+        .map(async (f) => {
+          if (f.creating) await f.creating
+          if (f.temp.byteLength > 0) await fs.promises.unlink(f.temp).catch(() => {})
+        }),
     )
   }
 }
@@ -447,10 +491,34 @@ function tooManyBlocks(f: InFile): EscpError {
   return escpError('ESCP_ERR_PROTOCOL', `more blocks for '${f.shown}' than the ${f.done?.blocks} its FileDone counts`)
 }
 
-function tempBeside(final: Buffer): Buffer {
-  const dir = Buffer.from(path.dirname(final.toString('latin1')), 'latin1')
-  const name = Buffer.from(`.escp-${crypto.randomBytes(6).toString('hex')}.tmp`)
-  return Buffer.concat([dir, Buffer.from('/'), name])
+/** Names `.escp-<12 hex digits>.tmp` beside a final name, from random bytes drawn 256 names at a time. */
+class TempNames {
+  private random = Buffer.alloc(0)
+  private used = 0
+
+  beside(final: Buffer): Buffer {
+    if (this.used === this.random.byteLength) {
+      this.random = crypto.randomBytes(6 * 256)
+      this.used = 0
+    }
+    const hex = this.random.toString('hex', this.used, (this.used += 6))
+    // Every final name is a directory, '/', and a name (PathGuard.place).
+    return Buffer.concat([final.subarray(0, final.lastIndexOf(SLASH) + 1), Buffer.from(`.escp-${hex}.tmp`)])
+  }
+}
+
+/**
+ * Creates `file` empty, mode 0600, failing if anything (a symlink included) has the name; a
+ * failure leaves nothing behind. Callbacks rather than fs.promises: one FileHandle less per file.
+ */
+function createExclusive(file: Buffer): Promise<void> {
+  const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW
+  return new Promise((resolve, reject) => {
+    fs.open(file, flags, 0o600, (err, fd) => {
+      if (err) return reject(ioError(err, 'open', file))
+      fs.close(fd, (e) => (e ? fs.unlink(file, () => reject(ioError(e, 'close', file))) : resolve()))
+    })
+  })
 }
 
 // rename() replaces a file or a symlink at the final name (never following it); a directory
@@ -467,15 +535,3 @@ function nsToDate(ns: bigint): Date {
   return new Date(Number(ns / 1_000_000n))
 }
 
-function closeIn(link: ReceiverLink, fileId: bigint): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (m: FromWorker) => {
-      if (m.t !== 'closed' || m.fileId !== fileId) return
-      link.off('message', onMessage)
-      if (m.error) reject(deserializeError(m.error))
-      else resolve()
-    }
-    link.on('message', onMessage)
-    link.closeFile(fileId)
-  })
-}

@@ -223,6 +223,8 @@ export class ReceiverLink extends StreamLink {
   private readonly waiting: RecordFrame[] = []
   private inFlight = 0
   private seq = 0
+  /** Files being closed in the worker, by id: settled by its 'closed'. */
+  private readonly closes = new Map<bigint, { resolve: () => void; reject: (err: EscpError) => void }>()
   /** An END record has been cut from the stream (its worker has yet to authenticate it). */
   private endFramed = false
   endReceived = false
@@ -272,8 +274,12 @@ export class ReceiverLink extends StreamLink {
     if (this.waiting.length < this.window && this.socket.isPaused() && !this.failure) this.socket.resume()
   }
 
-  closeFile(fileId: bigint): void {
-    this.post({ t: 'close', fileId })
+  /** Closes the file in the worker once its writes there are done. */
+  closeFile(fileId: bigint): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.closes.set(fileId, { resolve, reject })
+      this.post({ t: 'close', fileId })
+    })
   }
 
   private onData(chunk: Buffer): void {
@@ -299,7 +305,10 @@ export class ReceiverLink extends StreamLink {
       this.emit('message', m)
       this.pump()
     } else if (m.t === 'closed') {
-      this.emit('message', m)
+      const c = this.closes.get(m.fileId)
+      this.closes.delete(m.fileId)
+      if (m.error) c?.reject(deserializeError(m.error))
+      else c?.resolve()
     }
   }
 }

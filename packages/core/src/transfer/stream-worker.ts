@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { escpError } from '../errors'
 import type { Checksum } from '../contracts/checksum'
 import type { Compressor } from '../contracts/compressor'
-import type { BufferPool, IoEngine, ReadHandle, WriteHandle } from '../contracts/io-engine'
+import type { BufferPool, FileAttributes, IoEngine, ReadHandle, WriteHandle } from '../contracts/io-engine'
 import { loadPluginSet } from '../plugins/loader'
 import { pinCurrentThread } from './affinity'
 import { FLAG_COMPRESSED, RecordType } from '../protocol/constants'
@@ -184,6 +184,8 @@ class ReceiverRole {
         (digest) => post({ t: 'written', seq: msg.seq, fileId, offset, length: h.rawLength, wireBytes: h.length, digest }),
         (err) => post({ t: 'writeFailed', seq: msg.seq, fileId, error: serializeError(err) }),
       )
+    // A file finished here gets no 'close': its closing has nothing to wait for.
+    if (target.finish) return
     let set = this.writes.get(fileId)
     if (!set) this.writes.set(fileId, (set = new Set()))
     set.add(p)
@@ -205,6 +207,10 @@ class ReceiverRole {
         data_ = buf.subarray(0, n)
       }
       const digest = this.checksum ? this.checksum.block(data_) : null
+      if (target.finish) {
+        await this.writeWhole(target, target.finish, data_, offset)
+        return digest
+      }
       let h = this.handles.get(fileId)
       if (!h) {
         h = this.engine.openWrite(Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength), { create: false, sparse: data.sparse, direct: data.direct, sizeBytes: target.sizeBytes, preallocate: target.preallocate })
@@ -215,6 +221,22 @@ class ReceiverRole {
     } finally {
       if (buf) this.pool.release(buf)
     }
+  }
+
+  // A file of one block is opened, written, finished and closed here at once: no handle stays
+  // open for a 'close' to come, and the main thread need not open it again. Its one write
+  // allocates what it needs, so nothing is preallocated.
+  private async writeWhole(target: WriteTarget, attributes: Partial<FileAttributes>, bytes: Uint8Array, offset: number): Promise<void> {
+    const h = await this.engine.openWrite(Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength), { create: false, sparse: data.sparse, direct: data.direct, sizeBytes: target.sizeBytes, preallocate: false })
+    try {
+      await h.write(bytes, offset)
+      // An all-zero block that `sparse` did not write leaves the file short.
+      if (data.sparse) await h.truncate(target.sizeBytes)
+    } catch (err) {
+      await h.close().catch(() => {})
+      throw err
+    }
+    await h.finish(attributes)
   }
 
   private async close(fileId: bigint): Promise<void> {

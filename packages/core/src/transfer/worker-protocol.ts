@@ -3,6 +3,7 @@
 // posted; block buffers are transferred, not copied.
 import { EscpError, isEscpError } from '../errors'
 import type { EscpErrorCode } from '../errors'
+import type { FileAttributes } from '../contracts/io-engine'
 import type { PluginSetSpec } from '../plugins/loader'
 import type { DirectionPosition } from '../protocol/record-crypto'
 
@@ -60,6 +61,11 @@ export interface WriteTarget {
   sizeBytes: number
   /** The engine may reserve `sizeBytes` up front; false keeps holes (sparse files) as holes. */
   preallocate: boolean
+  /**
+   * Set for a file of one block: the worker that writes it also sets its size (with `sparse`)
+   * and these attributes, and closes it, before it answers; the main thread then only renames.
+   */
+  finish?: Partial<FileAttributes>
 }
 
 export type ToWorker =
