@@ -1,7 +1,8 @@
-// The I/O engines on this machine's disk, beside fio and dd in the same run: each engine alone
-// reading and writing one file (64 KiB and 1 MiB blocks, buffered and O_DIRECT, 16 I/Os in
-// flight), fio (psync, one at a time; libaio, 16 in flight, for O_DIRECT) and dd on the same
-// cases, then a loopback escp copy of the transfer suite's 2 GiB file with each engine.
+// The I/O engines (node-fs, posix, uring) on this machine's disk, beside fio and dd in the same
+// run: each engine alone reading and writing one file (64 KiB and 1 MiB blocks, buffered and
+// O_DIRECT, 16 I/Os in flight), fio (psync, one at a time; libaio, 16 in flight, for O_DIRECT)
+// and dd on the same cases, then a loopback escp copy of the transfer suite's 2 GiB file with
+// each engine.
 // Reads start with the file dropped from the page cache; writes go to a new file and end
 // with an fsync. Every measurement runs in a process of its own, for its CPU and peak RSS.
 import { execFile } from 'node:child_process'
@@ -38,17 +39,30 @@ const DEFAULT_TRANSFER_BYTES = 2 * GIB
 const DEFAULT_DIR = path.resolve(__dirname, '..', 'data')
 const BLOCKS = [64 * 1024, MIB] as const
 /**
- * Reads or writes in flight per handle, for the engines and for fio's libaio: the native
- * engine runs its I/O on its own threads, so one at a time would leave them idle.
+ * Reads or writes in flight per handle, for the engines and for fio's libaio: posix runs its
+ * I/O on its own threads and uring keeps many in its ring, so one at a time would leave them idle.
  */
 const QUEUE_DEPTH = 16
 /** Engines measured when registered; others (dummy) keep nothing on disk. */
 const ENGINES = ['node-fs', 'posix', 'uring'] as const
-const POSIX_PLUGIN = '@escp/engine-posix'
+/** The plugins loaded besides the built-ins, each for the engine it must register. */
+const ENGINE_PLUGINS = [
+  { engine: 'posix', specifier: '@escp/engine-posix' },
+  { engine: 'uring', specifier: '@escp/engine-uring' },
+] as const
 /** The engines the copy compares. */
-const TRANSFER_ENGINES = ['node-fs', 'posix'] as const
+const TRANSFER_ENGINES = ['node-fs', 'posix', 'uring'] as const
 /** The target: the posix engine at least this share of fio's throughput, same block size and mode. */
 const TARGET_SHARE = 0.9
+/**
+ * The uring engine's targets against posix, medians of the same run: at least posix's GB/s at
+ * 1 MiB, at least 1.5× posix's at 64 KiB O_DIRECT reads (where batched submission into
+ * registered buffers should pay most), and less CPU per GB.
+ */
+const URING_THROUGHPUT_TARGETS: readonly { op: Op; blockBytes: number; direct: boolean; atLeast: number }[] = [
+  ...(['read', 'write'] as const).flatMap((op) => [false, true].map((direct) => ({ op, blockBytes: MIB, direct, atLeast: 1 }))),
+  { op: 'read', blockBytes: 64 * 1024, direct: true, atLeast: 1.5 },
+]
 /** Short: about 150 measurements by default, and each wait costs at least a second. */
 const QUIET_WAIT_MS = 5_000
 
@@ -159,6 +173,35 @@ interface EngineEntry {
   reason?: string
 }
 
+interface PluginEntry {
+  /** The engine the plugin is loaded for. */
+  engine: string
+  specifier: string
+  /** Where it resolved to, when it did and loaded. */
+  module: string | null
+  /** Why its engine is not measured, when the plugin is the reason. */
+  problem: string | null
+}
+
+/** One engine's medians over another's, in the copy. */
+interface CopyRatio {
+  throughput: number
+  throughputWithFsync: number
+  cpuPerGb: number
+}
+
+/** uring's median over posix's in one case; or (CPU, case 'all N cases') uring's CPU per GB summed over the cases both ran, over posix's. */
+interface UringTarget {
+  measure: 'throughput' | 'cpuPerGb'
+  case: string
+  ratio: number | null
+  /** Throughput: met when ratio ≥ bound; CPU per GB: met when ratio < bound. */
+  bound: number
+  met: boolean | null
+  /** O_DIRECT cases in which either engine held no O_DIRECT descriptor on the file. */
+  buffered: string[]
+}
+
 interface EnginesReport extends RunConditions {
   suite: string
   machine: MachineInfo
@@ -175,8 +218,8 @@ interface EnginesReport extends RunConditions {
     uvThreadpoolSize: string | null
     datasetsGenerated: boolean
   }
-  /** Why the posix engine is not measured, when it is not. */
-  posixPlugin: { module: string | null; problem: string | null }
+  /** The engine plugins, and why one's engine is not measured when the plugin is the reason. */
+  plugins: PluginEntry[]
   engines: EngineEntry[]
   cases: CaseReport[]
   transfer: {
@@ -184,10 +227,14 @@ interface EnginesReport extends RunConditions {
     runs: TransferRun[]
     stats: TransferStats[]
     /** posix over node-fs, medians; null without both. */
-    posixVsNodeFs: { throughput: number; throughputWithFsync: number; cpuPerGb: number } | null
+    posixVsNodeFs: CopyRatio | null
+    /** uring over posix, medians; null without both. */
+    uringVsPosix: CopyRatio | null
   }
   /** Per case: posix's median over the fio reference's; and over the fastest fio row, when that is another. */
   targets: { case: string; fioReference: string; posixShare: number | null; met: boolean | null; fastestFio: string | null; posixShareOfFastest: number | null }[]
+  /** The uring engine against posix: throughput in the cases of URING_THROUGHPUT_TARGETS, CPU per GB in every case and over all. */
+  uringTargets: UringTarget[]
 }
 
 export async function run(args: readonly string[] = []): Promise<void> {
@@ -204,9 +251,9 @@ export async function run(args: readonly string[] = []): Promise<void> {
   if (tools.fio === null) progress('fio missing: apt-get install fio (its rows are skipped)')
   if (tools.dd === null) progress('dd missing: apt-get install coreutils (its rows are skipped)')
 
-  const { plugins, posixPlugin, engines } = await loadEngines()
+  const { modules: plugins, entries: pluginEntries, engines } = await loadEngines()
   for (const e of engines) progress(`engine '${e.name}' (${e.plugin}): ${e.available ? 'measured' : `skipped: ${e.reason}`}`)
-  if (posixPlugin.problem) progress(`engine 'posix': ${posixPlugin.problem}`)
+  for (const p of pluginEntries) if (p.problem) progress(`engine '${p.engine}': skipped: ${p.problem}`)
   const measured = engines.filter((e) => e.available).map((e) => e.name)
 
   const report = await withTeardown(async (teardown) => {
@@ -224,7 +271,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
     for (const op of ['read', 'write'] as const) {
       for (const blockBytes of BLOCKS) {
         for (const direct of [false, true]) {
-          const c: IoCase = { id: `${op} ${sizeText(blockBytes)} ${direct ? 'O_DIRECT' : 'buffered'}`, op, blockBytes, direct }
+          const c: IoCase = { id: caseId(op, blockBytes, direct), op, blockBytes, direct }
           const caseTools = ioToolsFor(c, measured, tools)
           const reference = tools.fio === null ? null : fioReferenceOf(c)
           progress(`${c.id}:`)
@@ -273,16 +320,18 @@ export async function run(args: readonly string[] = []): Promise<void> {
         uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE ?? null,
         datasetsGenerated: generated,
       },
-      posixPlugin,
+      plugins: pluginEntries,
       engines,
       cases,
       transfer: {
         dataset: { path: repoPath(copySource.path), bytes: transferBytes },
         runs: transferRuns,
         stats: transferStats,
-        posixVsNodeFs: posixVsNodeFs(transferStats),
+        posixVsNodeFs: copyRatio(transferStats, 'posix', 'node-fs'),
+        uringVsPosix: copyRatio(transferStats, 'uring', 'posix'),
       },
       targets: targetsOf(cases),
+      uringTargets: uringTargetsOf(cases),
     }
     return result
   })
@@ -290,33 +339,46 @@ export async function run(args: readonly string[] = []): Promise<void> {
   publishResults(SUITE, clock.startedAt, report, renderSection)
 }
 
-/** The built-ins plus the posix engine's plugin when it resolves; every engine of ENGINES that is registered. */
-async function loadEngines(): Promise<{ plugins: string[]; posixPlugin: EnginesReport['posixPlugin']; engines: EngineEntry[] }> {
-  let module: string | null = null
-  let problem: string | null = null
-  try {
-    module = resolvePluginModule(POSIX_PLUGIN)
-  } catch {
-    problem = `missing: ${POSIX_PLUGIN} cannot be resolved yet (not installed, or not built)`
-  }
-  let set = null
-  if (module !== null) {
+/**
+ * The built-ins plus each plugin of ENGINE_PLUGINS that resolves, loads beside the ones before it
+ * and registers its engine; every engine of ENGINES that is registered. `modules` is what each
+ * measurement's process loads, so the engines resolve there by name as here.
+ */
+async function loadEngines(): Promise<{ modules: string[]; entries: PluginEntry[]; engines: EngineEntry[] }> {
+  const modules: string[] = []
+  const entries: PluginEntry[] = []
+  let set = await loadPlugins()
+  for (const { engine, specifier } of ENGINE_PLUGINS) {
+    const entry: PluginEntry = { engine, specifier, module: null, problem: null }
+    entries.push(entry)
+    let module: string
     try {
-      set = await loadPlugins({ plugins: [module] })
-    } catch (err) {
-      problem = `${POSIX_PLUGIN} did not load: ${(err as Error).message}`
-      module = null
+      module = resolvePluginModule(specifier)
+    } catch {
+      entry.problem = `missing: ${specifier} cannot be resolved (not installed, or not built)`
+      continue
     }
+    try {
+      const next = await loadPlugins({ plugins: [...modules, module] })
+      if (!next.registry.list('engine').some((e) => e.name === engine)) {
+        entry.problem = `${specifier} loaded but registered no engine named '${engine}'`
+        continue
+      }
+      set = next
+    } catch (err) {
+      entry.problem = `${specifier} did not load: ${(err as Error).message}`
+      continue
+    }
+    modules.push(module)
+    entry.module = repoPath(module)
   }
-  set ??= await loadPlugins()
   const listed = set.registry.list('engine')
   const engines = ENGINES.flatMap((name) => {
     const e = listed.find((x) => x.name === name)
     if (!e) return []
     return [{ name, plugin: e.plugin, available: e.availability.ok, ...(e.availability.ok ? {} : { reason: e.availability.reason }) }]
   })
-  if (module !== null && !engines.some((e) => e.name === 'posix')) problem = `${POSIX_PLUGIN} loaded but registered no engine named 'posix'`
-  return { plugins: module === null ? [] : [module], posixPlugin: { module: module && repoPath(module), problem }, engines }
+  return { modules, entries, engines }
 }
 
 function ioToolsFor(c: IoCase, engines: readonly string[], tools: EnginesReport['tools']): IoTool[] {
@@ -451,6 +513,40 @@ function targetsOf(cases: readonly CaseReport[]): EnginesReport['targets'] {
   })
 }
 
+/**
+ * uring over posix in each case, from their medians: GB/s where URING_THROUGHPUT_TARGETS sets a
+ * bound, CPU per GB everywhere, and CPU per GB over all the cases both engines ran.
+ */
+function uringTargetsOf(cases: readonly CaseReport[]): UringTarget[] {
+  const statsOf = (c: CaseReport, engine: string) => c.stats.find((s) => s.tool === engine)
+  const bufferedIn = (c: CaseReport) => (c.direct ? ['uring', 'posix'].filter((e) => statsOf(c, e)?.oDirect === false) : [])
+  const throughput = URING_THROUGHPUT_TARGETS.flatMap((t): UringTarget[] => {
+    const c = cases.find((x) => x.op === t.op && x.blockBytes === t.blockBytes && x.direct === t.direct)
+    if (!c) return []
+    const ratio = ratioOf(statsOf(c, 'uring')?.medianGbPerSecond, statsOf(c, 'posix')?.medianGbPerSecond)
+    return [{ measure: 'throughput', case: c.id, ratio, bound: t.atLeast, met: ratio === null ? null : ratio >= t.atLeast, buffered: bufferedIn(c) }]
+  })
+  const cpuOf = (c: CaseReport) => ({ uring: statsOf(c, 'uring')?.medianCpuSecondsPerGb ?? null, posix: statsOf(c, 'posix')?.medianCpuSecondsPerGb ?? null })
+  const cpu = cases.map((c): UringTarget => {
+    const { uring, posix } = cpuOf(c)
+    const ratio = ratioOf(uring, posix)
+    return { measure: 'cpuPerGb', case: c.id, ratio, bound: 1, met: ratio === null ? null : ratio < 1, buffered: bufferedIn(c) }
+  })
+  // Every case moves the same bytes, so summing CPU per GB over them weighs each case alike.
+  const both = cases.map(cpuOf).filter((x): x is { uring: number; posix: number } => x.uring !== null && x.posix !== null)
+  const overall = ratioOf(
+    both.reduce((sum, x) => sum + x.uring, 0),
+    both.reduce((sum, x) => sum + x.posix, 0),
+  )
+  const all: UringTarget = { measure: 'cpuPerGb', case: `all ${both.length} cases`, ratio: overall, bound: 1, met: overall === null ? null : overall < 1, buffered: [] }
+  return [...throughput, ...cpu, all]
+}
+
+/** a ÷ b, or null without both (or with b zero). */
+function ratioOf(a: number | null | undefined, b: number | null | undefined): number | null {
+  return typeof a === 'number' && typeof b === 'number' && b > 0 ? a / b : null
+}
+
 interface CopyContext {
   source: string
   bytes: number
@@ -524,14 +620,15 @@ function transferStatsOf(engine: string, records: readonly TransferRun[], bytes:
   }
 }
 
-function posixVsNodeFs(stats: readonly TransferStats[]): EnginesReport['transfer']['posixVsNodeFs'] {
-  const posix = stats.find((s) => s.engine === 'posix')
-  const nodeFs = stats.find((s) => s.engine === 'node-fs')
-  if (!posix?.mbPerSecond || !nodeFs?.mbPerSecond || !posix.mbPerSecondWithFsync || !nodeFs.mbPerSecondWithFsync || !posix.cpuSecondsPerGb || !nodeFs.cpuSecondsPerGb) return null
+/** Engine `a`'s copy medians over engine `b`'s; null without both. */
+function copyRatio(stats: readonly TransferStats[], a: string, b: string): CopyRatio | null {
+  const x = stats.find((s) => s.engine === a)
+  const y = stats.find((s) => s.engine === b)
+  if (!x?.mbPerSecond || !y?.mbPerSecond || !x.mbPerSecondWithFsync || !y.mbPerSecondWithFsync || !x.cpuSecondsPerGb || !y.cpuSecondsPerGb) return null
   return {
-    throughput: posix.mbPerSecond / nodeFs.mbPerSecond,
-    throughputWithFsync: posix.mbPerSecondWithFsync / nodeFs.mbPerSecondWithFsync,
-    cpuPerGb: posix.cpuSecondsPerGb / nodeFs.cpuSecondsPerGb,
+    throughput: x.mbPerSecond / y.mbPerSecond,
+    throughputWithFsync: x.mbPerSecondWithFsync / y.mbPerSecondWithFsync,
+    cpuPerGb: x.cpuSecondsPerGb / y.cpuSecondsPerGb,
   }
 }
 
@@ -603,10 +700,10 @@ export function renderSection(report: EnginesReport, jsonFile: string): string {
       s.maxRssKiB === null ? '' : Math.round(s.maxRssKiB / 1024).toString(),
     ]),
   )
-  const vs = t.posixVsNodeFs
   const transferFailures = t.runs.filter((r) => !r.ok).map((r) => `- ${r.engine} run ${r.run} failed: ${r.error}`)
-  const posixEntry = report.engines.find((e) => e.name === 'posix')
-  const posixMissing = report.posixPlugin.problem ?? (posixEntry && !posixEntry.available ? `unavailable here: ${posixEntry.reason}` : null)
+  const posixMissing = whyNotMeasured(report, 'posix')
+  const uringMissing = whyNotMeasured(report, 'uring')
+  const loadedPlugins = report.plugins.filter((p) => p.module !== null).map((p) => p.specifier)
   const targetLines = posixMissing
     ? [`- not measured: the posix engine is ${posixMissing}`]
     : report.tools.fio === null
@@ -616,6 +713,14 @@ export function renderSection(report: EnginesReport, jsonFile: string): string {
           const buffered = c?.direct && c.stats.find((s) => s.tool === 'posix')?.oDirect === false ? ' (posix held no O_DIRECT descriptor on the file)' : ''
           const fastest = x.fastestFio && x.posixShareOfFastest !== null ? `; ${x.fastestFio} was faster here, and posix made ${Math.round(x.posixShareOfFastest * 100)}% of it` : ''
           return `- ${x.case}, posix ≥ ${TARGET_SHARE * 100}% of ${x.fioReference}: ${x.posixShare === null ? 'not measured' : `${Math.round(x.posixShare * 100)}%, **${x.met ? 'met' : 'not met'}**${buffered}${fastest}`}`
+        })
+  const uringTargetLines =
+    uringMissing || posixMissing
+      ? [`- not measured: ${uringMissing ? `uring: ${uringMissing}` : `posix: ${posixMissing}`}`]
+      : report.uringTargets.map((x) => {
+          const rule = x.measure === 'throughput' ? `uring ≥ ${x.bound === 1 ? '' : `${x.bound}× `}posix's GB/s` : "uring's CPU per GB < posix's"
+          const buffered = x.buffered.length ? ` (${x.buffered.join(' and ')} held no O_DIRECT descriptor on the file)` : ''
+          return `- ${x.case}, ${rule}: ${x.ratio === null ? 'not measured' : `${x.ratio.toFixed(2)}×, **${x.met ? 'met' : 'not met'}**${buffered}`}`
         })
   const quietWaited = Math.round([...report.cases.flatMap((c) => c.runs), ...t.runs].reduce((s, r) => s + r.quiet.waitedSeconds, 0))
   return [
@@ -628,7 +733,10 @@ export function renderSection(report: EnginesReport, jsonFile: string): string {
     loadLine(report),
     sourceLine(report.source),
     `- Files in \`${method.dir}\` (${method.fileSystem}): one of ${sizeText(method.sizeBytes)} of random bytes that every tool reads, new files beside it for the writes; the copy's source \`${t.dataset.path}\` (${sizeText(t.dataset.bytes)}) and its copies on the same disk.`,
-    `- Engines: ${report.engines.map((e) => `${e.name} (${e.plugin})${e.available ? '' : `: not measured, ${e.reason}`}`).join('; ')}${report.posixPlugin.problem ? `; posix: ${report.posixPlugin.problem}` : ''}`,
+    `- Engines: ${[
+      ...report.engines.map((e) => `${e.name} (${e.plugin})${e.available ? '' : `: not measured, ${e.reason}`}`),
+      ...report.plugins.flatMap((p) => (p.problem ? [`${p.engine}: not measured, ${p.problem}`] : [])),
+    ].join('; ')}`,
     '',
     `${method.runs} run${method.runs > 1 ? 's' : ''} of each tool per case, the tools taking turns. GB/s is 10^9 bytes per second over the I/O alone, as the tool timed it (engines: from the open to the last close, in \`bench/lib/engine-io.cjs\`; fio: its job runtime; dd: its "copied, N s"), so no tool's start-up is counted. CPU s/GB is user + system CPU of that same span (engines: the process's CPU, all threads, across it; fio: its usr_cpu + sys_cpu of the job; dd: the whole process, GNU time); peak RSS is GNU time's, of the whole process (an engine's includes Node's).`,
     '',
@@ -645,27 +753,50 @@ export function renderSection(report: EnginesReport, jsonFile: string): string {
     '',
     ...targetLines,
     '',
+    `**uring targets**: the uring engine against posix, medians of this run: at least posix's GB/s in the four ${sizeText(MIB)} cases, at least ${URING_THROUGHPUT_TARGETS.filter((x) => x.atLeast !== 1).map((x) => `${x.atLeast}× posix's in ${caseId(x.op, x.blockBytes, x.direct)}`).join(', ')}, and less CPU per GB in each case and over all of them (the sum of each engine's CPU s/GB, every case moving the same bytes).`,
+    '',
+    ...uringTargetLines,
+    '',
     `### A ${sizeText(t.dataset.bytes)} copy with each engine`,
     '',
     transferTable,
     ...(transferFailures.length ? ['', ...transferFailures] : []),
     '',
-    vs
-      ? `posix ÷ node-fs: ${vs.throughput.toFixed(2)}× the MB/s (${vs.throughputWithFsync.toFixed(2)}× counting the fsync after), ${vs.cpuPerGb.toFixed(2)}× the CPU per GB.`
-      : `posix ÷ node-fs: not measured (${posixMissing ?? 'no successful runs of both'}).`,
+    copyRatioLine('posix ÷ node-fs', t.posixVsNodeFs, posixMissing && `posix: ${posixMissing}`),
+    '',
+    copyRatioLine('uring ÷ posix', t.uringVsPosix, (uringMissing && `uring: ${uringMissing}`) || (posixMissing && `posix: ${posixMissing}`)),
     '',
     'How each tool ran and what its figures cover:',
     '',
-    `- **Engines** (node-fs, posix, uring when registered and available): \`node bench/lib/engine-io.cjs JOB\` loads the plugins as escp does, resolves the engine by name and drives it through the IoEngine contract: \`createBufferPool(block, ${method.queueDepth})\`, then \`openRead(path, {direct})\` and \`read(buf, offset)\`, or \`openWrite(path, {direct, sizeBytes})\`, \`write(buf, offset)\`, \`truncate(size)\`, \`finish()\`, with ${method.queueDepth} reads or writes in flight on the one handle, in order of offset. Writes send random bytes made before the clock starts, and end with an fsync of the file (the contract leaves flushing to the engine) inside the timed span. O_DIRECT says whether the descriptors the engine held on the file had the flag (read from /proc/self/fdinfo): node-fs has no O_DIRECT, so its O_DIRECT rows are buffered I/O. UV_THREADPOOL_SIZE: ${method.uvThreadpoolSize ?? "unset (libuv's 4 threads)"}.`,
+    `- **Engines** (node-fs, posix, uring when registered and available): \`node bench/lib/engine-io.cjs JOB\` loads the plugins as escp does (the built-ins${loadedPlugins.length ? ` plus ${loadedPlugins.join(' and ')}` : ''}, in every engine's process), resolves the engine by name and drives it through the IoEngine contract: \`createBufferPool(block, ${method.queueDepth})\`, then \`openRead(path, {direct})\` and \`read(buf, offset)\`, or \`openWrite(path, {direct, sizeBytes})\`, \`write(buf, offset)\`, \`truncate(size)\`, \`finish()\`, with ${method.queueDepth} reads or writes in flight on the one handle, in order of offset. posix runs each read or write on its own I/O threads; uring puts them in the JavaScript thread's ring (the plugin's default depth, 64), hands each turn of the event loop's batch to the kernel with one \`io_uring_enter\`, into buffers registered with the ring, and reaps the completions on the event loop; it opens, preallocates, truncates and closes files as posix does. Writes send random bytes made before the clock starts, and end with an fsync of the file (the contract leaves flushing to the engine) inside the timed span. O_DIRECT says whether the descriptors the engine held on the file had the flag (read from /proc/self/fdinfo): node-fs has no O_DIRECT, so its O_DIRECT rows are buffered I/O. UV_THREADPOOL_SIZE: ${method.uvThreadpoolSize ?? "unset (libuv's 4 threads)"}.`,
     `- **fio**: \`fio --rw=read|write --bs=B --size=S --ioengine=E --iodepth=D --direct=0|1\`, one job, one file; writes with \`--end_fsync=1 --fallocate=none\` (a new file, as the others write; fio would otherwise preallocate it outside its runtime), reads with fio's cache invalidation. psync iodepth 1 runs every case; libaio iodepth ${method.queueDepth} runs the O_DIRECT cases. The reference (÷ fio reference) is libaio iodepth ${method.queueDepth} for O_DIRECT, the same ${method.queueDepth} in flight as the engines, and psync for buffered I/O, where libaio completes each I/O before returning and the page cache's read-ahead and write-back keep the disk busy behind one I/O at a time.`,
     '- **dd**: `dd if=FILE of=/dev/null bs=B [iflag=direct]`, `dd if=/dev/zero of=FILE bs=B count=N conv=fsync [oflag=direct]` (its CPU includes reading /dev/zero).',
     `- **Page cache**: before every read (and every copy) the file was dropped from the page cache (${dropMethods.join(', ') || 'no reads'}: \`dd iflag=nocache count=0\`, posix_fadvise DONTNEED on that file alone, then \`/proc/sys/vm/drop_caches\` if fincore still found pages and the suite runs as root); fincore then found ${cached.length ? `at most ${Math.max(...cached)} bytes of it cached` : 'nothing (fincore missing: reads may have been cached)'}. Writes: \`sync\` before each (not timed), so earlier writes are not flushed during it; each written file is removed after its run.`,
-    `- **Copy**: escp's \`copy({sources: [SRC], destination: DST, options: {engine: E}})\` in loopback mode with the engine on both sides and defaults otherwise (O_DIRECT asked for, which node-fs ignores), run by \`bench/lib/escp-copy.cjs\` as the transfer suite runs it; s and CPU s are GNU time's, of the whole process tree (both Node start-ups included). node-fs's receiver writes through the page cache and does not fsync, so its copy can return with data still to write: "fsync after" is an fsync of the copy right after copy() returned, and "MB/s with fsync" counts it. Every copy is checked against the source's sha256.`,
+    `- **Copy**: escp's \`copy({sources: [SRC], destination: DST, options: {engine: E}})\` in loopback mode with the engine on both sides (uring: a ring in each stream worker), the same plugins loaded as for the engine rows, and defaults otherwise (O_DIRECT asked for, which node-fs ignores), run by \`bench/lib/escp-copy.cjs\` as the transfer suite runs it; s and CPU s are GNU time's, of the whole process tree (both Node start-ups included). node-fs's receiver writes through the page cache and does not fsync, so its copy can return with data still to write: "fsync after" is an fsync of the copy right after copy() returned, and "MB/s with fsync" counts it. Every copy is checked against the source's sha256.`,
     `- Before each run the suite waited for a second with at most ${QUIET_BUSY_PERCENT}% of the CPUs busy, up to ${QUIET_WAIT_MS / 1000} s (waited ${quietWaited} s in all).`,
   ].join('\n')
 }
 
+/** Why an engine has no rows: its plugin's problem, or its availability; null when it was measured. */
+function whyNotMeasured(report: EnginesReport, engine: string): string | null {
+  const problem = report.plugins.find((p) => p.engine === engine)?.problem
+  if (problem) return problem
+  const entry = report.engines.find((e) => e.name === engine)
+  if (!entry) return 'not registered'
+  return entry.available ? null : `unavailable here: ${entry.reason}`
+}
+
+function copyRatioLine(label: string, ratio: CopyRatio | null, missing: string | null): string {
+  return ratio
+    ? `${label}: ${ratio.throughput.toFixed(2)}× the MB/s (${ratio.throughputWithFsync.toFixed(2)}× counting the fsync after), ${ratio.cpuPerGb.toFixed(2)}× the CPU per GB.`
+    : `${label}: not measured (${missing ?? 'no successful runs of both'}).`
+}
+
 // ---- small helpers ----
+
+function caseId(op: Op, blockBytes: number, direct: boolean): string {
+  return `${op} ${sizeText(blockBytes)} ${direct ? 'O_DIRECT' : 'buffered'}`
+}
 
 function sizeOption(name: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback
