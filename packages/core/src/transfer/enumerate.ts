@@ -125,6 +125,22 @@ export async function* enumerateSources(sources: readonly string[], options: Enu
   }
 }
 
+/**
+ * Entries of a directory are looked up this many at a time: the thread pool then takes them one
+ * after another and their completions come back together, where one at a time would wake a pool
+ * thread and then the main thread for each (some 20 µs of CPU per entry on a 2-core VM).
+ */
+const LSTAT_WINDOW = 64
+
+/** lstat of each path, in order; a failure is that path's Error. */
+function lstatAll(paths: Buffer[]): Promise<Array<fs.BigIntStats | Error>> {
+  return Promise.all(
+    paths.map(
+      (p) => new Promise<fs.BigIntStats | Error>((resolve) => fs.lstat(p, { bigint: true }, (err, st) => resolve(err ?? st))),
+    ),
+  )
+}
+
 async function* walk(name: Buffer, abs: Buffer, st: fs.BigIntStats, options: EnumerateOptions): AsyncGenerator<SourceEntry> {
   // Depth-first with an explicit stack: trees thousands of levels deep cost no recursion.
   const stack: Array<{ name: Buffer; abs: Buffer; st: fs.BigIntStats }> = [{ name, abs, st }]
@@ -139,29 +155,32 @@ async function* walk(name: Buffer, abs: Buffer, st: fs.BigIntStats, options: Enu
       continue
     }
     const subdirs: Array<{ name: Buffer; abs: Buffer; st: fs.BigIntStats }> = []
-    for (const child of children) {
-      const childAbs = joinBytes(dir.abs, child)
-      const childName = joinBytes(dir.name, child)
-      let cst: fs.BigIntStats
-      try {
-        cst = await fs.promises.lstat(childAbs, { bigint: true })
-      } catch (err) {
-        options.onIssue({ path: displayPath(childAbs), severity: 'error', error: ioError(err, 'lstat', childAbs) })
-        continue
-      }
-      const type = typeOf(cst)
-      if (type === 'directory') {
-        subdirs.push({ name: childName, abs: childAbs, st: cst })
-      } else if (type === 'symlink') {
-        try {
-          yield entryOf(childName, childAbs, cst, 'symlink', await fs.promises.readlink(childAbs, { encoding: 'buffer' }))
-        } catch (err) {
-          options.onIssue({ path: displayPath(childAbs), severity: 'error', error: ioError(err, 'readlink', childAbs) })
+    for (let first = 0; first < children.length; first += LSTAT_WINDOW) {
+      const window = children.slice(first, first + LSTAT_WINDOW)
+      const paths = window.map((child) => joinBytes(dir.abs, child))
+      const stats = await lstatAll(paths)
+      for (let i = 0; i < window.length; i++) {
+        const childAbs = paths[i]
+        const childName = joinBytes(dir.name, window[i])
+        const cst = stats[i]
+        if (cst instanceof Error) {
+          options.onIssue({ path: displayPath(childAbs), severity: 'error', error: ioError(cst, 'lstat', childAbs) })
+          continue
         }
-      } else if (type === 'file') {
-        yield entryOf(childName, childAbs, cst, 'file')
-      } else {
-        options.onIssue({ path: displayPath(childAbs), severity: 'warning', error: escpError('ESCP_ERR_SOURCE', displayPath(childAbs), 'a special file (fifo, socket or device); skipped') })
+        const type = typeOf(cst)
+        if (type === 'directory') {
+          subdirs.push({ name: childName, abs: childAbs, st: cst })
+        } else if (type === 'symlink') {
+          try {
+            yield entryOf(childName, childAbs, cst, 'symlink', await fs.promises.readlink(childAbs, { encoding: 'buffer' }))
+          } catch (err) {
+            options.onIssue({ path: displayPath(childAbs), severity: 'error', error: ioError(err, 'readlink', childAbs) })
+          }
+        } else if (type === 'file') {
+          yield entryOf(childName, childAbs, cst, 'file')
+        } else {
+          options.onIssue({ path: displayPath(childAbs), severity: 'warning', error: escpError('ESCP_ERR_SOURCE', displayPath(childAbs), 'a special file (fifo, socket or device); skipped') })
+        }
       }
     }
     // Reversed so that the stack pops them in name order.
