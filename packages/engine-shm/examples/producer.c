@@ -1,9 +1,9 @@
 /* A producer that generates a stream of known content into a region and prints its SHA-256,
  * so whatever receives the stream (escp, examples/consumer.ts) can be checked against it.
  *
- *   cc -O2 -I include examples/producer.c src/escp_shm.c -o build/producer
- *   build/producer [--create] [--block-size BYTES] [--slots N] [--unknown-size] [--seed N]
- *                  REGION STREAM BYTES
+ *   make                       (builds build/c/producer beside the library)
+ *   build/c/producer [--create] [--block-size BYTES] [--slots N] [--unknown-size] [--seed N]
+ *                    REGION STREAM BYTES        (BYTES may end in K, M or G)
  *
  * --create makes the region (and removes it on exit); otherwise it must exist. The content is
  * a splitmix64 sequence from the seed, so the same arguments always give the same digest. Once
@@ -153,10 +153,14 @@ int main(int argc, char **argv) {
   char *end;
   errno = 0;
   uint64_t total = strtoull(argv[argi + 2], &end, 0);
-  if (errno || *end) {
-    fprintf(stderr, "producer: BYTES must be a number, got '%s'\n", argv[argi + 2]);
+  /* 512K, 100M, 4G: binary units, as escp's --blocksize takes them. */
+  int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+  if (shift) end++;
+  if (errno || *end || total > (UINT64_MAX >> shift)) {
+    fprintf(stderr, "producer: BYTES must be a number (with K, M or G), got '%s'\n", argv[argi + 2]);
     return 2;
   }
+  total <<= shift;
 
   escp_shm *r;
   int rc = create ? escp_shm_create(region, block, slots, 64, &r) : escp_shm_open(region, &r);

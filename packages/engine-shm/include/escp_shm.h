@@ -102,6 +102,11 @@ const char *escp_shm_strerror(int code);
 int escp_shm_stream_begin(escp_shm *r, const char *name, uint64_t size, int *stream);
 /* Waits (up to timeout_ms; ESCP_SHM_FOREVER) for a free slot: this is the backpressure. */
 int escp_shm_claim(escp_shm *r, int stream, int timeout_ms, uint32_t *slot);
+/* For producers that commit out of order (several threads): claims a slot for the block at
+ * `offset`, first waiting while it lies more than slot_count blocks (at most 512) past the
+ * lowest block not yet committed. The block an in-order consumer needs next then always finds a
+ * slot; with plain escp_shm_claim, later blocks could fill every slot and wait on it forever. */
+int escp_shm_claim_at(escp_shm *r, int stream, uint64_t offset, int timeout_ms, uint32_t *slot);
 int escp_shm_commit(escp_shm *r, int stream, uint32_t slot, uint64_t offset, uint64_t length);
 /* Gives a claimed slot back unused. */
 int escp_shm_unclaim(escp_shm *r, int stream, uint32_t slot);

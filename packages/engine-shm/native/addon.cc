@@ -210,7 +210,9 @@ class WriteFromJob : public RegionJob {
       return;
     }
     uint32_t slot;
-    code_ = escp_shm_claim(region_->shm, stream_, timeout_, &slot);
+    // Blocks of a file arrive out of order, from several streams: claim for the offset, so
+    // later blocks cannot fill the slots that an in-order consumer's next block needs.
+    code_ = escp_shm_claim_at(region_->shm, stream_, offset_, timeout_, &slot);
     if (code_ != 0) return;
     std::memcpy(escp_shm_slot_data(region_->shm, slot), src_, length_);
     code_ = escp_shm_commit(region_->shm, stream_, slot, offset_, length_);

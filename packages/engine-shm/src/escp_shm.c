@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
@@ -33,6 +34,8 @@
 #define PEER_CHECK_MS 100
 /* Spins before sleeping: a block handed over within a few microseconds costs no syscall. */
 #define SPIN_ROUNDS 256
+/* Blocks past the lowest uncommitted one that escp_shm_claim_at lets producers run ahead. */
+#define WINDOW_BLOCKS 512
 /* How long escp_shm_open waits for a region being created to get its header. */
 #define OPEN_WAIT_MS 1000
 
@@ -75,6 +78,8 @@ struct stream {
   uint64_t tail_offset; /* offset of the one short block, UINT64_MAX while none */
   char name[ESCP_SHM_NAME_MAX + 1];
   char error[ESCP_SHM_ERROR_MAX + 1];
+  uint64_t frontier;                 /* lowest block offset not committed (under the table lock) */
+  uint64_t ahead[WINDOW_BLOCKS / 64]; /* bit i: the block at frontier + i x block_size is committed */
 };
 
 struct slot {
@@ -88,6 +93,8 @@ struct slot {
 
 _Static_assert(sizeof(struct header) <= HEADER_BYTES, "header fits its page");
 _Static_assert(sizeof(struct stream) <= STREAM_BYTES, "stream entry fits");
+_Static_assert(offsetof(struct stream, frontier) == 440 && offsetof(struct stream, error) == 184, "stream layout as README.md documents it");
+_Static_assert(offsetof(struct header, blocks_released) == 104, "header layout as README.md documents it");
 _Static_assert(sizeof(struct slot) <= SLOT_DESC_BYTES, "slot descriptor fits");
 
 struct escp_shm {
@@ -445,6 +452,8 @@ int escp_shm_stream_begin(escp_shm *r, const char *name, uint64_t size, int *str
   s->released_bytes = 0;
   s->end_offset = 0;
   s->tail_offset = UINT64_MAX;
+  s->frontier = 0;
+  memset(s->ahead, 0, sizeof s->ahead);
   s->consumer_pid = 0;
   s->producer_pid = self_pid();
   STORE(&s->state, (uint32_t)ESCP_SHM_STREAM_OPEN);
@@ -490,6 +499,51 @@ int escp_shm_claim(escp_shm *r, int stream, int timeout_ms, uint32_t *slot) {
   }
 }
 
+/* The window of offsets claim_at lets through: slot_count blocks (at most WINDOW_BLOCKS) from the
+ * lowest uncommitted block. Those blocks fit the slots once the consumer has taken everything
+ * before the frontier, so the block an in-order consumer needs next always finds a slot. */
+static uint64_t window_bytes(const escp_shm *r) {
+  uint64_t blocks = r->h->slot_count < WINDOW_BLOCKS ? r->h->slot_count : WINDOW_BLOCKS;
+  return blocks * r->h->block_size;
+}
+
+int escp_shm_claim_at(escp_shm *r, int stream, uint64_t offset, int timeout_ms, uint32_t *slot) {
+  if (!r || !slot || check_stream(r, stream) != 0 || offset % r->h->block_size != 0) return -EINVAL;
+  struct stream *s = stream_at(r, stream);
+  int64_t deadline = deadline_of(timeout_ms);
+  for (;;) {
+    uint32_t seen = LOAD(&r->h->event_seq);
+    uint32_t st = stream_state(s);
+    if (st == ESCP_SHM_STREAM_ABORTED) return ESCP_SHM_EABORTED;
+    if (st != ESCP_SHM_STREAM_OPEN || LOAD(&s->producer_pid) != self_pid()) return -EINVAL;
+    if (LOAD(&r->cancelled)) return ESCP_SHM_ECANCELED;
+    uint64_t frontier = LOAD(&s->frontier);
+    if (offset < frontier) return -EINVAL; /* committed already */
+    if (offset - frontier < window_bytes(r)) break;
+    int slice = slice_until(deadline);
+    if (slice == 0) return -ETIMEDOUT;
+    wait_seq(&r->h->event_seq, &r->h->event_waiters, seen, slice);
+    if (consumer_gone(r, stream)) return ESCP_SHM_EABORTED;
+  }
+  /* The frontier only moves up: the offset stays inside the window while this waits. */
+  return escp_shm_claim(r, stream, deadline < 0 ? ESCP_SHM_FOREVER : (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0), slot);
+}
+
+/* Records a committed block and moves the frontier past every committed block after it. */
+static void advance_frontier(escp_shm *r, struct stream *s, uint64_t offset) {
+  uint64_t bs = r->h->block_size;
+  table_lock(r);
+  uint64_t i = (offset - s->frontier) / bs;
+  if (offset >= s->frontier && i < WINDOW_BLOCKS) {
+    s->ahead[i / 64] |= 1ull << (i % 64);
+    while (s->ahead[0] & 1) {
+      for (int w = 0; w < WINDOW_BLOCKS / 64; w++) s->ahead[w] = (s->ahead[w] >> 1) | (w + 1 < WINDOW_BLOCKS / 64 ? s->ahead[w + 1] << 63 : 0);
+      STORE(&s->frontier, s->frontier + bs);
+    }
+  }
+  table_unlock(r);
+}
+
 static struct slot *own_claimed(escp_shm *r, int stream, uint32_t slot) {
   if (check_stream(r, stream) != 0 || slot >= r->h->slot_count) return NULL;
   struct slot *d = slot_at(r, slot);
@@ -530,6 +584,7 @@ int escp_shm_commit(escp_shm *r, int stream, uint32_t slot, uint64_t offset, uin
   uint64_t end = offset + length, prev = LOAD(&s->end_offset);
   while (end > prev && !__atomic_compare_exchange_n(&s->end_offset, &prev, end, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
   }
+  advance_frontier(r, s, offset);
   ADD(&s->committed_bytes, length);
   ADD(&r->h->blocks_committed, 1);
   STORE(&d->state, (uint32_t)SLOT_FILLED);

@@ -209,6 +209,28 @@ describe('shm block region', function () {
     await w.waitDone(1000)
   })
 
+  it('out-of-order writes never fill the slots that an in-order reader needs next', async function () {
+    const bs = 4096
+    const region = await created('order', { blockSizeBytes: bs, slotCount: 4 })
+    const w = region.writer('s', { sizeBytes: 8 * bs })
+    const reader = await region.reader('s')
+    // Blocks 7..1 are written first, block 0 last: without the window, 1-4 would take every slot.
+    const writes = [7, 6, 5, 4, 3, 2, 1].map((i) => w.write(Buffer.alloc(bs, i), i * bs, 5000))
+    await sleep(100)
+    expect(region.slotsInUse()).to.be.at.most(3)
+    writes.push(w.write(Buffer.alloc(bs, 0), 0, 5000))
+    const seen: number[] = []
+    for (let i = 0; i < 8; i++) {
+      const block = await reader.next(2000)
+      seen.push(block?.data[0] ?? -1)
+      block?.release()
+    }
+    await Promise.all(writes)
+    w.end()
+    expect(await reader.next(1000)).to.equal(null)
+    expect(seen).to.deep.equal([0, 1, 2, 3, 4, 5, 6, 7])
+  })
+
   it('refuses bad names, misplaced blocks and a stream that ends short, with ESCP_ERR_SHM', async function () {
     for (const bad of ['', '../x', '.hidden', 'a/b', 'x'.repeat(101)]) {
       await ShmRegion.create(bad).then(
