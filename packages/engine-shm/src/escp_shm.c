@@ -721,6 +721,13 @@ int escp_shm_take(escp_shm *r, int stream, uint64_t offset, int timeout_ms, escp
       struct slot *d = slot_at(r, i);
       if (LOAD(&d->state) != SLOT_FILLED || LOAD(&d->stream) != stream || d->offset != offset) continue;
       if (!CAS(&d->state, (uint32_t)SLOT_FILLED, (uint32_t)SLOT_TAKEN)) continue;
+      /* Between the look and the CAS the slot may have gone round and been filled again with
+       * another block: put that one back. */
+      if (LOAD(&d->stream) != stream || d->offset != offset) {
+        STORE(&d->state, (uint32_t)SLOT_FILLED);
+        notify_event(r);
+        continue;
+      }
       STORE(&d->owner_pid, self_pid());
       block->slot = i;
       block->stream = stream;
