@@ -96,6 +96,26 @@ describe("shm engine in a transfer ('escp --ioengine shm::posix' and 'posix::shm
     expect(fs.existsSync(`/dev/shm/escp-${name}`)).to.equal(false)
   })
 
+  it('sends a stream of unknown size once it has ended, and refuses one still open (protocol 1.1 needs the size)', async function () {
+    const producer = producerBinary(this)
+    const name = uniqueRegionName('unknown')
+    const region = await ShmRegion.create(name, { slotCount: 8 })
+    regions.push(region)
+    // 3 MiB fits the slots: this producer ends its stream before escp starts; the other fills
+    // the slots left and waits.
+    const ended = start(producer, ['--unknown-size', '--seed', '3', name, 'ended.dat', String(3 * MiB + 1)])
+    await ended.ended
+    const open = start(producer, ['--unknown-size', name, 'open.dat', String(1024 * MiB)])
+    await open.begun
+    const out = path.join(dir, 'out')
+    fs.mkdirSync(out)
+    const r = await escp(['--ioengine', 'shm::posix', `/dev/shm/escp-${name}/ended.dat`, `/dev/shm/escp-${name}/open.dat`, out])
+    expect(r.code).to.equal(1)
+    expect(r.stderr).to.match(/ESCP_ERR_SHM: .*open\.dat.*its size is known only when it ends/)
+    expect(sha256File(path.join(out, 'ended.dat'))).to.equal((await ended.result).sha256)
+    expect(fs.readdirSync(out)).to.deep.equal(['ended.dat'])
+  })
+
   it('fails the file, not the session, when its producer dies mid-transfer', async function () {
     const producer = producerBinary(this)
     const name = uniqueRegionName('die')

@@ -25,6 +25,8 @@ export interface Producer {
   child: ChildProcess
   /** Resolves once the stream has begun. */
   begun: Promise<void>
+  /** Resolves once the producer has ended its stream (it printed its digest). */
+  ended: Promise<void>
   /** The digest line: { sha256, bytes }, and the exit code. */
   result: Promise<{ sha256: string; bytes: number; code: number | null; stderr: string }>
 }
@@ -39,17 +41,26 @@ export function startProducer(binary: string, args: string[]): Producer {
     child.once('exit', (code) => reject(new Error(`the producer exited (${code}) before its stream began: ${stderr}`)))
   })
   begun.catch(() => {})
+  let onEnded: () => void = () => {}
+  const ended = new Promise<void>((resolve, reject) => {
+    onEnded = resolve
+    child.once('exit', (code) => reject(new Error(`the producer exited (${code}) before it ended its stream: ${stderr}`)))
+  })
+  ended.catch(() => {})
   let digest = { sha256: '', bytes: -1 }
   const lines = readline.createInterface({ input: child.stdout as NodeJS.ReadableStream })
   lines.on('line', (line) => {
     if (line === 'begun') onBegun()
     const m = /^sha256 ([0-9a-f]{64}) bytes (\d+)$/.exec(line)
-    if (m) digest = { sha256: m[1], bytes: Number(m[2]) }
+    if (m) {
+      digest = { sha256: m[1], bytes: Number(m[2]) }
+      onEnded()
+    }
   })
   const result = new Promise<{ sha256: string; bytes: number; code: number | null; stderr: string }>((resolve) => {
     child.once('close', (code) => resolve({ ...digest, code, stderr }))
   })
-  return { child, begun, result }
+  return { child, begun, ended, result }
 }
 
 /** A region name no other test or run uses. */
