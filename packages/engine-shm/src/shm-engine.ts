@@ -1,11 +1,12 @@
 // The 'shm' engine. As a sender it sends streams of a region as files: the source
 // /dev/shm/escp-REGION/STREAM is the stream STREAM of region REGION, read block by block from its
-// slots as the transfer asks for them. As a receiver it hands each arriving file to a
+// slots as the transfer asks for them; other sources of the same command are read as files
+// (through the portable node-fs engine). As a receiver it hands each arriving file to a
 // consumer region (ESCP_SHM_REGION) as the stream named by the file's name, and creates no files.
 import path from 'node:path'
 import type { Availability, BufferPool, EnginePath, EngineSource, Extent, FileAttributes, IoEngine, OpenReadOptions, OpenWriteOptions, ReadHandle, WriteHandle } from '@escp/core'
 import { AVAILABLE, displayPath, escpError, unavailable } from '@escp/core'
-import { SimpleBufferPool } from '@escp/core/builtin'
+import { NodeFsEngine, SimpleBufferPool } from '@escp/core/builtin'
 import { FOREVER, STREAM_ABORTED, STREAM_OPEN, loadBinding } from './binding'
 import type { ShmBinding, StreamState } from './binding'
 import { ShmRegion, shmError } from './region'
@@ -40,6 +41,7 @@ export class ShmEngine implements IoEngine {
   // One mapping per region and thread; a transfer's worker threads each have their own engine.
   private readonly regions = new Map<string, Promise<ShmRegion>>()
   private readonly attachTimeoutMs: number
+  private readonly files = new NodeFsEngine()
 
   constructor(private readonly options: ShmEngineOptions = {}) {
     const env = Number(process.env[SHM_ATTACH_ENV])
@@ -96,6 +98,11 @@ export class ShmEngine implements IoEngine {
     } catch (err) {
       const e = shmError(err, `stream '${streamName}' of region '${regionName}'`)
       if (e.errno === 'ENOENT') throw escpError('ESCP_ERR_SHM', `'${shown}'`, `no stream of that name began within ${this.attachTimeoutMs} ms (${SHM_ATTACH_ENV})`)
+      if (e.errno === 'EBUSY') {
+        const other = b.find(region.id, streamName)
+        const pid = other >= 0 ? b.state(region.id, other).consumerPid : 0
+        throw escpError('ESCP_ERR_SHM', `'${shown}'`, `another process${pid ? ` (pid ${pid})` : ''} is its consumer; a stream has one`)
+      }
       throw e
     }
     const state = b.state(region.id, stream)
@@ -106,7 +113,7 @@ export class ShmEngine implements IoEngine {
   async openRead(p: EnginePath, _options: OpenReadOptions = {}): Promise<ReadHandle> {
     const shown = displayPath(p)
     const named = parseShmSource(shown)
-    if (!named) throw escpError('ESCP_ERR_SHM', `'${shown}'`, `the shm engine reads streams named ${SHM_SOURCE_PREFIX}REGION/STREAM`)
+    if (!named) return this.files.openRead(p)
     const { region, stream, state } = await this.attach(named.region, named.stream, shown)
     if (state.sizeBytes < 0) throw escpError('ESCP_ERR_SHM', `'${shown}'`, 'its size is known only when it ends')
     return new ShmReadHandle(this.binding, region, stream, p, state.sizeBytes)

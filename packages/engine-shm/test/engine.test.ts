@@ -86,8 +86,12 @@ describe("shm engine in a transfer ('escp --ioengine shm::posix' and 'posix::shm
     await p.begun
     const out = path.join(dir, 'out')
     fs.mkdirSync(out)
-    const r = await escp(['--ioengine', 'shm::posix', '-t', '2', `/dev/shm/escp-${name}/capture.dat`, out])
+    // A file beside the stream is read from disk as usual.
+    const notes = path.join(dir, 'notes.txt')
+    fs.writeFileSync(notes, 'run 1: 40 MiB\n')
+    const r = await escp(['--ioengine', 'shm::posix', '-t', '2', `/dev/shm/escp-${name}/capture.dat`, notes, out])
     expect(r.code, r.stderr).to.equal(0)
+    expect(fs.readFileSync(path.join(out, 'notes.txt'), 'utf8')).to.equal('run 1: 40 MiB\n')
     const want = await p.result
     expect(want.code, want.stderr).to.equal(0)
     expect(fs.statSync(path.join(out, 'capture.dat')).size).to.equal(size)
@@ -189,6 +193,19 @@ describe("shm engine in a transfer ('escp --ioengine shm::posix' and 'posix::shm
     const ok = await escp(['--ioengine', 'shm::posix', '--blocksize', '64K', `/dev/shm/escp-${name}/small.dat`, out])
     expect(ok.code, ok.stderr).to.equal(0)
     expect(fs.readFileSync(path.join(out, 'small.dat')).equals(Buffer.alloc(200 * 1024, 7))).to.equal(true)
+  })
+
+  it('refuses a stream that another process is already consuming, naming it', async function () {
+    const name = uniqueRegionName('busy')
+    const region = await ShmRegion.create(name, { blockSizeBytes: 64 * 1024, slotCount: 2 })
+    regions.push(region)
+    region.writer('taken.dat', { sizeBytes: 100 })
+    await region.reader('taken.dat')
+    const out = path.join(dir, 'out')
+    fs.mkdirSync(out)
+    const r = await escp(['--ioengine', 'shm::posix', `/dev/shm/escp-${name}/taken.dat`, out])
+    expect(r.code).to.equal(1)
+    expect(r.stderr).to.contain(`another process (pid ${process.pid}) is its consumer`)
   })
 
   it('reports a stream that never began, and a region that does not exist, by name', async function () {
