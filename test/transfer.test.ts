@@ -98,6 +98,27 @@ describe('loopback transfer', function () {
     expect(fs.statSync(dst).mtime.toISOString()).to.equal('2004-01-01T00:00:00.000Z')
   })
 
+  it('without preserve, gives each file its own mode less the umask, one block or several, writable by its owner or not', async function () {
+    const src = path.join(work, 'm')
+    const modes = [0o640, 0o444, 0o755, 0o600, 0o466]
+    for (const mode of modes) {
+      for (const size of [10, 3 * BLOCK + 1]) {
+        const file = path.join(src, `${mode.toString(8)}-${size}`)
+        writeRandom(file, size)
+        fs.chmodSync(file, mode)
+      }
+    }
+    const dst = path.join(work, 'n')
+    const summary = await copy({ sources: [src], destination: dst, options: opts({ recursive: true }) })
+    expect(summary.ok).to.equal(true)
+    const umask = process.umask()
+    for (const name of fs.readdirSync(src)) {
+      const mode = Number.parseInt(name.split('-')[0], 8)
+      expect((fs.statSync(path.join(dst, name)).mode & 0o7777).toString(8), name).to.equal((mode & ~umask & 0o777).toString(8))
+    }
+    expect(leftoverTemps(dst)).to.deep.equal([])
+  })
+
   it('follows scp for destinations: into a directory, to a new name, refused for many into a non-directory', async function () {
     const a = path.join(work, 'a.txt')
     const b = path.join(work, 'b.txt')

@@ -285,12 +285,16 @@ export class Receiver extends SessionSide<ReceiverLink> {
     const temp = this.temps.beside(f.final)
     f.temp = temp
     this.creating++
-    f.creating = createExclusive(temp).then(
+    // Without -p a file whose mode lets its owner write is created with that mode, which then
+    // needs no fchmod: the file shows nobody more while written than it will once complete.
+    const mode = this.options.preserve ? 0 : f.spec.mode & ~UMASK & 0o777
+    const createdFinal = (mode & 0o200) !== 0
+    f.creating = createExclusive(temp, createdFinal ? mode : 0o600).then(
       () => {
         // Space reserved in advance would fill the holes that the sender skips, or that
         // `sparse` leaves for zero blocks.
         f.target = { path: temp, sizeBytes: Number(f.spec.size), preallocate: !f.holes && !this.session.init.sparse }
-        if (f.finishedByWriter) f.target.finish = this.attributesOf(f.spec)
+        if (f.finishedByWriter) f.target.finish = createdFinal ? {} : this.attributesOf(f.spec)
       },
       (err: EscpError) => {
         // Nothing of ours is there; a name that was there already is someone else's file.
@@ -508,13 +512,14 @@ class TempNames {
 }
 
 /**
- * Creates `file` empty, mode 0600, failing if anything (a symlink included) has the name; a
- * failure leaves nothing behind. Callbacks rather than fs.promises: one FileHandle less per file.
+ * Creates `file` empty with `mode` (less the umask), failing if anything (a symlink included) has
+ * the name; a failure leaves nothing behind. Callbacks rather than fs.promises: one FileHandle
+ * less per file.
  */
-function createExclusive(file: Buffer): Promise<void> {
+function createExclusive(file: Buffer, mode: number): Promise<void> {
   const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW
   return new Promise((resolve, reject) => {
-    fs.open(file, flags, 0o600, (err, fd) => {
+    fs.open(file, flags, mode, (err, fd) => {
       if (err) return reject(ioError(err, 'open', file))
       fs.close(fd, (e) => (e ? fs.unlink(file, () => reject(ioError(e, 'close', file))) : resolve()))
     })
