@@ -8,17 +8,30 @@ import path from 'node:path'
 import readline from 'node:readline'
 
 const PKG = path.join(__dirname, '..')
-let built: { ok: true; path: string } | { ok: false; reason: string } | undefined
+type Built = { ok: true; path: string } | { ok: false; reason: string }
+const built = new Map<string, Built>()
 
-/** The example producer, compiled with gcc into a temporary directory; or why it cannot be. */
-export function cProducer(): { ok: true; path: string } | { ok: false; reason: string } {
-  if (built) return built
+/** An example program (examples/NAME.c) compiled with gcc into a temporary directory; or why it cannot be. */
+export function cExample(name: 'producer' | 'consumer'): Built {
+  const known = built.get(name)
+  if (known) return known
   const probe = spawnSync('gcc', ['--version'], { encoding: 'utf8' })
-  if (probe.error || probe.status !== 0) return (built = { ok: false, reason: 'gcc is not installed, so the C producer cannot be built' })
-  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'escp-shm-producer-')), 'producer')
-  const r = spawnSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-I', path.join(PKG, 'include'), path.join(PKG, 'examples/producer.c'), path.join(PKG, 'src/escp_shm.c'), '-o', out], { encoding: 'utf8' })
-  if (r.status !== 0) throw new Error(`the C producer did not compile:\n${r.stderr}`)
-  return (built = { ok: true, path: out })
+  if (probe.error || probe.status !== 0) {
+    const no: Built = { ok: false, reason: `gcc is not installed, so the C ${name} cannot be built` }
+    built.set(name, no)
+    return no
+  }
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), `escp-shm-${name}-`)), name)
+  const r = spawnSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-I', path.join(PKG, 'include'), path.join(PKG, `examples/${name}.c`), path.join(PKG, 'src/escp_shm.c'), '-o', out], { encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`the C ${name} did not compile:\n${r.stderr}`)
+  const ok: Built = { ok: true, path: out }
+  built.set(name, ok)
+  return ok
+}
+
+/** The example producer (see cExample). */
+export function cProducer(): Built {
+  return cExample('producer')
 }
 
 export interface Producer {

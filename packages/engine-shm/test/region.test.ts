@@ -1,6 +1,7 @@
 // The block API across processes: a C producer and a TypeScript reader agree on the bytes;
 // streams run side by side; a producer that dies, or a consumer that lags, is seen for what it
 // is; bad input is refused by code; a region is gone once its creator closes it.
+import { spawn } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import { expect } from 'chai'
@@ -10,7 +11,7 @@ import { AVAILABLE, unavailable } from '@escp/core'
 import { ShmRegion } from '../src'
 import type { ShmReader } from '../src'
 import { loadBinding } from '../src/binding'
-import { cProducer, cpuTicks, sleep, startProducer, uniqueRegionName } from './helpers'
+import { cExample, cProducer, cpuTicks, sleep, startProducer, uniqueRegionName } from './helpers'
 import type { Producer } from './helpers'
 
 const MiB = 1024 * 1024
@@ -18,6 +19,17 @@ const MiB = 1024 * 1024
 function expectShmError(err: unknown): void {
   expect(err, 'expected an error').to.be.an('error')
   expect((err as { code?: string }).code, (err as Error).message).to.equal('ESCP_ERR_SHM')
+}
+
+function runToEnd(binary: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s))
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s))
+    child.once('close', (code) => resolve({ code, stdout, stderr }))
+  })
 }
 
 async function digestOf(reader: ShmReader): Promise<{ sha256: string; bytes: number }> {
@@ -80,6 +92,27 @@ describe('shm block region', function () {
     expect(reader.isDone()).to.equal(true)
     // The producer created the region, so its exit removed it.
     expect(fs.existsSync(`/dev/shm/escp-${name}`)).to.equal(false)
+  })
+
+  it('the C consumer calls: a C consumer gets the C producer\'s digest, and "producer died" when it is killed', async function () {
+    needProducer(this)
+    const c = cExample('consumer')
+    if (!c.ok) skipIfUnavailable(this, 'the C consumer', unavailable(c.reason))
+    const consumer = (c as { path: string }).path
+    const region = await created('cc', { blockSizeBytes: 256 * 1024, slotCount: 4 })
+    const p = start(producer, ['--seed', '5', region.name, 'whole', String(20 * MiB + 9)])
+    await p.begun
+    const got = await runToEnd(consumer, [region.name, 'whole'])
+    expect(got.code, got.stderr).to.equal(0)
+    expect(got.stdout.trim()).to.equal(`sha256 ${(await p.result).sha256} bytes ${20 * MiB + 9}`)
+    const doomed = start(producer, [region.name, 'doomed', String(1024 * MiB)])
+    await doomed.begun
+    const pending = runToEnd(consumer, [region.name, 'doomed'])
+    await sleep(200)
+    doomed.child.kill('SIGKILL')
+    const dead = await pending
+    expect(dead.code).to.equal(1)
+    expect(dead.stderr).to.contain('the stream was aborted: producer died')
   })
 
   it('a stream whose size is known only at its end arrives whole', async function () {
