@@ -39,6 +39,7 @@ export class ShmEngine implements IoEngine {
   readonly discards = true
   private readonly load = loadBinding()
   // One mapping per region and thread; a transfer's worker threads each have their own engine.
+  // A thread's mappings go when it exits (the addon's cleanup hook).
   private readonly regions = new Map<string, Promise<ShmRegion>>()
   private readonly attachTimeoutMs: number
   private readonly files = new NodeFsEngine()
@@ -69,13 +70,6 @@ export class ShmEngine implements IoEngine {
       r.catch(() => this.regions.delete(name))
     }
     return r
-  }
-
-  /** Closes this engine's mappings (a worker's are closed when it exits). */
-  async close(): Promise<void> {
-    const regions = [...this.regions.values()]
-    this.regions.clear()
-    for (const r of await Promise.allSettled(regions)) if (r.status === 'fulfilled') r.value.close()
   }
 
   async describeSource(source: string): Promise<EngineSource | null> {

@@ -327,5 +327,8 @@ describe('shm block region', function () {
     expectShmError(err)
     expect((err as Error).message).to.match(/cancel/)
     void w
+    // Nothing is left waiting on a native thread, and the handle is gone.
+    const load = loadBinding()
+    if (load.ok) expect(load.binding.stats().inFlight).to.equal(0)
   })
 })
