@@ -229,6 +229,20 @@ describe('loopback transfer', function () {
     expect(describeTree(dst)).to.deep.equal(describeTree(src))
   })
 
+  it('copies small compressible files with more of them in flight than the stream workers have buffers', async function () {
+    // Queue depth 1: 4 buffers per worker (2 per block with a compressor), up to 16 small blocks
+    // in flight, so blocks wait for buffers on both sides.
+    const src = path.join(work, 'logs')
+    fs.mkdirSync(src)
+    for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(src, `l${i}`), `line ${i} of a small log\n`.repeat(20 + (i % 200)))
+    writeRandom(path.join(src, 'random'), 3 * BLOCK + 5)
+    const dst = path.join(work, 'logs-copy')
+    const summary = await copy({ sources: [src], destination: dst, options: opts({ recursive: true, compressor: 'zstd', queueDepth: 1 }) })
+    expect(summary.ok, JSON.stringify(summary.failures.slice(0, 3))).to.equal(true)
+    expect(summary.wireBytes).to.be.lessThan(summary.bytes)
+    expect(describeTree(dst)).to.deep.equal(describeTree(src))
+  })
+
   it('reports a full disk by file name and leaves no complete-looking file', async function () {
     const mnt = path.join(work, 'small')
     fs.mkdirSync(mnt)

@@ -38,7 +38,7 @@ export function startSenderLinks(session: Session, s: LinkSettings): Promise<Sen
     async (i) => {
       const d = session.data[i].detach()
       const worker = await startWorker(workerData(session, s, 'sender', d.index, d.send, d.receive))
-      return new SenderLink(d, worker, s.queueDepth, s.rateLimit)
+      return new SenderLink(d, worker, s.queueDepth, s.blockSizeBytes, s.rateLimit)
     },
     (l) => l.close(),
   )

@@ -7,7 +7,7 @@ export interface TransferOptions {
   /** Data streams (default 4). */
   streams: number
   blockSizeBytes: number
-  /** Blocks in flight per data stream; memory is bounded by streams × queueDepth × block. */
+  /** Full blocks in flight per data stream (16 times as many small ones); memory is bounded by streams × queueDepth × block. */
   queueDepth: number
   cipher: string
   /** 'none' turns end-to-end verification off. */

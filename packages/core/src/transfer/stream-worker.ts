@@ -52,8 +52,10 @@ async function main(): Promise<void> {
   const recv = data.side === 'client' ? 's2c' : 'c2s'
   const sealer = new RecordSealer(keys, data.index, send, data.send)
   const opener = new RecordOpener(keys, data.index, recv, data.receive)
-  // Two buffers per block in flight: the data, and the compressed form of it.
-  const pool = engine.createBufferPool(data.blockSizeBytes, data.queueDepth * 2 + 2)
+  // Two buffers per full block in flight: the data, and the compressed form of it. More small
+  // blocks than that may be in flight; they take turns with the buffers.
+  const buffers = data.queueDepth * 2 + 2
+  const pool = new PoolTurns(engine.createBufferPool(data.blockSizeBytes, buffers), buffers)
   const role = data.role === 'sender' ? new SenderRole(engine, pool, sealer, checksum, compressor) : new ReceiverRole(engine, pool, opener, checksum, compressor)
   port.on('message', (msg: ToWorker) => {
     if (msg.t === 'end') {
@@ -67,12 +69,44 @@ async function main(): Promise<void> {
   post({ t: 'ready' })
 }
 
+/**
+ * A buffer pool whose buffers are waited for, in turn, once all are lent. A block that needs two
+ * takes both at once, so that blocks holding one each cannot wait on one another.
+ */
+class PoolTurns {
+  private free: number
+  private readonly waiting: Array<{ count: number; resolve: () => void }> = []
+
+  constructor(
+    private readonly pool: BufferPool,
+    count: number,
+  ) {
+    this.free = count
+  }
+
+  async acquire(count: number): Promise<Uint8Array[]> {
+    if (this.free >= count && this.waiting.length === 0) this.free -= count
+    else await new Promise<void>((resolve) => this.waiting.push({ count, resolve }))
+    return Array.from({ length: count }, () => this.pool.acquire())
+  }
+
+  release(buffers: Uint8Array[]): void {
+    for (const buf of buffers) this.pool.release(buf)
+    this.free += buffers.length
+    while (this.waiting.length > 0 && this.free >= this.waiting[0].count) {
+      const next = this.waiting.shift() as { count: number; resolve: () => void }
+      this.free -= next.count
+      next.resolve()
+    }
+  }
+}
+
 class SenderRole {
   private readonly handles = new Map<bigint, Promise<ReadHandle>>()
 
   constructor(
     private readonly engine: IoEngine,
-    private readonly pool: BufferPool,
+    private readonly pool: PoolTurns,
     private readonly sealer: RecordSealer,
     private readonly checksum: Checksum | null,
     private readonly compressor: Compressor | null,
@@ -84,8 +118,9 @@ class SenderRole {
   }
 
   private async read(msg: Extract<ToWorker, { t: 'read' }>): Promise<void> {
-    const buf = this.pool.acquire()
-    let packed: Uint8Array | undefined
+    // The data, and with a compressor the compressed form of it.
+    const buffers = await this.pool.acquire(this.compressor ? 2 : 1)
+    const [buf, packed] = buffers
     try {
       let h = this.handles.get(msg.fileId)
       if (!h) {
@@ -101,8 +136,7 @@ class SenderRole {
       const digest = this.checksum ? this.checksum.block(view) : null
       let payload: Uint8Array = view
       let flags = 0
-      if (this.compressor) {
-        packed = this.pool.acquire()
+      if (this.compressor && packed) {
         const c = this.compressor.compress(view, packed.subarray(0, msg.length - 1), data.compressionLevel)
         if (c !== null) {
           payload = packed.subarray(0, c)
@@ -113,10 +147,9 @@ class SenderRole {
       const o = own(frames)
       post({ t: 'sealed', seq: msg.seq, fileId: msg.fileId, offset: msg.offset, length: msg.length, wireBytes: payload.byteLength, digest, frames: o.frames }, o.transfer)
     } catch (err) {
-      post({ t: 'readFailed', seq: msg.seq, fileId: msg.fileId, error: serializeError(err) })
+      post({ t: 'readFailed', seq: msg.seq, fileId: msg.fileId, length: msg.length, error: serializeError(err) })
     } finally {
-      this.pool.release(buf)
-      if (packed) this.pool.release(packed)
+      this.pool.release(buffers)
       if (msg.only) void this.close(msg.fileId)
     }
   }
@@ -135,7 +168,7 @@ class ReceiverRole {
 
   constructor(
     private readonly engine: IoEngine,
-    private readonly pool: BufferPool,
+    private readonly pool: PoolTurns,
     private readonly opener: RecordOpener,
     private readonly checksum: Checksum | null,
     private readonly compressor: Compressor | null,
@@ -201,7 +234,7 @@ class ReceiverRole {
       let data_ = plain
       if (compressed) {
         if (!this.compressor) throw escpError('ESCP_ERR_PROTOCOL', 'a compressed block in a session without compression')
-        buf = this.pool.acquire()
+        ;[buf] = await this.pool.acquire(1)
         const n = this.compressor.decompress(plain, buf)
         if (n !== rawLength) throw escpError('ESCP_ERR_CORRUPT_BLOCK', `decompressed to ${n} bytes, the header says ${rawLength}`)
         data_ = buf.subarray(0, n)
@@ -219,7 +252,7 @@ class ReceiverRole {
       await (await h).write(data_, offset)
       return digest
     } finally {
-      if (buf) this.pool.release(buf)
+      if (buf) this.pool.release([buf])
     }
   }
 

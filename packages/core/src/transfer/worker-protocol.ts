@@ -78,7 +78,7 @@ export type ToWorker =
 export type FromWorker =
   | { t: 'ready' }
   | { t: 'sealed'; seq: number; fileId: bigint; offset: number; length: number; wireBytes: number; digest: Uint8Array | null; frames: Uint8Array[] }
-  | { t: 'readFailed'; seq: number; fileId: bigint; error: SerializedError }
+  | { t: 'readFailed'; seq: number; fileId: bigint; length: number; error: SerializedError }
   | { t: 'written'; seq: number; fileId: bigint; offset: number; length: number; wireBytes: number; digest: Uint8Array | null }
   | { t: 'discarded'; seq: number; fileId: bigint }
   | { t: 'writeFailed'; seq: number; fileId: bigint; error: SerializedError }
