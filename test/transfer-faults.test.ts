@@ -193,6 +193,22 @@ describe('loopback transfer under faults and attacks', function () {
       expectNothingOutside()
     })
 
+    it('fails the session with ESCP_ERR_PROTOCOL for a block of a file already answered', async function () {
+      const peer = await HostileSender.start(set, dest, opts())
+      const data = Buffer.alloc(1000, 'a')
+      await peer.announce([{ id: 0n, path: 'answered.bin', size: 1000n }], false)
+      await peer.block(0n, 0, data)
+      await peer.done([{ id: 0n, size: 1000n, blocks: 1n, digest: peer.digestOf([data]) }])
+      await peer.waitVerdicts(1)
+      expect(peer.verdicts.get(0n)?.ok).to.equal(true)
+      await peer.block(0n, 0, Buffer.alloc(1000, 'z'))
+      const fatal = await within(peer.fatal(), 10_000, "the server's Fatal")
+      expect(fatal.code).to.equal('ESCP_ERR_PROTOCOL')
+      await peer.close()
+      expect(fs.readFileSync(path.join(dest, 'answered.bin'))).to.deep.equal(data)
+      expectNothingOutside()
+    })
+
     it('fails the session with ESCP_ERR_PROTOCOL for a block of an entry that is not a file', async function () {
       const peer = await HostileSender.start(set, dest, opts())
       await peer.announce([{ id: 0n, path: 'dir', type: 'directory', mode: 0o755 }])

@@ -83,6 +83,7 @@ const IS_ROOT = process.getuid?.() === 0
 const MAX_CREATING = 1024
 
 export class Receiver extends SessionSide<ReceiverLink> {
+  /** Entries announced and not yet answered (and files the sender dropped). */
   private readonly files = new Map<bigint, InFile>()
   private readonly dirs: Array<{ path: Buffer; spec: FileSpec }> = []
   private readonly failures: FileFailure[] = []
@@ -119,6 +120,8 @@ export class Receiver extends SessionSide<ReceiverLink> {
   readonly targetOf = (fileId: bigint): WriteTarget | null | undefined => {
     const f = this.files.get(fileId)
     if (!f) {
+      // Answered entries are forgotten: no block may follow a verdict.
+      if (fileId < BigInt(this.entries)) throw escpError('ESCP_ERR_PROTOCOL', `a block for entry ${fileId}, which is already answered`)
       if (this.sessionEnded) throw escpError('ESCP_ERR_PROTOCOL', `a block for entry ${fileId}, which was never announced`)
       return undefined
     }
@@ -172,7 +175,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
         case RecordType.FileDone:
           for (const d of decodeFileDone(rec.payload)) {
             const f = this.files.get(d.id)
-            if (!f || f.done || f.spec.type !== 'file') throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for ${f ? 'a finished entry' : `unknown entry ${d.id}`}`)
+            if (!f || f.done || f.spec.type !== 'file') throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for ${f || d.id < BigInt(this.entries) ? 'a finished entry' : `unknown entry ${d.id}`}`)
             if (d.size !== f.spec.size) throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for '${f.shown}' whose size disagrees with its announcement`)
             const holeBytes = f.holes ? f.spec.sparseBytes : 0n
             if (!blocksFitHoles(f.spec.size, holeBytes, d.blocks, this.options.blockSizeBytes)) {
@@ -464,6 +467,9 @@ export class Receiver extends SessionSide<ReceiverLink> {
 
   private settle(f: InFile, ok: boolean): void {
     f.settled = true
+    // Memory for what is under way only. A file the sender dropped stays: blocks of it may still
+    // come, to be discarded.
+    if (!f.dropped) this.files.delete(f.spec.id)
     this.unsettled--
     if (ok) this.entriesOk++
     else this.failedCount++

@@ -58,6 +58,7 @@ export interface SenderOptions {
 }
 
 export class Sender extends SessionSide<SenderLink> {
+  /** Entries announced and not yet answered (and files that failed here). */
   private readonly entries = new Map<bigint, OutEntry>()
   private readonly queue: OutEntry[] = []
   private readonly failures: FileFailure[] = []
@@ -109,7 +110,7 @@ export class Sender extends SessionSide<SenderLink> {
       this.pump()
       while (this.unsealedFiles > 0) await this.sleep()
       this.flushDone()
-      this.queueMeta(() => this.session.meta.sendMessage(RecordType.SessionEnd, encodeSessionEnd({ files: BigInt(this.entries.size), bytes: BigInt(this.bytesDone) })))
+      this.queueMeta(() => this.session.meta.sendMessage(RecordType.SessionEnd, encodeSessionEnd({ files: this.nextId, bytes: BigInt(this.bytesDone) })))
       await this.metaSent()
       await metaDone
       this.check()
@@ -126,7 +127,7 @@ export class Sender extends SessionSide<SenderLink> {
     this.progress()
     return {
       ok: this.failures.length === 0 && this.warnings.every((w) => w.severity === 'warning'),
-      entries: this.entries.size,
+      entries: Number(this.nextId),
       entriesOk: this.entriesOk,
       failures: this.failures,
       warnings: this.warnings,
@@ -326,6 +327,9 @@ export class Sender extends SessionSide<SenderLink> {
   private settle(e: OutEntry): void {
     if (e.settled) return
     e.settled = true
+    // Memory for what is under way only: an answered entry whose blocks are all sealed has
+    // nothing more coming. A failed file may still have blocks in a worker, and stays.
+    if (!e.failed && e.sealed === e.blocks) this.entries.delete(e.id)
     this.outstanding--
     this.poke()
   }
@@ -335,7 +339,7 @@ export class Sender extends SessionSide<SenderLink> {
       if (rec.type === RecordType.Verdicts) {
         for (const v of decodeVerdicts(rec.payload)) {
           const e = this.entries.get(v.id)
-          if (!e || e.settled) throw escpError('ESCP_ERR_PROTOCOL', `a verdict for ${e ? 'an entry already answered' : `unknown entry ${v.id}`}`)
+          if (!e || e.settled) throw escpError('ESCP_ERR_PROTOCOL', `a verdict for ${e || v.id < this.nextId ? 'an entry already answered' : `unknown entry ${v.id}`}`)
           if (v.ok) {
             this.entriesOk++
           } else {
@@ -360,8 +364,8 @@ export class Sender extends SessionSide<SenderLink> {
     this.options.onProgress?.({
       bytesDone: this.bytesDone,
       bytesTotal: this.bytesTotal,
-      filesDone: this.entries.size - this.outstanding,
-      filesTotal: this.entries.size,
+      filesDone: Number(this.nextId) - this.outstanding,
+      filesTotal: Number(this.nextId),
       enumerationDone: this.enumerationDone,
       elapsedMs: Date.now() - this.started,
     })
