@@ -16,7 +16,7 @@ import type { FileDone, FileSpec, Verdict } from '../protocol/messages'
 import type { Session } from '../protocol/session'
 import { blocksFitHoles } from './holes'
 import { OrderedDigest, ZeroBlockDigests } from './ordered-digest'
-import { SessionSide } from './session-side'
+import { MetaBatch, SessionSide } from './session-side'
 import { checkRelativePath } from './paths'
 import type { Destination } from './paths'
 import type { ReceiverLink } from './stream-link'
@@ -87,8 +87,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
   private readonly files = new Map<bigint, InFile>()
   private readonly dirs: Array<{ path: Buffer; spec: FileSpec }> = []
   private readonly failures: FileFailure[] = []
-  private verdicts: Verdict[] = []
-  private verdictFlushScheduled = false
+  private readonly verdicts = new MetaBatch<Verdict>((batch) => this.queueMeta(() => this.session.meta.sendMessage(RecordType.Verdicts, encodeVerdicts(batch))))
   private sessionEnded = false
   private unsettled = 0
   private entries = 0
@@ -144,7 +143,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
       await this.readMeta()
       while (this.unsettled > 0) await this.sleep()
       await this.finishDirectories()
-      this.flushVerdicts()
+      this.verdicts.flush()
       await this.metaSent()
       this.check()
       // Our END on the meta stream tells the sender every verdict is out; it then ends the
@@ -452,17 +451,13 @@ export class Receiver extends SessionSide<ReceiverLink> {
   private verdict(f: InFile, error: EscpError | null): void {
     if (error) this.failures.push({ path: f.shown, error })
     this.settle(f, error === null)
-    this.verdicts.push({
+    this.verdicts.add({
       id: f.spec.id,
       ok: error === null,
       // Our own digest of what was written, so the sender compares for itself.
       digest: f.written ?? new Uint8Array(0),
       ...(error ? { error: errorInfoOf(error) } : {}),
     })
-    if (!this.verdictFlushScheduled) {
-      this.verdictFlushScheduled = true
-      setImmediate(() => this.flushVerdicts())
-    }
   }
 
   private settle(f: InFile, ok: boolean): void {
@@ -474,14 +469,6 @@ export class Receiver extends SessionSide<ReceiverLink> {
     if (ok) this.entriesOk++
     else this.failedCount++
     this.poke()
-  }
-
-  private flushVerdicts(): void {
-    this.verdictFlushScheduled = false
-    if (this.verdicts.length === 0) return
-    const batch = this.verdicts
-    this.verdicts = []
-    this.queueMeta(() => this.session.meta.sendMessage(RecordType.Verdicts, encodeVerdicts(batch)))
   }
 
   /** Removes the temporary files of everything unfinished, once those being created exist. */

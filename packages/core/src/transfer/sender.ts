@@ -16,7 +16,7 @@ import type { SourceEntry, SourceIssue } from './enumerate'
 import { dataBlocks } from './holes'
 import type { BlockRun, DataBlocks } from './holes'
 import { OrderedDigest, ZeroBlockDigests } from './ordered-digest'
-import { SessionSide } from './session-side'
+import { MetaBatch, SessionSide } from './session-side'
 import type { SenderLink } from './stream-link'
 import type { FileFailure, TransferProgress, TransferSummary } from './summary'
 import type { FromWorker } from './worker-protocol'
@@ -64,8 +64,7 @@ export class Sender extends SessionSide<SenderLink> {
   private readonly failures: FileFailure[] = []
   private readonly warnings: SourceIssue[] = []
   private batch: OutEntry[] = []
-  private doneBatch: FileDone[] = []
-  private doneFlushScheduled = false
+  private readonly completions = new MetaBatch<FileDone>((done) => this.queueMeta(() => this.session.meta.sendMessage(RecordType.FileDone, encodeFileDone(done))))
   private nextId = 0n
   private seq = 0
   private outstanding = 0
@@ -109,7 +108,7 @@ export class Sender extends SessionSide<SenderLink> {
       this.flushBatch(true)
       this.pump()
       while (this.unsealedFiles > 0) await this.sleep()
-      this.flushDone()
+      this.completions.flush()
       this.queueMeta(() => this.session.meta.sendMessage(RecordType.SessionEnd, encodeSessionEnd({ files: this.nextId, bytes: BigInt(this.bytesDone) })))
       await this.metaSent()
       await metaDone
@@ -288,20 +287,7 @@ export class Sender extends SessionSide<SenderLink> {
     this.unsealedFiles--
     this.holeBytes += e.holeBytes
     this.closeReaders(e)
-    this.doneBatch.push({ id: e.id, size: BigInt(e.entry.sizeBytes), blocks: BigInt(e.blocks), digest: e.digest ? e.digest.digest() : new Uint8Array(0) })
-    // Completions of one turn of the event loop travel in one record.
-    if (!this.doneFlushScheduled) {
-      this.doneFlushScheduled = true
-      setImmediate(() => this.flushDone())
-    }
-  }
-
-  private flushDone(): void {
-    this.doneFlushScheduled = false
-    if (this.doneBatch.length === 0) return
-    const done = this.doneBatch
-    this.doneBatch = []
-    this.queueMeta(() => this.session.meta.sendMessage(RecordType.FileDone, encodeFileDone(done)))
+    this.completions.add({ id: e.id, size: BigInt(e.entry.sizeBytes), blocks: BigInt(e.blocks), digest: e.digest ? e.digest.digest() : new Uint8Array(0) })
   }
 
   // An unreadable source: the receiver is told to drop the file; no verdict will come.

@@ -3,6 +3,39 @@
 import type { EscpError } from '../errors'
 import type { Session } from '../protocol/session'
 
+/** Most items in one batch of a meta record (verdicts, completions). */
+const BATCH_ITEMS = 256
+/** How long the first item of a batch waits for others. */
+const BATCH_DELAY_MS = 5
+
+/**
+ * Items that travel together in one meta record: sent once BATCH_ITEMS have gathered, or
+ * BATCH_DELAY_MS after the first. Files finish one by one, so a batch per turn of the event loop
+ * held one or two: a record sealed, written, read and opened per small file.
+ */
+export class MetaBatch<T> {
+  private items: T[] = []
+  private timer: NodeJS.Timeout | null = null
+
+  constructor(private readonly send: (items: T[]) => void) {}
+
+  add(item: T): void {
+    this.items.push(item)
+    if (this.items.length >= BATCH_ITEMS) this.flush()
+    else this.timer ??= setTimeout(() => this.flush(), BATCH_DELAY_MS)
+  }
+
+  /** Sends what has gathered, now. */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = null
+    if (this.items.length === 0) return
+    const items = this.items
+    this.items = []
+    this.send(items)
+  }
+}
+
 export abstract class SessionSide<Link extends { fail(err: EscpError): void }> {
   protected fatal: EscpError | undefined
   protected links: Link[] = []
