@@ -63,6 +63,7 @@ abstract class StreamLink extends EventEmitter {
   protected readonly socket: net.Socket
   protected failure: EscpError | undefined
   protected closing = false
+  private corked = false
   protected endSent = false
 
   constructor(
@@ -115,10 +116,21 @@ abstract class StreamLink extends EventEmitter {
     })
   }
 
+  /**
+   * Writes a record's frames. The socket stays corked until the end of this turn of the event
+   * loop, so that the records of all the worker messages handled in it (many small files) leave
+   * in one writev, and reach the peer in fewer, larger reads.
+   */
   protected writeFrames(frames: Uint8Array[], done: () => void): void {
-    this.socket.cork()
+    if (!this.corked) {
+      this.corked = true
+      this.socket.cork()
+      setImmediate(() => {
+        this.corked = false
+        this.socket.uncork()
+      })
+    }
     for (let i = 0; i < frames.length; i++) this.socket.write(frames[i], i === frames.length - 1 ? () => done() : undefined)
-    this.socket.uncork()
   }
 
   /** Stops the worker and the socket. */
