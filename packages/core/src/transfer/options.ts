@@ -21,7 +21,7 @@ export interface TransferOptions {
   preserve: boolean
   /** The receiver leaves holes for all-zero blocks. */
   sparse: boolean
-  /** O_DIRECT where the engine and file system allow it. */
+  /** O_DIRECT where the engine and file system allow it (a receiver writes files of one block buffered). */
   direct: boolean
   /** First port of the receiver's range and the range's size. */
   port: number

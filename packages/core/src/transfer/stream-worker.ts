@@ -258,9 +258,11 @@ class ReceiverRole {
 
   // A file of one block is opened, written, finished and closed here at once: no handle stays
   // open for a 'close' to come, and the main thread need not open it again. Its one write
-  // allocates what it needs, so nothing is preallocated.
+  // allocates what it needs, so nothing is preallocated; and it is written through the page
+  // cache: O_DIRECT, which keeps a large copy from flushing the cache, would here make each small
+  // file wait for the device and pad its tail, cut again at close.
   private async writeWhole(target: WriteTarget, attributes: Partial<FileAttributes>, bytes: Uint8Array, offset: number): Promise<void> {
-    const h = await this.engine.openWrite(Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength), { create: false, sparse: data.sparse, direct: data.direct, sizeBytes: target.sizeBytes, preallocate: false })
+    const h = await this.engine.openWrite(Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength), { create: false, sparse: data.sparse, direct: false, sizeBytes: target.sizeBytes, preallocate: false })
     try {
       await h.write(bytes, offset)
       // An all-zero block that `sparse` did not write leaves the file short.
