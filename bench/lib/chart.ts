@@ -69,6 +69,7 @@ interface ProtocolJson extends SuiteJson {
 const COLORS: Record<string, string> = {
   cp: '#8c8c8c',
   scp: '#e6862e',
+  'scp-default': '#f2b27a',
   rsync: '#3a9a48',
   iperf3: '#8e6bbf',
   escp: '#1f63b5',

@@ -1,7 +1,8 @@
 // The benchmarks' data, generated once and reused: large files of random bytes, a tree of
-// many small files of random bytes with sizes that are the same on every machine, and a
-// compressible log-like text file. Random content comes from an AES-128-CTR keystream (fast,
-// incompressible, reproducible); the log from a seeded generator.
+// many small files of random bytes with sizes that are the same on every machine, a
+// compressible log-like text file, and a sparse file (extents of random bytes between holes).
+// Random content comes from an AES-128-CTR keystream (fast, incompressible, reproducible); the
+// log from a seeded generator.
 // A dataset is written under a temporary name and renamed when complete, so one that exists
 // under its real name is whole; reuse still checks every size.
 import crypto from 'node:crypto'
@@ -129,6 +130,45 @@ export function ensureLogFile(dir: string, spec: BigFileSpec): Dataset {
       written += n
     }
   })
+}
+
+export interface SparseFileSpec extends BigFileSpec {
+  /** Bytes of each data extent; the file holds as many as make up `dataFraction` of it, spread evenly. */
+  extentBytes: number
+  dataFraction: number
+}
+
+/** Where a sparse file's data extents start: evenly spread, at least one, none past the end. */
+function sparseExtentOffsets(spec: SparseFileSpec): number[] {
+  const slots = Math.floor(spec.bytes / spec.extentBytes)
+  const count = Math.min(slots, Math.max(1, Math.round((spec.bytes * spec.dataFraction) / spec.extentBytes)))
+  return Array.from({ length: count }, (_, i) => Math.floor((i * slots) / count) * spec.extentBytes)
+}
+
+/**
+ * A file of `spec.bytes` bytes that is mostly holes: truncated to its size, then data extents
+ * of random bytes written at offsets spread evenly through it, so it occupies about
+ * `dataFraction` of its size on disk. Reused only while it is still that sparse: a copy that
+ * filled its holes in would measure something else.
+ */
+export function ensureSparseFile(dir: string, spec: SparseFileSpec): Dataset {
+  const offsets = sparseExtentOffsets(spec)
+  const dataBytes = offsets.length * spec.extentBytes
+  const file = path.join(dir, spec.name)
+  const st = fs.statSync(file, { throwIfNoEntry: false })
+  // Twice the data leaves room for the file system's own rounding, far below a filled-in file.
+  if (st && st.size === spec.bytes && st.blocks * 512 > 2 * dataBytes + 2 ** 20) fs.rmSync(file)
+  return ensureFile(dir, spec, (fd) => {
+    fs.ftruncateSync(fd, spec.bytes)
+    const stream = keystream(3)
+    const zeros = Buffer.alloc(spec.extentBytes)
+    for (const offset of offsets) fs.writeSync(fd, stream.update(zeros), 0, spec.extentBytes, offset)
+  })
+}
+
+/** Space a file occupies on disk: st_blocks × 512, below its size when it has holes. */
+export function allocatedBytes(file: string): number {
+  return fs.statSync(file).blocks * 512
 }
 
 /** The small-files tree, reused when `dir` holds it with exactly the expected files and sizes. */

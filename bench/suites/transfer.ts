@@ -1,9 +1,10 @@
 // Whole copies on this machine, escp beside the tools people use instead, in the same run:
-// cp, scp (aes128-gcm) and rsync over ssh through a private sshd on 127.0.0.1; escp in
-// loopback mode through the library (copy(), default options), and the escp command pushing
-// through the same sshd to `escp server` (escp-ssh). Two datasets: one 2 GiB file of random
-// bytes, and 10,000 small files of 1-64 KiB; the small files also go to a tmpfs, where file
-// creation on ext4 no longer dominates. Every copy is verified by content hash.
+// cp, scp (its default cipher, and aes128-gcm) and rsync over ssh through a private sshd on
+// 127.0.0.1; escp in loopback mode through the library (copy(), default options), and the escp
+// command pushing through the same sshd to `escp server` (escp-ssh). Four datasets: one 2 GiB
+// file of random bytes; 10,000 small files of 1-64 KiB, which also go to a tmpfs, where file
+// creation on ext4 no longer dominates; a 1 GiB log-like text file, also copied by escp with
+// zstd; a 4 GiB sparse file with 10% data. Every copy is verified by content hash.
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -11,7 +12,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { UsageError, integerOption, parseSuiteArgs } from '../lib/args'
 import { updateChart } from '../lib/chart'
-import { ensureBigFile, ensureSmallTree, sha256File, treeDigest } from '../lib/datasets'
+import { allocatedBytes, ensureBigFile, ensureLogFile, ensureSmallTree, ensureSparseFile, sha256File, treeDigest } from '../lib/datasets'
 import type { Dataset } from '../lib/datasets'
 import { SHIPPED_PLUGINS, runEscpCopy } from '../lib/escp-run'
 import { AUTO_ENGINE, DEFAULT_OPTIONS, loadPlugins, loopbackStreams, pluginsFromEnv } from '@escp/core'
@@ -37,11 +38,15 @@ const DEFAULT_RUNS = 3
 const DEFAULT_DATA_DIR = path.resolve(__dirname, '..', 'data')
 /** The escp command of this repository, run by escp-ssh on both ends (-D for the remote one). */
 const ESCP_CLI = path.resolve(__dirname, '..', '..', 'packages', 'cli', 'bin', 'run.js')
-/** The issue's datasets; --file-mib and --small-files make smaller ones for a quick run. */
+/** The issue's datasets; --file-mib, --small-files, --log-mib and --sparse-mib make smaller ones for a quick run. */
 const DEFAULT_FILE_MIB = 2048
 const DEFAULT_SMALL_FILES = 10_000
+const DEFAULT_LOG_MIB = 1024
+const DEFAULT_SPARSE_MIB = 4096
 const SMALL_FILE = { minBytes: 1024, maxBytes: 64 * 1024, filesPerDir: 100 }
-/** Longest wait for neighbours' work to calm down before a run (short: 45 runs by default). */
+/** The issue's "10% data": 1 MiB extents of random bytes spread evenly, holes between them. */
+const SPARSE = { extentBytes: 2 ** 20, dataFraction: 0.1 }
+/** Longest wait for neighbours' work to calm down before a run (short: 96 runs by default). */
 const QUIET_WAIT_MS = 10_000
 const SCP_CIPHER = 'aes128-gcm@openssh.com'
 /** Room for the small-files tree (about 330 MB) in the tmpfs. */
@@ -56,27 +61,40 @@ const TARGETS = [
   { cell: 'small-files-tmpfs', peer: 'rsync', factor: 2, text: '10,000 small files into tmpfs at least 2× as fast as rsync over ssh', against: '10,000 small files into tmpfs against rsync over ssh' },
 ] as const
 
-type Tool = 'cp' | 'scp' | 'rsync' | 'escp' | 'escp-ssh'
-const TOOLS: readonly Tool[] = ['cp', 'scp', 'rsync', 'escp', 'escp-ssh']
+/** scp is the aes128-gcm row (the targets' peer), scp-default the same with ssh's default cipher. */
+type Tool = 'cp' | 'scp' | 'scp-default' | 'rsync' | 'escp' | 'escp-zstd' | 'escp-ssh' | 'escp-ssh-zstd'
+const TOOLS: readonly Tool[] = ['cp', 'scp', 'scp-default', 'rsync', 'escp', 'escp-zstd', 'escp-ssh', 'escp-ssh-zstd']
 /** The tools that go through the private sshd. */
-const SSH_TOOLS: readonly Tool[] = ['scp', 'rsync', 'escp-ssh']
+const SSH_TOOLS: readonly Tool[] = ['scp', 'scp-default', 'rsync', 'escp-ssh', 'escp-ssh-zstd']
+/** escp with zstd: only where there is something to compress. */
+const COMPRESSING_TOOLS: readonly Tool[] = ['escp-zstd', 'escp-ssh-zstd']
+
+type CellId = 'big-file' | 'small-files-ext4' | 'small-files-tmpfs' | 'log-file' | 'sparse-file'
+const CELLS: readonly CellId[] = ['big-file', 'small-files-ext4', 'small-files-tmpfs', 'log-file', 'sparse-file']
 
 export const usage = [
   `  --runs N          runs of each tool in each case (default ${DEFAULT_RUNS})`,
   `  --data DIR        where the datasets are generated once and then reused (default ${repoPath(DEFAULT_DATA_DIR)}/)`,
-  `  --tools LIST      comma-separated subset of ${TOOLS.join(',')} (default all)`,
-  `  --file-mib N      size of the one-file dataset in MiB (default ${DEFAULT_FILE_MIB}, the issue's 2 GiB)`,
+  `  --tools LIST      comma-separated subset of ${TOOLS.join(',')} (default all; ${COMPRESSING_TOOLS.join(' and ')} run in log-file only)`,
+  `  --cells LIST      comma-separated subset of ${CELLS.join(',')} (default all); only their datasets are generated`,
+  `  --file-mib N      size of the random one-file dataset in MiB (default ${DEFAULT_FILE_MIB}, the issue's 2 GiB)`,
   `  --small-files N   files in the small-files dataset (default ${DEFAULT_SMALL_FILES}, the issue's)`,
+  `  --log-mib N       size of the log-like text file in MiB (default ${DEFAULT_LOG_MIB}, the issue's 1 GiB)`,
+  `  --sparse-mib N    size of the sparse file in MiB, ${SPARSE.dataFraction * 100}% of it data (default ${DEFAULT_SPARSE_MIB}, the issue's 4 GiB)`,
 ].join('\n')
 
 interface Cell {
-  id: 'big-file' | 'small-files-ext4' | 'small-files-tmpfs'
+  id: CellId
   title: string
+  /** The run's tools that this cell measures. */
+  tools: Tool[]
   dataset: Dataset
   /** Where the destination is created; a fresh name under it each run. */
   destinationDir: string
   destinationFs: string
   tree: boolean
+  /** The sparse file: cp and rsync are asked to keep holes, and each copy's allocation is recorded. */
+  sparse: boolean
   digest: string
   /**
    * Keep every copy until the case ends instead of removing it after its run. ext4 without a
@@ -100,11 +118,21 @@ interface RunRecord {
   clientCpuSeconds: number
   serverCpuSeconds: number | null
   maxRssKiB: number
+  /** One-file cells: the copy's st_blocks × 512, the space it took on disk (below its size where it kept holes). */
+  allocatedBytes: number | null
   /** CPU seconds the whole machine spent busy during the run, all processes. */
   machineBusySeconds: number | null
   quiet: QuietWait
   /** escp only: the copy() call as measured inside, and where its CPU went. */
-  escp?: { copyWallSeconds: number | null; callerCpuSeconds: number | null; receiverCpuSeconds: number | null; threads: (ProcessProfile & { role: string })[] }
+  escp?: {
+    copyWallSeconds: number | null
+    callerCpuSeconds: number | null
+    receiverCpuSeconds: number | null
+    /** Block payload bytes sent (after compression), and bytes skipped as holes; from copy()'s summary. */
+    wireBytes: number | null
+    holeBytes: number | null
+    threads: (ProcessProfile & { role: string })[]
+  }
   /** escp-ssh only: where its CPU went, on the client side and under sshd. */
   escpSsh?: { threads: (ProcessProfile & { role: string })[] }
 }
@@ -119,6 +147,8 @@ interface ToolStats {
   mbPerSecond: number | null
   medianCpuSeconds: number | null
   maxRssKiB: number | null
+  /** Median of the copies' allocated bytes (one-file cells). */
+  medianAllocatedBytes: number | null
   medianOthersCpuSeconds: number | null
   /** The peer's median time over escp's: above 1, escp was faster. */
   escpSpeedup: number | null
@@ -127,9 +157,11 @@ interface ToolStats {
 }
 
 interface CellReport {
-  id: Cell['id']
+  id: CellId
   title: string
-  dataset: { path: string; files: number; bytes: number }
+  tools: Tool[]
+  /** allocatedBytes: the source's st_blocks × 512, for one-file datasets. */
+  dataset: { path: string; files: number; bytes: number; allocatedBytes: number | null }
   destinationFs: string
   runs: RunRecord[]
   stats: ToolStats[]
@@ -143,13 +175,16 @@ interface TransferReport extends RunConditions {
   method: {
     runs: number
     tools: Tool[]
+    cells: CellId[]
     dataDir: string
     fileBytes: number
     smallFiles: number
+    logBytes: number
+    sparseBytes: number
     datasetsGenerated: boolean
     generateSeconds: number
     scpCipher: string
-    /** Null when no tool of the run went through ssh. */
+    /** ssh's default cipher with this sshd: scp-default's, rsync's and escp-ssh's control channel's. Null when no tool of the run went through ssh. */
     rsyncSshCipher: string | null
     glibcTunables: string | null
     /** The engine 'auto' resolved to, for each escp row. */
@@ -168,64 +203,89 @@ export async function run(args: readonly string[] = []): Promise<void> {
     tools: { type: 'string' },
     'file-mib': { type: 'string' },
     'small-files': { type: 'string' },
+    'log-mib': { type: 'string' },
+    'sparse-mib': { type: 'string' },
+    cells: { type: 'string' },
   })
   const runs = integerOption(SUITE, 'runs', values.runs, DEFAULT_RUNS)
   const dataDir = path.resolve(values.data ?? DEFAULT_DATA_DIR)
-  const tools = toolsOption(values.tools)
+  const tools = listOption('tools', TOOLS, values.tools)
+  const cellIds = listOption('cells', CELLS, values.cells)
   const fileMiB = integerOption(SUITE, 'file-mib', values['file-mib'], DEFAULT_FILE_MIB)
   const smallFiles = integerOption(SUITE, 'small-files', values['small-files'], DEFAULT_SMALL_FILES)
+  const logMiB = integerOption(SUITE, 'log-mib', values['log-mib'], DEFAULT_LOG_MIB)
+  const sparseMiB = integerOption(SUITE, 'sparse-mib', values['sparse-mib'], DEFAULT_SPARSE_MIB)
   const bigSpec = { name: `random-${sizeName(fileMiB)}.bin`, bytes: fileMiB * 2 ** 20 }
   const smallSpec = { name: `small-${smallFiles}`, files: smallFiles, ...SMALL_FILE }
+  const logSpec = { name: `log-${sizeName(logMiB)}.log`, bytes: logMiB * 2 ** 20 }
+  const sparseSpec = { name: `sparse-${sizeName(sparseMiB)}.bin`, bytes: sparseMiB * 2 ** 20, ...SPARSE }
+  const toolsOf = (cell: CellId) => tools.filter((t) => cell === 'log-file' || !COMPRESSING_TOOLS.includes(t))
+  const runTools = tools.filter((t) => cellIds.some((c) => toolsOf(c).includes(t)))
+  if (runTools.length === 0) throw new UsageError(`${SUITE}: ${COMPRESSING_TOOLS.join(' and ')} run in the log-file cell only, and --cells leaves it out`)
   const clock = startRun()
   const machine = describeMachine()
   const source = sourceState()
   const versions = await toolVersions()
   const engines = { escp: await loopbackEngine(), escpSsh: await cliEngine() }
-  progress(`transfer: ${runs} run(s) of ${tools.join(', ')}; data in ${dataDir}; ${machine.cpuModel}, ${machine.nproc} cores, Node ${machine.node}`)
+  progress(`transfer: ${runs} run(s) of ${runTools.join(', ')} in ${cellIds.join(', ')}; data in ${dataDir}; ${machine.cpuModel}, ${machine.nproc} cores, Node ${machine.node}`)
   progress(`escp's engine '${AUTO_ENGINE}' is ${engines.escp} for copy(), ${engines.escpSsh} for the escp command`)
 
   const report = await withTeardown(async (teardown) => {
     fs.mkdirSync(dataDir, { recursive: true })
+    const wants = (...ids: CellId[]) => ids.some((id) => cellIds.includes(id))
     const genStart = Date.now()
-    const big = ensureBigFile(dataDir, bigSpec)
-    const small = ensureSmallTree(dataDir, smallSpec)
+    const big = wants('big-file') ? ensureBigFile(dataDir, bigSpec) : null
+    const small = wants('small-files-ext4', 'small-files-tmpfs') ? ensureSmallTree(dataDir, smallSpec) : null
+    const log = wants('log-file') ? ensureLogFile(dataDir, logSpec) : null
+    const sparse = wants('sparse-file') ? ensureSparseFile(dataDir, sparseSpec) : null
     const generateSeconds = (Date.now() - genStart) / 1000
-    const generated = big.generated || small.generated
-    progress(`datasets ${generated ? `generated in ${generateSeconds.toFixed(0)} s` : 'reused'}: ${big.path} (${big.bytes} bytes), ${small.path} (${small.files} files, ${small.bytes} bytes)`)
+    const datasets = [big, small, log, sparse].filter((d) => d !== null)
+    const generated = datasets.some((d) => d.generated)
+    progress(`datasets ${generated ? `generated in ${generateSeconds.toFixed(0)} s` : 'reused'}: ${datasets.map((d) => `${d.path} (${d.files > 1 ? `${d.files} files, ` : ''}${d.bytes} bytes)`).join(', ')}`)
     // Hashing the sources also puts them in the page cache, where every tool finds them.
-    const bigDigest = await sha256File(big.path)
-    const smallDigest = treeDigest(small.path).sha256
+    const digestOf = async (d: Dataset | null) => (d === null ? '' : d.files > 1 ? treeDigest(d.path).sha256 : await sha256File(d.path))
+    const [bigDigest, smallDigest, logDigest, sparseDigest] = [await digestOf(big), await digestOf(small), await digestOf(log), await digestOf(sparse)]
     await execFileP('sync')
 
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'escp-bench-transfer-'))
     teardown.add(`remove ${tmp}`, () => fs.rmSync(tmp, { recursive: true, force: true }))
-    const sshd = tools.some((t) => SSH_TOOLS.includes(t)) ? await startBenchSshd(teardown) : null
-    if (sshd) progress(`private sshd on 127.0.0.1:${sshd.port} (${sshd.version})`)
+    const sshd = runTools.some((t) => SSH_TOOLS.includes(t)) ? await startBenchSshd(teardown) : null
+    if (sshd) progress(`private sshd on 127.0.0.1:${sshd.port} (${sshd.version}; default cipher ${sshd.defaultCipher})`)
     const diskDir = path.join(tmp, 'disk')
     fs.mkdirSync(diskDir)
-    const ramDir = path.join(tmp, 'tmpfs')
-    fs.mkdirSync(ramDir)
-    await execFileP('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_SIZE},mode=0755`, 'escp-bench', ramDir]).catch((err: Error & { stderr?: string }) => {
-      throw new Error(`cannot mount a tmpfs at ${ramDir} (the suite needs root for it): ${(err.stderr ?? err.message).trim()}`)
-    })
-    teardown.add(`unmount ${ramDir}`, () => execFileP('umount', [ramDir]))
-
     const diskFs = fileSystemName(diskDir)
-    const ramFs = fileSystemName(ramDir)
-    const cells: Cell[] = [
-      { id: 'big-file', title: `one ${sizeText(fileMiB)} file → ${diskFs}`, dataset: big, destinationDir: diskDir, destinationFs: diskFs, tree: false, digest: bigDigest, removeCopiesAtEnd: false },
+    let ramDir = ''
+    let ramFs = ''
+    if (wants('small-files-tmpfs')) {
+      ramDir = path.join(tmp, 'tmpfs')
+      fs.mkdirSync(ramDir)
+      await execFileP('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_SIZE},mode=0755`, 'escp-bench', ramDir]).catch((err: Error & { stderr?: string }) => {
+        throw new Error(`cannot mount a tmpfs at ${ramDir} (the suite needs root for it): ${(err.stderr ?? err.message).trim()}`)
+      })
+      teardown.add(`unmount ${ramDir}`, () => execFileP('umount', [ramDir]))
+      ramFs = fileSystemName(ramDir)
+    }
+
+    const file = (id: CellId, title: string, dataset: Dataset | null, digest: string, sparseFile = false): Cell[] =>
+      dataset ? [{ id, title, tools: toolsOf(id), dataset, destinationDir: diskDir, destinationFs: diskFs, tree: false, sparse: sparseFile, digest, removeCopiesAtEnd: false }] : []
+    const allCells: Cell[] = [
+      ...file('big-file', `one ${sizeText(fileMiB)} file → ${diskFs}`, big, bigDigest),
       // Fifteen copies of the issue's tree take 5 GB of disk, and would not fit in the tmpfs.
-      { id: 'small-files-ext4', title: `${smallFiles} small files → ${diskFs}`, dataset: small, destinationDir: diskDir, destinationFs: diskFs, tree: true, digest: smallDigest, removeCopiesAtEnd: true },
-      { id: 'small-files-tmpfs', title: `${smallFiles} small files → ${ramFs}`, dataset: small, destinationDir: ramDir, destinationFs: ramFs, tree: true, digest: smallDigest, removeCopiesAtEnd: false },
+      ...(small ? [{ id: 'small-files-ext4' as const, title: `${smallFiles} small files → ${diskFs}`, tools: toolsOf('small-files-ext4'), dataset: small, destinationDir: diskDir, destinationFs: diskFs, tree: true, sparse: false, digest: smallDigest, removeCopiesAtEnd: true }] : []),
+      ...(small && ramDir ? [{ id: 'small-files-tmpfs' as const, title: `${smallFiles} small files → ${ramFs}`, tools: toolsOf('small-files-tmpfs'), dataset: small, destinationDir: ramDir, destinationFs: ramFs, tree: true, sparse: false, digest: smallDigest, removeCopiesAtEnd: false }] : []),
+      ...file('log-file', `one ${sizeText(logMiB)} log-like text file → ${diskFs}`, log, logDigest),
+      ...file('sparse-file', `one ${sizeText(sparseMiB)} sparse file, ${SPARSE.dataFraction * 100}% data → ${diskFs}`, sparse, sparseDigest, true),
     ]
+    const cells = allCells.filter((c) => cellIds.includes(c.id) && c.tools.length > 0)
     const cellReports: CellReport[] = []
     for (const cell of cells) {
       progress(`${cell.title}:`)
       const records: RunRecord[] = []
+      const cellTools = cell.tools
       for (let r = 0; r < runs; r++) {
         // Each round starts with another tool, so none always runs first (or right after escp).
-        for (let k = 0; k < tools.length; k++) {
-          const tool = tools[(k + r) % tools.length]
+        for (let k = 0; k < cellTools.length; k++) {
+          const tool = cellTools[(k + r) % cellTools.length]
           const rec = await measureRun(cell, tool, r + 1, sshd)
           records.push(rec)
           progress(`  ${tool} run ${r + 1}: ${rec.ok ? `${rec.wallSeconds.toFixed(2)} s, ${rec.cpuSeconds.toFixed(2)} CPU s` : `FAILED: ${rec.error}`}`)
@@ -235,7 +295,15 @@ export async function run(args: readonly string[] = []): Promise<void> {
         for (const name of fs.readdirSync(cell.destinationDir)) fs.rmSync(path.join(cell.destinationDir, name), { recursive: true, force: true })
         await execFileP('sync')
       }
-      cellReports.push({ id: cell.id, title: cell.title, dataset: { path: repoPath(cell.dataset.path), files: cell.dataset.files, bytes: cell.dataset.bytes }, destinationFs: cell.destinationFs, runs: records, stats: statsOf(records, cell.dataset.bytes, tools) })
+      cellReports.push({
+        id: cell.id,
+        title: cell.title,
+        tools: cellTools,
+        dataset: { path: repoPath(cell.dataset.path), files: cell.dataset.files, bytes: cell.dataset.bytes, allocatedBytes: cell.tree ? null : allocatedBytes(cell.dataset.path) },
+        destinationFs: cell.destinationFs,
+        runs: records,
+        stats: statsOf(records, cell.dataset.bytes, cellTools),
+      })
     }
     const peerOf = (t: (typeof TARGETS)[number]) => cellReports.find((c) => c.id === t.cell)?.stats.find((s) => s.tool === t.peer)
     const targets = TARGETS.map((t) => {
@@ -251,10 +319,13 @@ export async function run(args: readonly string[] = []): Promise<void> {
       tools: { ...versions, ...(sshd ? { sshd: sshd.version } : {}) },
       method: {
         runs,
-        tools,
+        tools: runTools,
+        cells: cellIds,
         dataDir: repoPath(dataDir),
-        fileBytes: big.bytes,
+        fileBytes: bigSpec.bytes,
         smallFiles,
+        logBytes: logSpec.bytes,
+        sparseBytes: sparseSpec.bytes,
         datasetsGenerated: generated,
         generateSeconds,
         scpCipher: SCP_CIPHER,
@@ -288,14 +359,22 @@ async function measureRun(cell: Cell, tool: Tool, run: number, sshd: BenchSshd |
   let sshdIdle: boolean | undefined
   let error: string | undefined
   const src = cell.dataset.path
-  if (tool === 'escp') {
-    const r = await runEscpCopy({ sources: [src], destination, options: { ...(cell.tree ? { recursive: true } : {}), plugins: [...SHIPPED_PLUGINS] } })
+  if (tool === 'escp' || tool === 'escp-zstd') {
+    const options = { ...(cell.tree ? { recursive: true } : {}), ...(tool === 'escp-zstd' ? { compressor: 'zstd' } : {}), plugins: [...SHIPPED_PLUGINS] }
+    const r = await runEscpCopy({ sources: [src], destination, options })
     timed = r.timed
-    escp = { copyWallSeconds: r.copy?.wallSeconds ?? null, callerCpuSeconds: r.copy?.callerCpuSeconds ?? null, receiverCpuSeconds: r.copy?.receiverCpuSeconds ?? null, threads: r.threads }
+    escp = {
+      copyWallSeconds: r.copy?.wallSeconds ?? null,
+      callerCpuSeconds: r.copy?.callerCpuSeconds ?? null,
+      receiverCpuSeconds: r.copy?.receiverCpuSeconds ?? null,
+      wireBytes: r.copy?.summary.wireBytes ?? null,
+      holeBytes: r.copy?.summary.holeBytes ?? null,
+      threads: r.threads,
+    }
     error = r.error ?? undefined
   } else {
-    const [file, args] = commandOf(tool, cell.tree, src, destination, sshd)
-    if (tool === 'escp-ssh' && sshd) {
+    const [file, args] = commandOf(tool, cell, src, destination, sshd)
+    if ((tool === 'escp-ssh' || tool === 'escp-ssh-zstd') && sshd) {
       // The sshd side is sampled from before the session starts, so its processes are seen from their first sample.
       const server = new ThreadSampler(sshd.pid)
       // escp's defaults, whatever config files this machine has.
@@ -319,6 +398,7 @@ async function measureRun(cell: Cell, tool: Tool, run: number, sshd: BenchSshd |
   }
   const machineBusySeconds = busySeconds(machineBefore, readCpuTimes())
   error ??= await verify(cell, destination)
+  const allocated = cell.tree || error !== undefined ? null : allocatedBytes(destination)
   if (!cell.removeCopiesAtEnd) fs.rmSync(destination, { recursive: true, force: true })
   const clientCpuSeconds = timed.userSeconds + timed.systemSeconds
   return {
@@ -332,6 +412,7 @@ async function measureRun(cell: Cell, tool: Tool, run: number, sshd: BenchSshd |
     clientCpuSeconds,
     serverCpuSeconds,
     maxRssKiB: timed.maxRssKiB,
+    allocatedBytes: allocated,
     machineBusySeconds,
     quiet,
     escp,
@@ -343,18 +424,23 @@ async function measureRun(cell: Cell, tool: Tool, run: number, sshd: BenchSshd |
  * The command lines, as a user would type them (plus the private sshd's options; for escp-ssh,
  * -D so that the remote side runs this repository's escp too).
  */
-function commandOf(tool: Exclude<Tool, 'escp'>, tree: boolean, src: string, destination: string, sshd: BenchSshd | null): [string, string[]] {
-  if (tool === 'cp') return ['cp', tree ? ['-r', src, destination] : [src, destination]]
+function commandOf(tool: Exclude<Tool, 'escp' | 'escp-zstd'>, cell: Cell, src: string, destination: string, sshd: BenchSshd | null): [string, string[]] {
+  const { tree, sparse } = cell
+  // cp's default (--sparse=auto) keeps holes only when the source has enough of them; the sparse cell asks for them.
+  if (tool === 'cp') return ['cp', tree ? ['-r', src, destination] : [...(sparse ? ['--sparse=always'] : []), src, destination]]
   if (!sshd) throw new Error(`${tool} needs the private sshd, which was not started`)
   const remote = `${sshd.target}:${destination}`
   switch (tool) {
     case 'scp':
-      return ['scp', ['-q', '-c', SCP_CIPHER, ...sshd.sshOptions, ...(tree ? ['-r'] : []), src, remote]]
+    case 'scp-default':
+      return ['scp', ['-q', ...(tool === 'scp' ? ['-c', SCP_CIPHER] : []), ...sshd.sshOptions, ...(tree ? ['-r'] : []), src, remote]]
     case 'rsync':
       // A trailing slash: the tree's contents go into the new directory, as cp -r and scp -r place them.
-      return ['rsync', [...(tree ? ['-r', `${src}/`] : [src]), '-e', ['ssh', ...sshd.sshOptions].join(' '), remote]]
+      // No -z: rsync's default, and what the others get (escp compresses only in its -zstd rows).
+      return ['rsync', [...(tree ? ['-r', `${src}/`] : [...(sparse ? ['--sparse'] : []), src]), '-e', ['ssh', ...sshd.sshOptions].join(' '), remote]]
     case 'escp-ssh':
-      return [process.execPath, [ESCP_CLI, '-q', ...sshd.sshOptions, '-D', ESCP_CLI, ...(tree ? ['-r'] : []), src, remote]]
+    case 'escp-ssh-zstd':
+      return [process.execPath, [ESCP_CLI, '-q', ...sshd.sshOptions, '-D', ESCP_CLI, ...(tool === 'escp-ssh-zstd' ? ['-C'] : []), ...(tree ? ['-r'] : []), src, remote]]
   }
 }
 
@@ -399,9 +485,11 @@ function statsOf(records: readonly RunRecord[], bytes: number, tools: readonly T
       medianSeconds,
       minSeconds: ok.length ? Math.min(...seconds) : null,
       maxSeconds: ok.length ? Math.max(...seconds) : null,
-      mbPerSecond: medianSeconds === null ? null : bytes / medianSeconds / 1e6,
+      // GNU time counts in hundredths: a tiny copy can take "0.00 s", and has no rate.
+      mbPerSecond: medianSeconds === null || medianSeconds <= 0 ? null : bytes / medianSeconds / 1e6,
       medianCpuSeconds: median(ok.map((r) => r.cpuSeconds)),
       maxRssKiB: ok.length ? Math.max(...ok.map((r) => r.maxRssKiB)) : null,
+      medianAllocatedBytes: median(ok.flatMap((r) => (r.allocatedBytes === null ? [] : [r.allocatedBytes]))),
       medianOthersCpuSeconds: median(ok.flatMap((r) => (r.machineBusySeconds === null ? [] : [Math.max(0, r.machineBusySeconds - r.cpuSeconds)]))),
       escpSpeedup: null as number | null,
       escpSshSpeedup: null as number | null,
@@ -416,13 +504,13 @@ function statsOf(records: readonly RunRecord[], bytes: number, tools: readonly T
   return byTool
 }
 
-/** --tools: a subset of TOOLS, kept in TOOLS' order. */
-function toolsOption(text: string | undefined): Tool[] {
-  if (text === undefined) return [...TOOLS]
+/** --tools and --cells: a subset of `all`, kept in its order; all of it when the option is absent. */
+function listOption<T extends string>(name: string, all: readonly T[], text: string | undefined): T[] {
+  if (text === undefined) return [...all]
   const names = text.split(',').map((t) => t.trim())
-  const unknown = names.filter((n) => !(TOOLS as readonly string[]).includes(n))
-  if (unknown.length > 0) throw new UsageError(`${SUITE}: --tools takes a comma-separated list of ${TOOLS.join(', ')}; got '${text}'`)
-  return TOOLS.filter((t) => names.includes(t))
+  const unknown = names.filter((n) => !(all as readonly string[]).includes(n))
+  if (unknown.length > 0) throw new UsageError(`${SUITE}: --${name} takes a comma-separated list of ${all.join(', ')}; got '${text}'`)
+  return all.filter((t) => names.includes(t))
 }
 
 /** For file names: 64 → '64MiB', 2048 → '2GiB' (the issue's 'random-2GiB.bin'). */
@@ -478,7 +566,9 @@ function renderSection(report: TransferReport, jsonFile: string): string {
   const { machine, method } = report
   const ran = (tool: Tool) => method.tools.includes(tool)
   const tables = report.cells.flatMap((cell) => {
-    const missing = (['escp', 'escp-ssh'] as const).filter((t) => ran(t) && !cell.stats.find((s) => s.tool === t)?.medianSeconds)
+    const inCell = (tool: Tool) => cell.tools.includes(tool)
+    const sparse = cell.id === 'sparse-file'
+    const missing = (['escp', 'escp-ssh'] as const).filter((t) => inCell(t) && !cell.stats.find((s) => s.tool === t)?.medianSeconds)
     const rows = cell.stats.map((s) => [
       s.tool,
       `${s.runsOk}/${s.runs}`,
@@ -489,14 +579,25 @@ function renderSection(report: TransferReport, jsonFile: string): string {
       fixed(s.medianCpuSeconds),
       s.maxRssKiB === null ? '' : Math.round(s.maxRssKiB / 1024).toString(),
       fixed(s.medianOthersCpuSeconds),
-      ...(ran('escp') ? [ratio(s.tool === 'escp' ? null : s.escpSpeedup)] : []),
-      ...(ran('escp-ssh') ? [ratio(s.tool === 'escp-ssh' ? null : s.escpSshSpeedup)] : []),
+      ...(sparse ? [mib(s.medianAllocatedBytes)] : []),
+      ...(inCell('escp') ? [ratio(s.tool === 'escp' ? null : s.escpSpeedup)] : []),
+      ...(inCell('escp-ssh') ? [ratio(s.tool === 'escp-ssh' ? null : s.escpSshSpeedup)] : []),
     ])
     const failures = cell.runs.filter((r) => !r.ok).map((r) => `- ${r.tool} run ${r.run} failed: ${r.error}`)
+    const source = sparse && cell.dataset.allocatedBytes !== null ? ` (${mib(cell.dataset.allocatedBytes)} MiB allocated on disk: the rest is holes)` : ''
+    // What copy() reported sending: compression shows as fewer bytes on the wire, holes as bytes skipped.
+    const escpLines = (['escp', 'escp-zstd'] as const).flatMap((tool) => {
+      const done = cell.runs.filter((r) => r.tool === tool && r.ok && r.escp)
+      const wire = median(done.flatMap((r) => (r.escp?.wireBytes == null ? [] : [r.escp.wireBytes])))
+      const holes = median(done.flatMap((r) => (r.escp?.holeBytes == null ? [] : [r.escp.holeBytes])))
+      if (wire === null || (tool === 'escp' && cell.id !== 'log-file' && !sparse)) return []
+      return [`- ${tool} sent ${wire} bytes of block payload (file ÷ wire ${(cell.dataset.bytes / Math.max(1, wire)).toFixed(2)}×)${holes ? `, and skipped ${holes} bytes as holes` : ''} (median of its runs).`]
+    })
     return [
       `### ${cell.title}`,
       '',
-      `${cell.dataset.files} file${cell.dataset.files > 1 ? 's' : ''}, ${cell.dataset.bytes} bytes${missing.map((t) => `; ${t} has no successful run, so no ratios to it`).join('')}.`,
+      `${cell.dataset.files} file${cell.dataset.files > 1 ? 's' : ''}, ${cell.dataset.bytes} bytes${source}${missing.map((t) => `; ${t} has no successful run, so no ratios to it`).join('')}.`,
+      ...(escpLines.length ? ['', ...escpLines] : []),
       '',
       markdownTable(
         [
@@ -509,8 +610,9 @@ function renderSection(report: TransferReport, jsonFile: string): string {
           { header: 'median CPU s', align: 'right' },
           { header: 'peak RSS MiB', align: 'right' },
           { header: "median others' CPU s", align: 'right' },
-          ...(ran('escp') ? [{ header: 'escp speed-up (tool s ÷ escp s)', align: 'right' as const }] : []),
-          ...(ran('escp-ssh') ? [{ header: 'escp-ssh speed-up (tool s ÷ escp-ssh s)', align: 'right' as const }] : []),
+          ...(sparse ? [{ header: 'copy allocated MiB', align: 'right' as const }] : []),
+          ...(inCell('escp') ? [{ header: 'escp speed-up (tool s ÷ escp s)', align: 'right' as const }] : []),
+          ...(inCell('escp-ssh') ? [{ header: 'escp-ssh speed-up (tool s ÷ escp-ssh s)', align: 'right' as const }] : []),
         ],
         rows,
       ),
@@ -519,12 +621,12 @@ function renderSection(report: TransferReport, jsonFile: string): string {
     ]
   })
   const profiles = report.cells.flatMap((cell) =>
-    (['escp', 'escp-ssh'] as const).flatMap((tool) => {
+    (['escp', 'escp-zstd', 'escp-ssh', 'escp-ssh-zstd'] as const).flatMap((tool) => {
       const done = cell.runs.filter((r) => r.tool === tool && r.ok)
       const med = median(done.map((r) => r.wallSeconds))
       const pick = done.find((r) => r.wallSeconds === med) ?? done[0]
       if (!pick) return []
-      const threads = (tool === 'escp' ? pick.escp : pick.escpSsh)?.threads ?? []
+      const threads = (pick.escp ?? pick.escpSsh)?.threads ?? []
       return threads.map((p) => ({ run: `${cell.id}, ${tool} run ${pick.run}`, role: p.role, wallSeconds: pick.wallSeconds, profile: p }))
     }),
   )
@@ -534,15 +636,23 @@ function renderSection(report: TransferReport, jsonFile: string): string {
   const sshLines = report.escpSshAgainstTargets.map(
     (t) => `- Information, not a target: escp-ssh (the escp command through sshd), ${t.text}: ${t.escpSshSpeedup === null ? 'not measured' : `${t.escpSshSpeedup.toFixed(2)}× (median against median)`}`,
   )
-  const issueData = method.fileBytes === DEFAULT_FILE_MIB * 2 ** 20 && method.smallFiles === DEFAULT_SMALL_FILES
+  const issueData =
+    method.fileBytes === DEFAULT_FILE_MIB * 2 ** 20 && method.smallFiles === DEFAULT_SMALL_FILES && method.logBytes === DEFAULT_LOG_MIB * 2 ** 20 && method.sparseBytes === DEFAULT_SPARSE_MIB * 2 ** 20
+  const sparseRan = method.cells.includes('sparse-file')
   /** How each tool ran, for the tools this run measured. */
   const toolLines: Record<Tool, string> = {
-    cp: '- **cp**: `cp SRC DST`, `cp -r SRC DST`.',
-    scp: `- **scp**: \`scp -q -c ${method.scpCipher} -F CONFIG [-r] SRC user@127.0.0.1:DST\` through a private sshd started by the suite (the end-to-end tests' \`test/helpers/sshd.ts\`: its own host key and port, a throwaway client key; CONFIG sets the port, the key, \`StrictHostKeyChecking no\`, \`UserKnownHostsFile /dev/null\`, \`BatchMode yes\`). OpenSSH 9's scp speaks SFTP to the server.`,
-    rsync: `- **rsync**: \`rsync [-r] SRC[/] -e 'ssh -F CONFIG' user@127.0.0.1:DST\`, with ssh's default cipher (${method.rsyncSshCipher} here).`,
+    cp: `- **cp**: \`cp SRC DST\`, \`cp -r SRC DST\`${sparseRan ? '; for the sparse file `cp --sparse=always SRC DST` (its default, --sparse=auto, keeps holes only when it sees enough of them in the source)' : ''}.`,
+    scp: `- **scp**: \`scp -q -c ${method.scpCipher} -F CONFIG [-r] SRC user@127.0.0.1:DST\` through a private sshd started by the suite (the end-to-end tests' \`test/helpers/sshd.ts\`: its own host key and port, a throwaway client key; CONFIG sets the port, the key, \`StrictHostKeyChecking no\`, \`UserKnownHostsFile /dev/null\`, \`BatchMode yes\`). OpenSSH 9's scp speaks SFTP to the server; it has no way to keep holes, so a sparse file arrives whole. The targets are computed against this row.`,
+    'scp-default': `- **scp-default**: the same without \`-c\`: ssh's default cipher (${method.rsyncSshCipher} here), what users get unless they choose.`,
+    rsync: `- **rsync**: \`rsync [-r] SRC[/] -e 'ssh -F CONFIG' user@127.0.0.1:DST\`, with ssh's default cipher (${method.rsyncSshCipher} here) and rsync's defaults: no \`-z\`, so nothing is compressed, the log file included${sparseRan ? '; for the sparse file `rsync --sparse`, which leaves runs of zeros as holes at the receiver (it still reads and sends the whole file)' : ''}.`,
     escp: `- **escp**: \`copy({sources: [SRC], destination: DST, options: {}})\`, \`{recursive: true}\` for the tree (default options otherwise: ${loopbackStreams()} stream(s) (a local copy takes one per two cores, 1 to 4), 1 MiB blocks, aes-128-gcm, xxh64 verification, engine '${AUTO_ENGINE}', which resolved to ${method.engines.escp} here: 'auto' takes the native posix engine where it is loaded and available, else node-fs; copy() is given the engine packages the escp command ships (${SHIPPED_PLUGINS.join(', ')}), so it runs what \`escp a b\` runs), called by a small Node script (\`bench/lib/escp-copy.cjs\`); loopback mode: the receiver is a child process, the data crosses encrypted TCP streams on loopback; no ssh is involved.`,
     'escp-ssh': `- **escp-ssh**: the escp command, \`node packages/cli/bin/run.js -q -F CONFIG -D packages/cli/bin/run.js [-r] SRC user@127.0.0.1:DST\`, through the same private sshd as scp and rsync: ssh (its default cipher) starts \`escp server\` of this repository (-D) on the "remote" side, carries only the control channel, and the data crosses ${DEFAULT_OPTIONS.streams} encrypted TCP streams on loopback (escp's defaults over ssh: ${DEFAULT_OPTIONS.streams} streams, 1 MiB blocks, ${DEFAULT_OPTIONS.cipher}, ${DEFAULT_OPTIONS.checksum} verification, engine '${DEFAULT_OPTIONS.engine}', which resolved to ${method.engines.escpSsh} here, on both ends: the command, and \`escp server\` with it, loads its bundled engine plugins besides the built-ins). ESCP_CONFIG=/dev/null, so no config file changes the defaults.`,
+    'escp-zstd': '- **escp-zstd** (log file only): escp as above with `{compressor: \'zstd\'}`, what `escp -C` asks for: blocks compressed with zstd at its default level, those that do not shrink sent raw.',
+    'escp-ssh-zstd': '- **escp-ssh-zstd** (log file only): escp-ssh with `-C`.',
   }
+  const holesLine = sparseRan
+    ? `- **Sparse file**: escp's sender finds the holes (SEEK_DATA/SEEK_HOLE) and skips the blocks that lie wholly in them when both ends speak protocol 1.1 and the engine reads extents (the posix engine); the receiver leaves them as holes. **copy allocated MiB**: the copy's st_blocks × 512 (median), the space it took on disk; the source's is in the line above the table. Each copy is verified by sha256 of its content, holes read as zeros.`
+    : null
   return [
     `## ${SUITE}`,
     '',
@@ -552,7 +662,7 @@ function renderSection(report: TransferReport, jsonFile: string): string {
     `- Node ${machine.node}; ${report.tools.cp}; ${report.tools.rsync}; ${report.tools.ssh}; ${report.tools.escp}`,
     loadLine(report),
     sourceLine(report.source),
-    `- Datasets in \`${method.dataDir}\`, ${method.datasetsGenerated ? `generated by this run in ${Math.round(method.generateSeconds)} s` : 'reused from an earlier run'}${issueData ? '' : `, smaller than the issue's (${sizeText(DEFAULT_FILE_MIB)}, ${DEFAULT_SMALL_FILES} files): a quick run`}; the sources are read from the page cache (hashed just before).`,
+    `- Datasets in \`${method.dataDir}\`, ${method.datasetsGenerated ? `generated by this run in ${Math.round(method.generateSeconds)} s` : 'reused from an earlier run'}${issueData ? '' : `, smaller than the issue's (random ${sizeText(DEFAULT_FILE_MIB)}, ${DEFAULT_SMALL_FILES} files, log ${sizeText(DEFAULT_LOG_MIB)}, sparse ${sizeText(DEFAULT_SPARSE_MIB)}): a quick run`}${method.cells.length < CELLS.length ? `; cells run: ${method.cells.join(', ')}` : ''}; the sources are read from the page cache (hashed just before).`,
     '',
     `${method.runs} run${method.runs > 1 ? 's' : ''} of each tool per case (${method.tools.join(', ')}), the tools taking turns; each copy goes to a new name, \`sync\` runs before each run (not timed), and every copy is checked against the source (sha256 of the file; for a tree, sha256 over the sorted relative paths, sizes and contents). Copies are removed right after their run, except in the ext4 small-files case, where they stay until the case ends: this ext4 has no journal, and such an ext4 skips recently freed inodes when it allocates new ones, reading each one's inode to find out (\`recently_deleted()\` in its inode allocator, seen with perf); in runs that removed each copy at once, \`cp -r\` of the tree took 7.9 s where it had taken 0.4 s. Figures are over the successful runs.`,
     '',
@@ -565,6 +675,7 @@ function renderSection(report: TransferReport, jsonFile: string): string {
     'How each tool ran and what its figures cover:',
     '',
     ...method.tools.map((t) => toolLines[t]),
+    ...(holesLine ? [holesLine] : []),
     '- **s**: wall time of the command, GNU time `%e`, start-up included (Node\'s, for escp; the ssh handshake, for scp and rsync; both, and the server\'s Node start-up, for escp-ssh). **MB/s**: bytes of the dataset over the median s.',
     '- **CPU s**: user + system CPU of the command\'s process tree, GNU time `%U + %S` (for escp: the sender process with its worker threads and the receiver child that copy() waits for; for escp-ssh: the escp command with its worker threads and the ssh client it starts); for scp, rsync and escp-ssh plus the server side: the CPU of sshd\'s session processes (sshd, sftp-server, the remote rsync, `escp server` with its worker threads), read from the private sshd\'s children times in /proc once they have exited. **peak RSS**: GNU time `%M`, the largest single process of the command\'s tree (not a sum); the sshd side is not included (for escp-ssh: the receiver, `escp server`, is not in it).',
     `- **others' CPU s**: CPU the rest of the machine used during the run (the median): other people's work on this shared machine, and this suite's own bookkeeping. Before each run the suite waited for a second with at most ${QUIET_BUSY_PERCENT}% of the CPUs busy, up to ${QUIET_WAIT_MS / 1000} s (waited ${Math.round(report.cells.reduce((t, c) => t + c.runs.reduce((u, r) => u + r.quiet.waitedSeconds, 0), 0))} s in all).`,
@@ -574,6 +685,10 @@ function renderSection(report: TransferReport, jsonFile: string): string {
     '',
     profileTable(profiles),
   ].join('\n')
+}
+
+function mib(bytes: number | null): string {
+  return bytes === null ? '' : (bytes / 2 ** 20).toFixed(1)
 }
 
 function fixed(x: number | null): string {
