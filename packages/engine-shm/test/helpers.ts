@@ -21,7 +21,10 @@ export function cExample(name: 'producer' | 'consumer'): Built {
     built.set(name, no)
     return no
   }
-  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), `escp-shm-${name}-`)), name)
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `escp-shm-${name}-`))
+  // The programs serve every test of the run; they go when the run ends.
+  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
+  const out = path.join(dir, name)
   const r = spawnSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-I', path.join(PKG, 'include'), path.join(PKG, `examples/${name}.c`), path.join(PKG, 'src/escp_shm.c'), '-o', out], { encoding: 'utf8' })
   if (r.status !== 0) throw new Error(`the C ${name} did not compile:\n${r.stderr}`)
   const ok: Built = { ok: true, path: out }
