@@ -6,7 +6,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
 import { copy, parseCpuSet } from '@escp/core'
-import { expectCode } from '@escp/core/testing'
+import { expectCode, skipBecause } from '@escp/core/testing'
 import { sha256File, tempDir, writeRandom } from './helpers/trees'
 
 const CLI = path.join(__dirname, '..', 'packages', 'cli', 'bin', 'run.js')
@@ -37,7 +37,7 @@ describe('CPU affinity (cpumask)', function () {
   })
 
   it('keeps this side\'s stream workers and their engine\'s I/O threads on the CPUs given', async function () {
-    if (process.platform !== 'linux' || spawnSync('taskset', ['-V']).status !== 0) this.skip()
+    if (process.platform !== 'linux' || spawnSync('taskset', ['-V']).status !== 0) skipBecause(this, 'CPU affinity needs Linux and taskset (util-linux)')
     const work = tempDir('affinity')
     try {
       const file = path.join(work, 'f')

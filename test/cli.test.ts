@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { expect } from 'chai'
-import { skipIfUnavailable } from '@escp/core/testing'
+import { skipBecause, skipIfUnavailable } from '@escp/core/testing'
 import { UringEngine } from '@escp/engine-uring'
 import { describeTree, sha256File, tempDir, writeRandom } from './helpers/trees'
 import { startSshd } from './helpers/sshd'
@@ -241,8 +241,7 @@ describe('escp command', function () {
     before(async function () {
       const s = await startSshd()
       if (typeof s === 'string') {
-        console.log(`      skipped: ${s}`)
-        this.skip()
+        skipBecause(this, `${s}`)
       }
       sshd = s as PrivateSshd
       ssh = ['-F', sshd.configFile, '-D', ESCP]

@@ -7,6 +7,7 @@ import { expect } from 'chai'
 import { copy, loadPlugins } from '@escp/core'
 import type { TransferOptions } from '@escp/core'
 import { describeTree, tempDir, writeRandom } from './helpers/trees'
+import { skipBecause } from '@escp/core/testing'
 
 interface Case {
   name: string
@@ -70,8 +71,7 @@ describe('end-to-end matrix (loopback)', function () {
       for (const e of engines) {
         const a = registry.list('engine').find((x) => x.name === e)?.availability
         if (a && !a.ok) {
-          console.log(`      skipped: engine '${e}' is unavailable here: ${a.reason}`)
-          this.skip()
+          skipBecause(this, `engine '${e}' is unavailable here: ${a.reason}`)
         }
       }
       port += 10

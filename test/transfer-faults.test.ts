@@ -12,6 +12,7 @@ import type { EscpError, PluginSet, TransferOptions, TransferSummary } from '@es
 import { HostileSender, within } from './helpers/hostile-sender'
 import type { EntrySpec } from './helpers/hostile-sender'
 import { describeTree, leftoverTemps, sha256File, tempDir, writeRandom } from './helpers/trees'
+import { skipBecause } from '@escp/core/testing'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -266,8 +267,7 @@ describe('loopback transfer under faults and attacks', function () {
     it('fails with a clear error, in bounded time, when one data stream is reset, and leaves no partial file', async function () {
       const why = await whyNoSocketReset(opts().port as number)
       if (why) {
-        console.log(`      skipped: ${why}`)
-        this.skip()
+        skipBecause(this, `${why}`)
       }
       let killed: Connection | undefined
       const { error, msAfterHit, dest } = await copyAndHit((port) => {

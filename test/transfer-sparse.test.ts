@@ -10,6 +10,7 @@ import { Receiver, copy, linkSettings, loadPlugins, protocol, resolveDestination
 import type { PluginSet, TransferOptions } from '@escp/core'
 import { HostileSender, within } from './helpers/hostile-sender'
 import { sha256File, tempDir } from './helpers/trees'
+import { skipBecause } from '@escp/core/testing'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -73,8 +74,7 @@ describe('sparse files', function () {
   /** Skips a test that needs extents when the posix engine cannot give them here. */
   function needPosix(ctx: Mocha.Context): PluginSet {
     if (noPosix || !posix) {
-      console.log(`      skipped: ${noPosix}`)
-      ctx.skip()
+      skipBecause(ctx, `${noPosix}`)
     }
     return posix as PluginSet
   }

@@ -7,6 +7,7 @@ import { expect } from 'chai'
 import { copy } from '@escp/core'
 import type { TransferOptions } from '@escp/core'
 import { describeTree, leftoverTemps, sha256File, tempDir, writeRandom } from './helpers/trees'
+import { skipBecause } from '@escp/core/testing'
 
 const KiB = 1024
 const BLOCK = 64 * KiB
@@ -248,8 +249,7 @@ describe('loopback transfer', function () {
     fs.mkdirSync(mnt)
     const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt])
     if (mount.status !== 0) {
-      console.log(`      skipped: cannot mount a small tmpfs here (${mount.stderr.toString().trim()})`)
-      this.skip()
+      skipBecause(this, `cannot mount a small tmpfs here (${mount.stderr.toString().trim()})`)
     }
     try {
       const src = path.join(work, 'fill')

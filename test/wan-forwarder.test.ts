@@ -6,6 +6,7 @@ import { execFileSync, spawn } from 'node:child_process'
 import { expect } from 'chai'
 import { ADDRESS_B, buildForwarder, netnsUnavailable, startWan } from '../bench/wan/wan'
 import type { Wan } from '../bench/wan/wan'
+import { skipBecause } from '@escp/core/testing'
 
 const NS_A = 'escp-wt-a'
 const NS_B = 'escp-wt-b'
@@ -75,8 +76,7 @@ describe('WAN forwarder (bench/wan/forwarder.c)', function () {
   before(function () {
     const why = netnsUnavailable() ?? buildForwarder()
     if (why) {
-      console.log(`      skipped: ${why}`)
-      this.skip()
+      skipBecause(this, `${why}`)
     }
   })
 
@@ -89,8 +89,7 @@ describe('WAN forwarder (bench/wan/forwarder.c)', function () {
     wan = await startWan({ nsA: NS_A, nsB: NS_B, delayMs: DELAY_MS, loss: 0, emulator: 'forwarder' })
     const r = await runIn(NS_A, ['ping', '-n', '-c', String(PINGS), '-i', '0.01', '-W', '1', ADDRESS_B])
     if (r.code === null || /not found|No such file/.test(r.stderr)) {
-      console.log(`      skipped: ping is unavailable (apt-get install iputils-ping): ${r.stderr.trim()}`)
-      this.skip()
+      skipBecause(this, `ping is unavailable (apt-get install iputils-ping): ${r.stderr.trim()}`)
     }
     const rtts = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) => a - b)
     const summary = r.stdout.match(/= ([\d.]+)\/([\d.]+)\/([\d.]+)\/([\d.]+) ms/)

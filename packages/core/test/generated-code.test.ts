@@ -4,6 +4,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
+import { skipBecause } from '@escp/core/testing'
 
 const ROOT = path.resolve(__dirname, '..', '..', '..')
 
@@ -19,8 +20,7 @@ function hasFlatc(): boolean {
 describe('generated wire code', function () {
   it('matches what flatc generates from schema/escp.fbs', function () {
     if (!hasFlatc()) {
-      console.log('      skipped: flatc is not installed (apt-get install flatbuffers-compiler)')
-      this.skip()
+      skipBecause(this, 'flatc is not installed (apt-get install flatbuffers-compiler)')
     }
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'escp-flatc-'))
     try {

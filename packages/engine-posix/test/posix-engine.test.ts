@@ -1,14 +1,14 @@
 // What the posix engine does beyond the contract: preallocation, sparse round trips, ENOSPC,
 // preserve with nanoseconds, and releasing descriptors and aligned memory when work is abandoned.
 // (O_DIRECT, its fallback and the padded tail: the compliance suite.)
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
 import type { EscpError } from '@escp/core'
-import { expectCode, skipIfUnavailable } from '@escp/core/testing'
+import { expectCode, mountScratch, skipBecause, skipIfUnavailable } from '@escp/core/testing'
 import { PosixEngine } from '../src'
 
 const MiB = 1024 * 1024
@@ -92,13 +92,9 @@ describe('posix engine', function () {
   })
 
   it('reports ENOSPC with its errno, at preallocation and at write', async function () {
-    if (process.getuid?.() !== 0) this.skip()
-    const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'escp-posix-full-'))
-    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt]).status === 0
-    if (!mounted) {
-      fs.rmdirSync(mnt)
-      this.skip()
-    }
+    const full = mountScratch('tmpfs', ['size=1m'])
+    if (typeof full === 'string') skipBecause(this, full)
+    const mnt = full.dir
     try {
       const e1 = (await expectCode(() => engine.openWrite(path.join(mnt, 'big'), { sizeBytes: 8 * MiB }), 'ESCP_ERR_IO')) as EscpError
       expect(e1).to.include({ errno: 'ENOSPC', syscall: 'fallocate' })
@@ -107,8 +103,7 @@ describe('posix engine', function () {
       expect(e2).to.include({ errno: 'ENOSPC', syscall: 'pwrite' })
       await w.close()
     } finally {
-      spawnSync('umount', [mnt])
-      fs.rmdirSync(mnt)
+      full.unmount()
     }
   })
 

@@ -4,6 +4,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
+import { skipBecause } from '@escp/core/testing'
 
 const pkg = path.join(__dirname, '..')
 
@@ -11,7 +12,7 @@ describe('posix engine without its native module', function () {
   let dir: string
 
   before(function () {
-    if (!fs.existsSync(path.join(pkg, 'dist', 'index.js'))) this.skip()
+    if (!fs.existsSync(path.join(pkg, 'dist', 'index.js'))) skipBecause(this, 'the package is not built (npm run build)')
     // The package as installed where the native build failed: its JavaScript, no build/.
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'escp-posix-unbuilt-'))
     fs.cpSync(path.join(pkg, 'dist'), path.join(dir, 'dist'), { recursive: true })

@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
+import { skipBecause } from '@escp/core/testing'
 
 const pkg = path.join(__dirname, '..')
 const root = path.join(pkg, '..', '..')
@@ -34,7 +35,7 @@ describe('uring engine where io_uring cannot run', function () {
   this.timeout(30_000)
 
   before(function () {
-    if (!fs.existsSync(path.join(pkg, 'dist', 'index.js'))) this.skip()
+    if (!fs.existsSync(path.join(pkg, 'dist', 'index.js'))) skipBecause(this, 'the package is not built (npm run build)')
   })
 
   it(`is turned off by ESCP_URING_DISABLE=1: unavailable with the reason, and 'auto' picks another engine`, function () {

@@ -1,36 +1,18 @@
 // What the uring engine does beyond the contract, on this thread's ring: more I/O at once than
 // the ring holds, submitted in batches through registered buffers; reads at and past the end of
 // the file; errors with their errno; closing with I/O in flight. (O_DIRECT: the compliance suite.)
-import { spawnSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
 import type { EscpError } from '@escp/core'
-import { expectCode, skipIfUnavailable } from '@escp/core/testing'
+import { expectCode, mountScratch, skipBecause, skipIfUnavailable } from '@escp/core/testing'
 import { UringEngine } from '../src'
 import { loadNative } from '../src/binding'
 
 const KiB = 1024
 const MiB = 1024 * KiB
-/** A file system of its own at a temporary mount point (root only), removed by the returned function. */
-function mountTemp(type: string, options: string[]): { dir: string; unmount: () => void } | undefined {
-  if (process.getuid?.() !== 0) return undefined
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `escp-uring-${type}-`))
-  if (spawnSync('mount', ['-t', type, ...options, type, dir]).status !== 0) {
-    fs.rmdirSync(dir)
-    return undefined
-  }
-  return {
-    dir,
-    unmount: () => {
-      spawnSync('umount', [dir])
-      fs.rmdirSync(dir)
-    },
-  }
-}
-
 describe('uring engine', function () {
   let engine: UringEngine
   let dir: string
@@ -115,8 +97,8 @@ describe('uring engine', function () {
   })
 
   it('reports a full file system as ENOSPC, from the ring, with its errno', async function () {
-    const tmpfs = mountTemp('tmpfs', ['-o', 'size=1m'])
-    if (!tmpfs) this.skip()
+    const tmpfs = mountScratch('tmpfs', ['size=1m'])
+    if (typeof tmpfs === 'string') skipBecause(this, tmpfs)
     try {
       const w = await engine.openWrite(path.join(tmpfs.dir, 'grow'))
       const e = (await expectCode(() => w.write(crypto.randomBytes(2 * MiB), 0), 'ESCP_ERR_IO')) as EscpError
@@ -130,7 +112,7 @@ describe('uring engine', function () {
 
   it('rejects a read the kernel refuses with errno and syscall (the raw module: EBADF on a write-only descriptor)', async function () {
     const load = loadNative()
-    if (!load.ok) this.skip()
+    if (!load.ok) skipBecause(this, `the uring native module did not load: ${load.reason}`)
     const native = load.native
     const file = path.join(dir, 'write-only')
     const fd = fs.openSync(file, 'w')

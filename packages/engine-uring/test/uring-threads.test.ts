@@ -6,7 +6,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { expect } from 'chai'
-import { skipIfUnavailable } from '@escp/core/testing'
+import { skipBecause, skipIfUnavailable } from '@escp/core/testing'
 import { UringEngine } from '../src'
 
 const MiB = 1024 * 1024
@@ -62,7 +62,7 @@ describe('uring engine across worker threads', function () {
   before(function () {
     engine = new UringEngine()
     skipIfUnavailable(this, "engine 'uring'", engine.available())
-    if (!fs.existsSync(path.join(dist, 'index.js'))) this.skip()
+    if (!fs.existsSync(path.join(dist, 'index.js'))) skipBecause(this, 'the package is not built (npm run build)')
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'escp-uring-threads-'))
   })
 

@@ -1,13 +1,12 @@
 // Compliance suite for the IoEngine contract. Buffers come from the engine's own pool, as in
 // a transfer, so engines that need aligned memory (O_DIRECT) are tested the way they are used.
-import { spawnSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
 import type { BufferPool, IoEngine } from '../contracts/io-engine'
-import { directFlags, expectCode, openFdCount, skipIfUnavailable } from './helpers'
+import { directFlags, expectCode, mountScratch, openFdCount, skipBecause, skipIfUnavailable } from './helpers'
 
 export interface EngineSuiteOptions {
   /** False for engines that discard writes (dummy): only reading and the sink are checked. */
@@ -290,7 +289,7 @@ export function engineCompliance(label: string, make: () => IoEngine | Promise<I
           const w = await engine.openWrite(file, { direct: true, sizeBytes: data.length })
           if (!directFlags(file).some(Boolean)) {
             await w.close()
-            this.skip() // this file system refuses O_DIRECT
+            skipBecause(this, `the file system of ${dir} refuses O_DIRECT`)
           }
           for (let off = 0; off < data.length; off += MiB) {
             const piece = data.subarray(off, Math.min(off + MiB, data.length))
@@ -325,14 +324,10 @@ export function engineCompliance(label: string, make: () => IoEngine | Promise<I
       })
 
       it('falls back to buffered I/O where the file system refuses O_DIRECT (ramfs, as root)', async function () {
-        if (process.getuid?.() !== 0) this.skip()
-        const mnt = fs.mkdtempSync(path.join(os.tmpdir(), `escp-engine-${engine.name}-ramfs-`))
-        if (spawnSync('mount', ['-t', 'ramfs', 'ramfs', mnt]).status !== 0) {
-          fs.rmdirSync(mnt)
-          this.skip()
-        }
+        const ramfs = mountScratch('ramfs')
+        if (typeof ramfs === 'string') skipBecause(this, ramfs)
         try {
-          const file = path.join(mnt, 'f')
+          const file = path.join(ramfs.dir, 'f')
           const data = crypto.randomBytes(100_000)
           const w = await engine.openWrite(file, { direct: true, sizeBytes: data.length })
           expect(directFlags(file)).to.deep.equal([false])
@@ -344,8 +339,7 @@ export function engineCompliance(label: string, make: () => IoEngine | Promise<I
           await r.close()
           expect(Buffer.from(back.subarray(0, data.length)).equals(data)).to.equal(true)
         } finally {
-          spawnSync('umount', [mnt])
-          fs.rmdirSync(mnt)
+          ramfs.unmount()
         }
       })
     }

@@ -1,4 +1,7 @@
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { expect } from 'chai'
 import type { Availability } from '../contracts/availability'
 
@@ -15,11 +18,42 @@ export async function expectCode(fn: () => unknown, code: string): Promise<unkno
   return caught
 }
 
-/** Skips a suite whose implementation cannot run here, saying why (as a user would want to know). */
-export function skipIfUnavailable(ctx: Mocha.Context, what: string, availability: Availability): void {
-  if (availability.ok) return
-  console.log(`      skipped: ${what} is unavailable here: ${availability.reason}`)
+/** Skips a test or suite, saying why (as a user would want to know). */
+export function skipBecause(ctx: Mocha.Context, reason: string): never {
+  console.log(`      skipped: ${reason}`)
   ctx.skip()
+}
+
+/** Skips a suite whose implementation cannot run here, saying why. */
+export function skipIfUnavailable(ctx: Mocha.Context, what: string, availability: Availability): void {
+  if (!availability.ok) skipBecause(ctx, `${what} is unavailable here: ${availability.reason}`)
+}
+
+export interface ScratchMount {
+  dir: string
+  unmount(): void
+}
+
+/**
+ * A file system of its own (`mount -t TYPE -o OPTIONS`) in a new temporary directory, for tests
+ * of a full disk or of a file system without O_DIRECT; needs root. Returns why not when it
+ * cannot be had.
+ */
+export function mountScratch(type: 'tmpfs' | 'ramfs', options: readonly string[] = []): ScratchMount | string {
+  if (process.getuid?.() !== 0) return `mounting a ${type} needs root`
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `escp-${type}-`))
+  const r = spawnSync('mount', ['-t', type, ...(options.length ? ['-o', options.join(',')] : []), type, dir], { encoding: 'utf8' })
+  if (r.status !== 0) {
+    fs.rmdirSync(dir)
+    return `cannot mount a ${type} here (${(r.stderr || r.error?.message || `mount exited ${r.status}`).trim()})`
+  }
+  return {
+    dir,
+    unmount: () => {
+      spawnSync('umount', [dir])
+      fs.rmdirSync(dir)
+    },
+  }
 }
 
 /** Text that compresses like logs do. */
