@@ -18,29 +18,8 @@
 #include <string.h>
 
 #include "escp_shm.h"
+#include "content.h"
 #include "sha256.h"
-
-/* ---- the content: word i of the stream is splitmix64(seed + i), little-endian ---- */
-static uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-static void generate(unsigned char *dst, uint64_t offset, uint64_t length, uint64_t seed) {
-  /* Offsets are block aligned (multiples of 4096), so words never straddle blocks. */
-  uint64_t word = offset / 8;
-  uint64_t i = 0;
-  for (; i + 8 <= length; i += 8, word++) {
-    uint64_t v = splitmix64(seed + word);
-    memcpy(dst + i, &v, 8);
-  }
-  if (i < length) {
-    uint64_t v = splitmix64(seed + word);
-    memcpy(dst + i, &v, length - i);
-  }
-}
 
 static escp_shm *region_handle;
 static int stream_index = -1;
