@@ -23,7 +23,8 @@ import type { FileIoJob } from '../lib/reference-io'
 import { publishResults, repoPath } from '../lib/results'
 import { sourceLine, sourceState } from '../lib/source-state'
 import type { SourceState } from '../lib/source-state'
-import { median } from '../lib/stats'
+import { median, timingStats } from '../lib/stats'
+import type { TimingStats } from '../lib/stats'
 import { formatRate, markdownTable } from '../lib/table'
 import { withTeardown } from '../lib/teardown'
 
@@ -150,14 +151,8 @@ interface TransferRun {
   quiet: QuietWait
 }
 
-interface TransferStats {
+interface TransferStats extends TimingStats {
   engine: string
-  runsOk: number
-  runs: number
-  medianSeconds: number | null
-  minSeconds: number | null
-  maxSeconds: number | null
-  mbPerSecond: number | null
   medianFsyncSeconds: number | null
   /** Bytes over the median of (wall + fsync): the copy on the disk. */
   mbPerSecondWithFsync: number | null
@@ -600,18 +595,11 @@ async function measureCopy(engine: string, run: number, ctx: CopyContext): Promi
 function transferStatsOf(engine: string, records: readonly TransferRun[], bytes: number): TransferStats {
   const mine = records.filter((r) => r.engine === engine)
   const ok = mine.filter((r) => r.ok)
-  const seconds = ok.map((r) => r.wallSeconds)
-  const medianSeconds = median(seconds)
   const withFsync = median(ok.map((r) => r.wallSeconds + (r.fsyncSeconds as number)))
   const medianCpuSeconds = median(ok.map((r) => r.cpuSeconds))
   return {
     engine,
-    runsOk: ok.length,
-    runs: mine.length,
-    medianSeconds,
-    minSeconds: ok.length ? Math.min(...seconds) : null,
-    maxSeconds: ok.length ? Math.max(...seconds) : null,
-    mbPerSecond: medianSeconds === null ? null : bytes / medianSeconds / 1e6,
+    ...timingStats(ok.map((r) => r.wallSeconds), mine.length, bytes),
     medianFsyncSeconds: median(ok.map((r) => r.fsyncSeconds as number)),
     mbPerSecondWithFsync: withFsync === null ? null : bytes / withFsync / 1e6,
     medianCpuSeconds,

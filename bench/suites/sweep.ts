@@ -17,7 +17,8 @@ import type { MachineInfo, QuietWait, RunConditions } from '../lib/machine'
 import { publishResults, repoPath } from '../lib/results'
 import { sourceLine, sourceState } from '../lib/source-state'
 import type { SourceState } from '../lib/source-state'
-import { median } from '../lib/stats'
+import { median, timingStats } from '../lib/stats'
+import type { TimingStats } from '../lib/stats'
 import { markdownTable } from '../lib/table'
 import { withTeardown } from '../lib/teardown'
 
@@ -65,13 +66,7 @@ interface RunRecord extends Case {
   quiet: QuietWait
 }
 
-interface CaseStats extends Case {
-  runsOk: number
-  runs: number
-  medianSeconds: number | null
-  minSeconds: number | null
-  maxSeconds: number | null
-  mbPerSecond: number | null
+interface CaseStats extends Case, TimingStats {
   medianCpuSeconds: number | null
   /** File bytes over wire bytes (median): above 1, compression shrank the data. */
   compressionRatio: number | null
@@ -220,17 +215,10 @@ function statsOf(cases: readonly Case[], records: readonly RunRecord[], bytes: n
   return cases.map((c) => {
     const mine = records.filter((r) => sameCase(r, c))
     const ok = mine.filter((r) => r.ok)
-    const seconds = ok.map((r) => r.wallSeconds)
-    const medianSeconds = median(seconds)
     const wire = median(ok.flatMap((r) => (r.wireBytes ? [r.wireBytes] : [])))
     return {
       ...c,
-      runsOk: ok.length,
-      runs: mine.length,
-      medianSeconds,
-      minSeconds: ok.length ? Math.min(...seconds) : null,
-      maxSeconds: ok.length ? Math.max(...seconds) : null,
-      mbPerSecond: medianSeconds === null ? null : bytes / medianSeconds / 1e6,
+      ...timingStats(ok.map((r) => r.wallSeconds), mine.length, bytes),
       medianCpuSeconds: median(ok.map((r) => r.cpuSeconds)),
       compressionRatio: wire ? bytes / wire : null,
     }

@@ -25,7 +25,8 @@ import { startBenchSshd } from '../lib/sshd'
 import type { BenchSshd } from '../lib/sshd'
 import { sourceLine, sourceState } from '../lib/source-state'
 import type { SourceState } from '../lib/source-state'
-import { median } from '../lib/stats'
+import { median, timingStats } from '../lib/stats'
+import type { TimingStats } from '../lib/stats'
 import { markdownTable, profileTable } from '../lib/table'
 import { withTeardown } from '../lib/teardown'
 import { GNU_TIME, runTimed, startTimed, tail } from '../lib/timed-command'
@@ -137,14 +138,8 @@ interface RunRecord {
   escpSsh?: { threads: (ProcessProfile & { role: string })[] }
 }
 
-interface ToolStats {
+interface ToolStats extends TimingStats {
   tool: Tool
-  runsOk: number
-  runs: number
-  medianSeconds: number | null
-  minSeconds: number | null
-  maxSeconds: number | null
-  mbPerSecond: number | null
   medianCpuSeconds: number | null
   maxRssKiB: number | null
   /** Median of the copies' allocated bytes (one-file cells). */
@@ -476,17 +471,9 @@ function statsOf(records: readonly RunRecord[], bytes: number, tools: readonly T
   const byTool = tools.map((tool) => {
     const mine = records.filter((r) => r.tool === tool)
     const ok = mine.filter((r) => r.ok)
-    const seconds = ok.map((r) => r.wallSeconds)
-    const medianSeconds = median(seconds)
     return {
       tool,
-      runsOk: ok.length,
-      runs: mine.length,
-      medianSeconds,
-      minSeconds: ok.length ? Math.min(...seconds) : null,
-      maxSeconds: ok.length ? Math.max(...seconds) : null,
-      // GNU time counts in hundredths: a tiny copy can take "0.00 s", and has no rate.
-      mbPerSecond: medianSeconds === null || medianSeconds <= 0 ? null : bytes / medianSeconds / 1e6,
+      ...timingStats(ok.map((r) => r.wallSeconds), mine.length, bytes),
       medianCpuSeconds: median(ok.map((r) => r.cpuSeconds)),
       maxRssKiB: ok.length ? Math.max(...ok.map((r) => r.maxRssKiB)) : null,
       medianAllocatedBytes: median(ok.flatMap((r) => (r.allocatedBytes === null ? [] : [r.allocatedBytes]))),

@@ -19,7 +19,8 @@ import type { MachineInfo, QuietWait, RunConditions } from '../lib/machine'
 import { publishResults, repoPath } from '../lib/results'
 import { sourceLine, sourceState } from '../lib/source-state'
 import type { SourceState } from '../lib/source-state'
-import { median } from '../lib/stats'
+import { timingStats } from '../lib/stats'
+import type { TimingStats } from '../lib/stats'
 import { markdownTable } from '../lib/table'
 import { withTeardown } from '../lib/teardown'
 import { runTimed, tail } from '../lib/timed-command'
@@ -72,14 +73,8 @@ interface RunRecord {
   link: ForwarderStats | null
 }
 
-interface ToolStats {
+interface ToolStats extends TimingStats {
   tool: Tool
-  runsOk: number
-  runs: number
-  medianSeconds: number | null
-  minSeconds: number | null
-  maxSeconds: number | null
-  mbPerSecond: number | null
   /** scp's median time over this tool's: above 1, this tool was faster. */
   speedupOverScp: number | null
 }
@@ -267,16 +262,9 @@ async function pingRtt(wan: Wan): Promise<WanReport['link']['pingRttMs']> {
 function statsOf(records: readonly RunRecord[], bytes: number): ToolStats[] {
   const stats = TOOLS.map((tool) => {
     const mine = records.filter((r) => r.tool === tool)
-    const seconds = mine.filter((r) => r.ok).map((r) => r.wallSeconds)
-    const medianSeconds = median(seconds)
     return {
       tool,
-      runsOk: seconds.length,
-      runs: mine.length,
-      medianSeconds,
-      minSeconds: seconds.length ? Math.min(...seconds) : null,
-      maxSeconds: seconds.length ? Math.max(...seconds) : null,
-      mbPerSecond: medianSeconds === null ? null : bytes / medianSeconds / 1e6,
+      ...timingStats(mine.filter((r) => r.ok).map((r) => r.wallSeconds), mine.length, bytes),
       speedupOverScp: null as number | null,
     }
   })
