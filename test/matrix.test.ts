@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { expect } from 'chai'
 import { copy, loadPlugins } from '@escp/core'
+import type { PluginEntry } from '@escp/core'
 import type { TransferOptions } from '@escp/core'
 import { describeTree, tempDir, writeRandom } from './helpers/trees'
 import { skipBecause } from '@escp/core/testing'
@@ -43,8 +44,10 @@ describe('end-to-end matrix (loopback)', function () {
   let work: string
   let src: string
   let port = 32000 + (process.pid % 1000) * 10
+  let engines: PluginEntry[]
 
-  before(function () {
+  before(async function () {
+    engines = (await loadPlugins({ plugins: SHIPPED })).registry.list('engine')
     work = tempDir('matrix')
     src = path.join(work, 'src')
     writeRandom(path.join(src, 'blocks.bin'), 3 * 1024 * 1024 + 17)
@@ -66,13 +69,9 @@ describe('end-to-end matrix (loopback)', function () {
 
   for (const c of CASES) {
     it(c.name, async function () {
-      const engines = (c.options.engine ?? '').split('::').filter((e) => e !== '')
-      const { registry } = await loadPlugins({ plugins: SHIPPED })
-      for (const e of engines) {
-        const a = registry.list('engine').find((x) => x.name === e)?.availability
-        if (a && !a.ok) {
-          skipBecause(this, `engine '${e}' is unavailable here: ${a.reason}`)
-        }
+      for (const e of (c.options.engine ?? '').split('::').filter((x) => x !== '')) {
+        const a = engines.find((x) => x.name === e)?.availability
+        if (a && !a.ok) skipBecause(this, `engine '${e}' is unavailable here: ${a.reason}`)
       }
       port += 10
       const dst = path.join(work, `dst-${CASES.indexOf(c)}`)
