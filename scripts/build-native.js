@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Builds the native engines (packages with a binding.gyp) when their module is missing or older
-// than its sources. A package that cannot build does not stop the build: its engine then
-// reports itself unavailable, with the reason, and escp uses another.
+// Builds the native modules (packages with a binding.gyp: the engines, and the core's in-place
+// AEAD) when their module is missing or older than its sources. A package that cannot build does
+// not stop the build: its engine then reports itself unavailable, with the reason, and escp uses
+// another (the core's ciphers fall back to node:crypto).
 'use strict'
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')

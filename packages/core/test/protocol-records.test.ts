@@ -75,6 +75,35 @@ describe('wire records', function () {
     expect(opener.epoch).to.equal(1)
   })
 
+  it('seals into a frame, in place or from apart, across a key change, as seal() does', async function () {
+    const sealer = new RecordSealer(keys, 2, 's2c')
+    const twin = new RecordSealer(keys, 2, 's2c')
+    expect(sealer.sealsInto, 'the built-in cipher seals into a buffer').to.equal(true)
+    const decoder = new RecordDecoder(BLOCK)
+    const opener = new RecordOpener(keys, 2, 's2c')
+    const plains: Buffer[] = []
+    for (let i = 0; i < 6; i++) {
+      if (i === 3) {
+        sealer.forceRekey()
+        twin.forceRekey()
+      }
+      const p = crypto.randomBytes(5000 + i)
+      plains.push(p)
+      const frame = new Uint8Array(p.byteLength + protocol.RECORD_FRAME_OVERHEAD + 7)
+      // Odd records are sealed where the payload lies in the frame, even ones from apart.
+      if (i % 2 === 1) frame.set(p, protocol.RECORD_HEADER_BYTES)
+      const payload = i % 2 === 1 ? frame.subarray(protocol.RECORD_HEADER_BYTES, protocol.RECORD_HEADER_BYTES + p.byteLength) : p
+      const wire = sealer.sealInto(block(3n, BigInt(i), p), payload, frame)
+      expect(Buffer.concat(wire).equals(Buffer.concat(twin.seal(block(3n, BigInt(i), p), p).flat()))).to.equal(true)
+      for (const f of decoder.push(Buffer.concat(wire))) {
+        const plain = opener.openInPlace(f.header, f.headerBytes, f.ciphertext, f.tag)
+        if (plain !== null) expect(Buffer.from(plain).equals(plains[Number(f.header.offset)])).to.equal(true)
+      }
+    }
+    expect(opener.epoch).to.equal(1)
+    await expectCode(() => sealer.sealInto(block(3n, 0n, Buffer.alloc(10)), Buffer.alloc(10), new Uint8Array(10 + protocol.RECORD_FRAME_OVERHEAD - 1)), 'ESCP_ERR_BAD_ARGUMENT')
+  })
+
   it('fails a flipped bit anywhere in a record: header, ciphertext or tag', async function () {
     const [frame] = sealMany(new RecordSealer(keys, 1, 'c2s'), 1)
     const flat = Buffer.concat(frame)

@@ -37,7 +37,9 @@ export async function register(container: DependencyContainer): Promise<void> {
   container.register(CHECKSUM, { useClass: Sha256Checksum }, scoped)
 }
 
-export { NodeAeadCipher } from './ciphers'
+export { NodeAeadCipher, OpenSslAeadCipher, builtinCiphers } from './ciphers'
+export { loadAeadBinding } from './native-aead'
+export type { AeadBinding, AeadLoad, NativeAeadKey } from './native-aead'
 export { NoCompressor, ZstdCompressor } from './compressors'
 export { Blake3Checksum, Sha256Checksum, Xxh64Checksum } from './checksums'
 export { DummyEngine } from './dummy-engine'

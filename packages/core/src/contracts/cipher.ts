@@ -25,6 +25,18 @@ export interface Cipher {
   seal(key: CipherKey, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array): SealedRecord
   /** Decrypts and verifies; throws ESCP_ERR_AUTH when anything was altered. */
   open(key: CipherKey, nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array): Uint8Array
+  /**
+   * Optional: seal() that writes where it is told. The ciphertext goes into `out`, which is
+   * `plain` itself (in place) or at least as long and apart from it; the tag goes into `tag`
+   * (tagLengthBytes). A cipher that has it lets the data path seal records without a new buffer
+   * per record.
+   */
+  sealInto?(key: CipherKey, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array, out: Uint8Array, tag: Uint8Array): void
+  /**
+   * Optional: open() that writes where it is told (`out` as for sealInto). Throws ESCP_ERR_AUTH
+   * when anything was altered; `out` then holds bytes that must not be used.
+   */
+  openInto?(key: CipherKey, nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, out: Uint8Array): void
 }
 
 export const CIPHER: InjectionToken<Cipher> = Symbol.for('escp:cipher')

@@ -2,7 +2,7 @@
 import crypto from 'node:crypto'
 import { expect } from 'chai'
 import type { Cipher } from '../contracts/cipher'
-import { expectCode, skipIfUnavailable } from './helpers'
+import { expectCode, skipBecause, skipIfUnavailable } from './helpers'
 
 export function cipherCompliance(label: string, make: () => Cipher | Promise<Cipher>): void {
   describe(`Cipher compliance: ${label}`, function () {
@@ -78,6 +78,54 @@ export function cipherCompliance(label: string, make: () => Cipher | Promise<Cip
       const otherNonce = Buffer.from(nonce)
       otherNonce[otherNonce.byteLength - 1] ^= 1
       await expectCode(() => cipher.open(cipher.createKey(key), otherNonce, aad, ciphertext, tag), 'ESCP_ERR_AUTH')
+    })
+
+    describe('sealInto and openInto (optional)', function () {
+      before(function () {
+        if (!cipher.sealInto || !cipher.openInto) skipBecause(this, `cipher '${cipher.name}' has no sealInto/openInto`)
+      })
+
+      for (const size of [0, 1, 4097, 1 << 20]) {
+        it(`seals and opens ${size} bytes in place, as seal() and open() do`, function () {
+          const { key, nonce } = fresh()
+          const k = cipher.createKey(key)
+          const plain = crypto.randomBytes(size)
+          const reference = cipher.seal(k, nonce, aad, plain)
+          const buf = Buffer.from(plain)
+          const tag = Buffer.alloc(cipher.tagLengthBytes)
+          cipher.sealInto!(k, nonce, aad, buf, buf, tag)
+          expect(buf.equals(reference.ciphertext)).to.equal(true)
+          expect(tag.equals(reference.tag)).to.equal(true)
+          cipher.openInto!(k, nonce, aad, buf, tag, buf)
+          expect(buf.equals(plain)).to.equal(true)
+        })
+      }
+
+      it('writes into a separate, longer buffer and leaves the rest of it alone', function () {
+        const { key, nonce } = fresh()
+        const k = cipher.createKey(key)
+        const plain = crypto.randomBytes(1000)
+        const out = Buffer.alloc(1100, 0xee)
+        const tag = Buffer.alloc(cipher.tagLengthBytes)
+        cipher.sealInto!(k, nonce, aad, plain, out, tag)
+        expect(out.subarray(1000).every((b) => b === 0xee)).to.equal(true)
+        const back = Buffer.alloc(1000)
+        cipher.openInto!(k, nonce, aad, out.subarray(0, 1000), tag, back)
+        expect(back.equals(plain)).to.equal(true)
+      })
+
+      it('refuses a flipped byte, and an output that is short or partly overlaps the input', async function () {
+        const { key, nonce } = fresh()
+        const k = cipher.createKey(key)
+        const buf = crypto.randomBytes(4096)
+        const tag = Buffer.alloc(cipher.tagLengthBytes)
+        cipher.sealInto!(k, nonce, aad, buf, buf, tag)
+        const bad = Buffer.from(buf)
+        bad[4000] ^= 0x04
+        await expectCode(() => cipher.openInto!(k, nonce, aad, bad, tag, bad), 'ESCP_ERR_AUTH')
+        await expectCode(() => cipher.sealInto!(k, nonce, aad, buf, Buffer.alloc(4095), tag), 'ESCP_ERR_BAD_ARGUMENT')
+        await expectCode(() => cipher.sealInto!(k, nonce, aad, buf.subarray(0, 4000), buf.subarray(16), tag), 'ESCP_ERR_BAD_ARGUMENT')
+      })
     })
 
     it('refuses keys and nonces of the wrong length', async function () {

@@ -10,6 +10,7 @@ import type { EscpError } from '../errors'
 import { RecordDecoder } from '../protocol/record-decoder'
 import type { RecordFrame } from '../protocol/record-decoder'
 import { RecordType } from '../protocol/constants'
+import { RECORD_FRAME_OVERHEAD } from '../protocol/record-crypto'
 import type { DetachedStream } from '../protocol/secure-stream'
 import type { FromWorker, StreamWorkerData, ToWorker, WriteTarget } from './worker-protocol'
 import { deserializeError } from './worker-protocol'
@@ -166,6 +167,10 @@ export class SenderLink extends StreamLink {
   // Records wait here, in the order they were sealed (their nonces' order), for their turn.
   private readonly paced: { bytes: number; write: () => void }[] = []
   private paceTimer: NodeJS.Timeout | null = null
+  /** Frames of a full block written to the socket, to give back to the worker together. */
+  private readonly written: ArrayBuffer[] = []
+  private readonly fullFrameBytes: number
+  private givingBack = false
 
   constructor(
     stream: DetachedStream,
@@ -176,6 +181,7 @@ export class SenderLink extends StreamLink {
   ) {
     super(stream, worker)
     this.windowUnits = queueDepth * UNITS_PER_BLOCK
+    this.fullFrameBytes = blockSizeBytes + RECORD_FRAME_OVERHEAD
     // Nothing but END is expected from the receiver on a data stream until the end.
     this.socket.on('data', () => {})
     this.socket.resume()
@@ -218,6 +224,7 @@ export class SenderLink extends StreamLink {
     if (m.t === 'sealed') {
       const write = () =>
         this.writeFrames(m.frames, () => {
+          this.giveBack(m.frames)
           this.landed(m.length)
           this.emit('message', m)
         })
@@ -231,6 +238,21 @@ export class SenderLink extends StreamLink {
       this.landed(m.length)
       this.emit('message', m)
     }
+  }
+
+  // Once written (the socket's callback), a full-block frame's bytes are the kernel's: its
+  // buffer goes back to the worker, in one message for all those written in this turn.
+  private giveBack(frames: Uint8Array[]): void {
+    for (const f of frames) {
+      if (f.buffer.byteLength === this.fullFrameBytes && f.buffer instanceof ArrayBuffer) this.written.push(f.buffer)
+    }
+    if (this.written.length === 0 || this.givingBack) return
+    this.givingBack = true
+    setImmediate(() => {
+      this.givingBack = false
+      const buffers = this.written.splice(0)
+      if (!this.closing) this.post({ t: 'frames', buffers }, buffers)
+    })
   }
 
   // One timer for the queue, never one per record: a record whose turn has come must not pass

@@ -12,7 +12,8 @@ import { loadPluginSet } from '../plugins/loader'
 import { pinCurrentThread } from './affinity'
 import { FLAG_COMPRESSED, RecordType } from '../protocol/constants'
 import type { SessionKeys } from '../protocol/keys'
-import { RecordOpener, RecordSealer } from '../protocol/record-crypto'
+import type { RecordHeader } from '../protocol/record-header'
+import { RECORD_FRAME_OVERHEAD, RecordOpener, RecordSealer } from '../protocol/record-crypto'
 import { frameOf } from '../protocol/record-decoder'
 import type { FromWorker, StreamWorkerData, ToWorker, WriteTarget } from './worker-protocol'
 import { serializeError } from './worker-protocol'
@@ -103,6 +104,8 @@ class PoolTurns {
 
 class SenderRole {
   private readonly handles = new Map<bigint, Promise<ReadHandle>>()
+  /** Frames of a full block that the main thread has written and given back, to seal into again. */
+  private readonly spareFrames: ArrayBuffer[] = []
 
   constructor(
     private readonly engine: IoEngine,
@@ -115,6 +118,7 @@ class SenderRole {
   handle(msg: ToWorker): void {
     if (msg.t === 'read') void this.read(msg)
     else if (msg.t === 'close') void this.close(msg.fileId)
+    else if (msg.t === 'frames') this.spareFrames.push(...msg.buffers.slice(0, data.queueDepth + 2 - this.spareFrames.length))
   }
 
   private async read(msg: Extract<ToWorker, { t: 'read' }>): Promise<void> {
@@ -143,8 +147,7 @@ class SenderRole {
           flags = FLAG_COMPRESSED
         }
       }
-      const frames = this.sealer.seal({ type: RecordType.Block, flags, rawLength: msg.length, fileId: msg.fileId, offset: BigInt(msg.offset) }, payload).flat()
-      const o = own(frames)
+      const o = this.seal({ type: RecordType.Block, flags, rawLength: msg.length, fileId: msg.fileId, offset: BigInt(msg.offset) }, payload)
       post({ t: 'sealed', seq: msg.seq, fileId: msg.fileId, offset: msg.offset, length: msg.length, wireBytes: payload.byteLength, digest, frames: o.frames }, o.transfer)
     } catch (err) {
       post({ t: 'readFailed', seq: msg.seq, fileId: msg.fileId, length: msg.length, error: serializeError(err) })
@@ -152,6 +155,20 @@ class SenderRole {
       this.pool.release(buffers)
       if (msg.only) void this.close(msg.fileId)
     }
+  }
+
+  // With a cipher that seals into a buffer, the record is sealed straight from the block into
+  // the frame that goes to the socket: no buffer is allocated for a full block, as its frame
+  // comes back from the main thread once written. A small record gets a frame of its own size.
+  private seal(header: Omit<RecordHeader, 'length'>, payload: Uint8Array): { frames: Uint8Array[]; transfer: ArrayBuffer[] } {
+    if (!this.sealer.sealsInto) return own(this.sealer.seal(header, payload).flat())
+    const fullBytes = data.blockSizeBytes + RECORD_FRAME_OVERHEAD
+    const need = payload.byteLength + RECORD_FRAME_OVERHEAD
+    const frame = need * 4 <= fullBytes ? new ArrayBuffer(need) : (this.spareFrames.pop() ?? new ArrayBuffer(fullBytes))
+    const parts = this.sealer.sealInto(header, payload, new Uint8Array(frame))
+    const record = parts.pop() as Uint8Array
+    const rekey = own(parts)
+    return { frames: [...rekey.frames, record], transfer: [...rekey.transfer, frame] }
   }
 
   private async close(fileId: bigint): Promise<void> {
@@ -187,7 +204,8 @@ class ReceiverRole {
     let f
     try {
       f = frameOf(Buffer.from(msg.raw.buffer, msg.raw.byteOffset, msg.raw.byteLength), data.blockSizeBytes)
-      plain = this.opener.open(f.header, f.headerBytes, f.ciphertext, f.tag)
+      // The record's buffer came whole from the main thread: its payload is decrypted where it lies.
+      plain = this.opener.openInPlace(f.header, f.headerBytes, f.ciphertext, f.tag)
     } catch (err) {
       this.failed = true
       const e = (err as { code?: string }).code === 'ESCP_ERR_AUTH' ? escpError('ESCP_ERR_AUTH', `a record on data stream ${data.index}`) : err

@@ -73,6 +73,8 @@ export type ToWorker =
   | { t: 'read'; seq: number; fileId: bigint; path: Uint8Array; offset: number; length: number; only: boolean }
   | { t: 'frame'; seq: number; raw: Uint8Array; target: WriteTarget | null }
   | { t: 'close'; fileId: bigint }
+  /** A sender's frames of a full block, written to the socket and given back to seal into again. */
+  | { t: 'frames'; buffers: ArrayBuffer[] }
   | { t: 'end' }
 
 export type FromWorker =
