@@ -215,7 +215,15 @@ class ShmWriteHandle implements WriteHandle {
     if (sizeBytes !== this.sizeBytes) throw escpError('ESCP_ERR_SHM', `'${displayPath(this.path)}'`, `a stream's size is fixed when it begins (${this.sizeBytes} bytes)`)
   }
 
+  // The write that completes a stream ends it; a stream of no bytes has none, and ends here.
   async finish(_attributes: Partial<FileAttributes> = {}): Promise<void> {
+    if (this.sizeBytes === 0 && !this.closed) {
+      try {
+        this.b.end(this.region.id, this.stream)
+      } catch (err) {
+        throw shmError(err, `'${displayPath(this.path)}'`)
+      }
+    }
     await this.close()
   }
 

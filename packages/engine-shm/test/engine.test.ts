@@ -274,6 +274,26 @@ describe("shm engine in a transfer ('escp --ioengine shm::posix' and 'posix::shm
     expect(fs.readdirSync(dest)).to.deep.equal([])
   })
 
+  it('delivers a received empty file into a consumer region as a stream that begins and ends empty', async function () {
+    const name = uniqueRegionName('empty')
+    const region = await ShmRegion.create(name, { slotCount: 2 })
+    regions.push(region)
+    const src = path.join(dir, 'empty.bin')
+    fs.writeFileSync(src, '')
+    const consumed = (async () => {
+      const reader = await region.reader('empty.bin', { timeoutMs: 30_000 })
+      let bytes = 0
+      for await (const block of reader) bytes += block.data.byteLength
+      return { bytes, size: reader.sizeBytes }
+    })()
+    const dest = path.join(dir, 'unused')
+    fs.mkdirSync(dest)
+    const r = await escp(['--ioengine', 'posix::shm', src, dest], { ESCP_SHM_REGION: name })
+    expect(r.code, r.stderr).to.equal(0)
+    expect(await consumed).to.deep.equal({ bytes: 0, size: 0 })
+    expect(fs.readdirSync(dest)).to.deep.equal([])
+  })
+
   it('refuses a region whose blocks differ from the transfer\'s, naming the flag that fixes it', async function () {
     const name = uniqueRegionName('bs')
     const region = await ShmRegion.create(name, { blockSizeBytes: 64 * 1024, slotCount: 4 })

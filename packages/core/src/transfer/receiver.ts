@@ -432,6 +432,14 @@ export class Receiver extends SessionSide<ReceiverLink> {
         error = escpError('ESCP_ERR_VERIFY', f.shown, `its ${this.options.checksum?.name} digest is ${mine.toString('hex')} here and ${Buffer.from(f.done.digest).toString('hex')} at the sender`)
       }
     }
+    if (!error && this.options.engine.discards && f.sizeBytes === 0 && !f.dropped) {
+      // An empty file has no block to open it with: its sink gets it here, empty.
+      try {
+        await (await this.options.engine.openWrite(Buffer.from(f.shown), { sizeBytes: 0 })).finish()
+      } catch (err) {
+        error = isEscpError(err) ? err : ioError(err, 'open', f.shown)
+      }
+    }
     if (!error && !this.options.engine.discards) {
       try {
         if (!f.finishedByWriter) {
