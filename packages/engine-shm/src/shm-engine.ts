@@ -4,7 +4,7 @@
 // (through the portable node-fs engine). As a receiver it hands each arriving file to a
 // consumer region (ESCP_SHM_REGION) as the stream named by the file's name, and creates no files.
 import path from 'node:path'
-import type { Availability, BufferPool, EnginePath, EngineSource, Extent, FileAttributes, IoEngine, OpenReadOptions, OpenWriteOptions, ReadHandle, WriteHandle } from '@escp/core'
+import type { Availability, BufferPool, EnginePath, EngineSource, Extent, FileAttributes, IoEngine, OpenReadOptions, OpenWriteOptions, ReadHandle, ReadOrEnd, WriteHandle } from '@escp/core'
 import { AVAILABLE, displayPath, escpError, unavailable } from '@escp/core'
 import { NodeFsEngine, SimpleBufferPool } from '@escp/core/builtin'
 import { FOREVER, STREAM_ABORTED, STREAM_OPEN, loadBinding } from './binding'
@@ -76,10 +76,8 @@ export class ShmEngine implements IoEngine {
     const named = parseShmSource(source)
     if (!named) return null
     const { state } = await this.attach(named.region, named.stream, source)
-    if (state.sizeBytes < 0) {
-      throw escpError('ESCP_ERR_SHM', `stream '${named.stream}' of region '${named.region}'`, 'its size is known only when it ends, and protocol 1.1 sends files of known size; give the size when the stream begins, or end it before sending')
-    }
-    return { name: path.posix.basename(named.stream), sizeBytes: state.sizeBytes, mode: 0o644, mtimeNs: BigInt(Date.now()) * 1_000_000n }
+    // A stream begun without its size and still open is sent as a file whose size comes at its end.
+    return { name: path.posix.basename(named.stream), sizeBytes: state.sizeBytes < 0 ? null : state.sizeBytes, mode: 0o644, mtimeNs: BigInt(Date.now()) * 1_000_000n }
   }
 
   // Becomes the consumer of the stream (the threads of this process share that role).
@@ -109,15 +107,14 @@ export class ShmEngine implements IoEngine {
     const named = parseShmSource(shown)
     if (!named) return this.files.openRead(p)
     const { region, stream, state } = await this.attach(named.region, named.stream, shown)
-    if (state.sizeBytes < 0) throw escpError('ESCP_ERR_SHM', `'${shown}'`, 'its size is known only when it ends')
-    return new ShmReadHandle(this.binding, region, stream, p, state.sizeBytes)
+    return new ShmReadHandle(this.binding, region, stream, p, state.sizeBytes < 0 ? null : state.sizeBytes)
   }
 
   async openWrite(p: EnginePath, options: OpenWriteOptions = {}): Promise<WriteHandle> {
     const shown = displayPath(p)
     const regionName = this.options.region ?? process.env[SHM_REGION_ENV]
     if (!regionName) throw escpError('ESCP_ERR_SHM', `'${shown}'`, `a receiving shm engine delivers into the region named by ${SHM_REGION_ENV}; set it where escp receives`)
-    if (options.sizeBytes === undefined) throw escpError('ESCP_ERR_SHM', `'${shown}'`, 'a stream is begun with its size, and none was given')
+    if (options.sizeBytes === undefined) throw escpError('ESCP_ERR_SHM', `'${shown}'`, 'a stream is begun with its size, and this file\'s is known only at its end; a file of unknown size cannot be received into a region yet')
     const region = await this.region(regionName)
     const b = this.binding
     let stream: number
@@ -144,7 +141,8 @@ class ShmReadHandle implements ReadHandle {
     private readonly region: ShmRegion,
     private readonly stream: number,
     readonly path: EnginePath,
-    readonly sizeBytes: number,
+    /** null while a stream begun without its size is open. */
+    readonly sizeBytes: number | null,
   ) {}
 
   async extents(): Promise<Extent[] | null> {
@@ -153,11 +151,27 @@ class ShmReadHandle implements ReadHandle {
 
   // The transfer's blocks must be the region's: each read takes exactly one slot.
   async read(buf: Uint8Array, offset: number): Promise<number> {
+    if (this.sizeBytes !== null && offset >= this.sizeBytes) return 0
+    return this.take(buf, offset, this.sizeBytes === null ? this.region.blockSizeBytes : Math.min(this.region.blockSizeBytes, this.sizeBytes - offset))
+  }
+
+  // escp_shm_take gives the block at `offset`, or EOF once the stream has ended at or before it;
+  // the stream's size is then its final one. A short block is the stream's last.
+  async readOrEnd(buf: Uint8Array, offset: number): Promise<ReadOrEnd> {
+    const n = await this.take(buf, offset, this.region.blockSizeBytes)
+    if (n === buf.byteLength) return { bytesRead: n, endBytes: null }
+    if (n > 0) return { bytesRead: n, endBytes: offset + n }
+    const s = this.b.state(this.region.id, this.stream)
+    // Only a producer that begins a stream of the same name again could have changed it since.
+    if (s.sizeBytes < 0 || s.sizeBytes > offset) throw escpError('ESCP_ERR_SHM', `'${displayPath(this.path)}'`, 'the stream ended and was begun again while it was sent')
+    return { bytesRead: 0, endBytes: s.sizeBytes }
+  }
+
+  private async take(buf: Uint8Array, offset: number, blockBytes: number): Promise<number> {
     const shown = displayPath(this.path)
     if (this.closed) throw escpError('ESCP_ERR_BAD_ARGUMENT', `read on a closed handle of '${shown}'`)
     const bs = this.region.blockSizeBytes
-    if (offset >= this.sizeBytes) return 0
-    if (offset % bs !== 0 || buf.byteLength !== Math.min(bs, this.sizeBytes - offset)) {
+    if (offset % bs !== 0 || buf.byteLength !== blockBytes) {
       throw escpError('ESCP_ERR_SHM', `'${shown}'`, `the region's blocks are ${bs} bytes and the transfer's are not; run escp with --blocksize ${bs}`)
     }
     try {
@@ -201,7 +215,15 @@ class ShmWriteHandle implements WriteHandle {
     if (sizeBytes !== this.sizeBytes) throw escpError('ESCP_ERR_SHM', `'${displayPath(this.path)}'`, `a stream's size is fixed when it begins (${this.sizeBytes} bytes)`)
   }
 
+  // The write that completes a stream ends it; a stream of no bytes has none, and ends here.
   async finish(_attributes: Partial<FileAttributes> = {}): Promise<void> {
+    if (this.sizeBytes === 0 && !this.closed) {
+      try {
+        this.b.end(this.region.id, this.stream)
+      } catch (err) {
+        throw shmError(err, `'${displayPath(this.path)}'`)
+      }
+    }
     await this.close()
   }
 

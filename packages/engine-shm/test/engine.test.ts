@@ -7,11 +7,12 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
-import { AVAILABLE, unavailable } from '@escp/core'
+import { AVAILABLE, Receiver, linkSettings, loadPlugins, protocol, resolveDestination, sessionRequest, spawnLoopbackServer, startReceiverLinks, unavailable, withDefaults } from '@escp/core'
+import type { PluginSet } from '@escp/core'
 import { skipIfUnavailable } from '@escp/core/testing'
 import { ShmRegion, parseShmSource } from '../src'
 import { loadBinding } from '../src/binding'
-import { cProducer, startProducer, uniqueRegionName } from './helpers'
+import { cProducer, sleep, startProducer, uniqueRegionName } from './helpers'
 import type { Producer } from './helpers'
 
 const MiB = 1024 * 1024
@@ -36,6 +37,33 @@ function escp(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
 
 function sha256File(file: string): string {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex')
+}
+
+/** Pulls `source` from a loopback server into `destination`, this side speaking protocol 1.`minor`; the receiver's result. */
+async function pullSpeaking(set: PluginSet, minor: number, source: string, destination: string): Promise<Awaited<ReturnType<Receiver['run']>>> {
+  const o = withDefaults({ streams: 2, port: 31000 + (process.pid % 500) * 8 + minor * 3, portRange: 3 })
+  const server = spawnLoopbackServer(set.spec.modules.slice(1))
+  const channel = new protocol.ControlChannel(server.stdout, server.stdin, { side: 'client' })
+  try {
+    const session = await protocol.startClientSession(channel, set.registry, sessionRequest(o, 'sender', [source], 1, 'shm'), { detachDataStreams: true, serverHost: '127.0.0.1', protocolMinor: minor })
+    expect(session.sharedMinor).to.equal(minor)
+    const receiver = new Receiver(session, {
+      destination: await resolveDestination(destination, 1),
+      checksum: set.registry.resolve('checksum', o.checksum),
+      engine: set.registry.resolve('engine', 'node-fs'),
+      blockSizeBytes: o.blockSizeBytes,
+      preserve: false,
+    })
+    const links = await startReceiverLinks(session, linkSettings(session.init, set, 'client', 'node-fs'), receiver.targetOf)
+    const r = await receiver.run(links)
+    const done = await channel.receive(30_000, "the server's SessionDone")
+    if (done.kind !== 'done') throw new Error(`expected SessionDone, got ${done.kind}`)
+    return r
+  } finally {
+    channel.close()
+    server.stdin.end()
+    await server.exited
+  }
 }
 
 describe("shm engine in a transfer ('escp --ioengine shm::posix' and 'posix::shm')", function () {
@@ -100,26 +128,94 @@ describe("shm engine in a transfer ('escp --ioengine shm::posix' and 'posix::shm
     expect(fs.existsSync(`/dev/shm/escp-${name}`)).to.equal(false)
   })
 
-  it('sends a stream of unknown size once it has ended, and refuses one still open (protocol 1.1 needs the size)', async function () {
+  it('sends a stream of unknown size while its producer is still writing it, and one that has ended, with their digests', async function () {
     const producer = producerBinary(this)
     const name = uniqueRegionName('unknown')
     const region = await ShmRegion.create(name, { slotCount: 8 })
     regions.push(region)
-    // 3 MiB fits the slots: this producer ends its stream before escp starts; the other fills
-    // the slots left and waits.
+    // 3 MiB fits the slots: this producer ends its stream before escp starts.
     const ended = start(producer, ['--unknown-size', '--seed', '3', name, 'ended.dat', String(3 * MiB + 1)])
     await ended.ended
-    const open = start(producer, ['--unknown-size', name, 'open.dat', String(1024 * MiB)])
-    await open.begun
+    // The other is written here, block by block, while escp sends it.
+    const live = region.writer('live.dat')
+    const data = crypto.randomBytes(12 * MiB + 4321)
     const out = path.join(dir, 'out')
     fs.mkdirSync(out)
-    const r = await escp(['--ioengine', 'shm::posix', `/dev/shm/escp-${name}/ended.dat`, `/dev/shm/escp-${name}/open.dat`, out])
-    expect(r.code).to.equal(1)
-    expect(r.stderr).to.match(/ESCP_ERR_SHM: .*open\.dat.*its size is known only when it ends/)
+    let exited = false
+    const transfer = escp(['--ioengine', 'shm::posix', '-t', '2', `/dev/shm/escp-${name}/ended.dat`, `/dev/shm/escp-${name}/live.dat`, out]).finally(() => (exited = true))
+    for (let offset = 0; offset < data.length; offset += MiB) {
+      await live.write(data.subarray(offset, offset + MiB), offset, 30_000)
+      if (offset === 6 * MiB) {
+        // Half-way, and paused: escp waits for the rest, and nothing is under the file's name yet.
+        await sleep(300)
+        expect(exited, 'escp ended before the stream did').to.equal(false)
+        expect(fs.existsSync(path.join(out, 'live.dat'))).to.equal(false)
+      }
+    }
+    live.end()
+    const r = await transfer
+    expect(r.code, r.stderr).to.equal(0)
+    await live.waitDone(5000)
+    expect(fs.statSync(path.join(out, 'live.dat')).size).to.equal(data.length)
+    expect(sha256File(path.join(out, 'live.dat'))).to.equal(crypto.createHash('sha256').update(data).digest('hex'))
     expect(sha256File(path.join(out, 'ended.dat'))).to.equal((await ended.result).sha256)
-    expect(fs.readdirSync(out)).to.deep.equal(['ended.dat'])
+    expect(fs.readdirSync(out).sort()).to.deep.equal(['ended.dat', 'live.dat'])
   })
 
+  it('fails a stream of unknown size that is aborted before its end: the session reports it and exits 1, the other file arrives', async function () {
+    const producer = producerBinary(this)
+    const name = uniqueRegionName('abort')
+    const region = await ShmRegion.create(name, { slotCount: 4 })
+    regions.push(region)
+    const fine = start(producer, ['--seed', '5', name, 'fine.dat', String(2 * MiB + 5)])
+    await fine.begun
+    const live = region.writer('cut.dat')
+    const out = path.join(dir, 'out')
+    fs.mkdirSync(out)
+    const transfer = escp(['--ioengine', 'shm::posix', '-t', '2', `/dev/shm/escp-${name}/fine.dat`, `/dev/shm/escp-${name}/cut.dat`, out])
+    for (let offset = 0; offset < 5 * MiB; offset += MiB) await live.write(crypto.randomBytes(MiB), offset, 30_000)
+    await sleep(200)
+    live.abort('the instrument stopped')
+    const r = await transfer
+    expect(r.code, `${r.stdout}\n${r.stderr}`).to.equal(1)
+    expect(r.stderr).to.match(/cut\.dat/)
+    expect(r.stderr).to.match(/ESCP_ERR_SHM.*aborted: the instrument stopped/)
+    expect(sha256File(path.join(out, 'fine.dat'))).to.equal((await fine.result).sha256)
+    // Neither under its name nor as a temporary file.
+    expect(fs.readdirSync(out)).to.deep.equal(['fine.dat'])
+  })
+
+  it('refuses a stream of unknown size to a receiver of protocol 1.1, and sends it to one of 1.2', async function () {
+    const name = uniqueRegionName('old')
+    const region = await ShmRegion.create(name, { slotCount: 4 })
+    regions.push(region)
+    const set = await loadPlugins({ plugins: ['@escp/engine-shm'] })
+    const source = `/dev/shm/escp-${name}/open.dat`
+    const data = crypto.randomBytes(MiB + 77)
+    for (const minor of [1, 2]) {
+      const w = region.writer('open.dat')
+      const out = path.join(dir, `out-1.${minor}`)
+      fs.mkdirSync(out)
+      // The receiver is this process, speaking 1.`minor`; the sender is the server it starts.
+      const pulled = pullSpeaking(set, minor, source, out)
+      if (minor === 1) {
+        const r = await pulled
+        expect(r.entries).to.equal(0)
+        expect(r.failures.map((f) => f.error.code)).to.deep.equal(['ESCP_ERR_SOURCE'])
+        expect(r.failures[0].error.message).to.match(/open\.dat.*its size is known only when it ends, and the receiver speaks protocol 1\.1/)
+        expect(fs.readdirSync(out)).to.deep.equal([])
+        w.abort('refused')
+      } else {
+        await w.write(data.subarray(0, MiB), 0, 30_000)
+        await w.write(data.subarray(MiB), MiB, 30_000)
+        w.end()
+        const r = await pulled
+        expect(r.failures).to.deep.equal([])
+        expect(r.entriesOk).to.equal(1)
+        expect(fs.readFileSync(path.join(out, 'open.dat')).equals(data)).to.equal(true)
+      }
+    }
+  })
   it('fails the file, not the session, when its producer dies mid-transfer', async function () {
     const producer = producerBinary(this)
     const name = uniqueRegionName('die')
@@ -175,6 +271,26 @@ describe("shm engine in a transfer ('escp --ioengine shm::posix' and 'posix::shm
     expect(got.bytes).to.equal(data.length)
     expect(got.maxInUse).to.be.at.most(4)
     // Nothing was written to the destination directory.
+    expect(fs.readdirSync(dest)).to.deep.equal([])
+  })
+
+  it('delivers a received empty file into a consumer region as a stream that begins and ends empty', async function () {
+    const name = uniqueRegionName('empty')
+    const region = await ShmRegion.create(name, { slotCount: 2 })
+    regions.push(region)
+    const src = path.join(dir, 'empty.bin')
+    fs.writeFileSync(src, '')
+    const consumed = (async () => {
+      const reader = await region.reader('empty.bin', { timeoutMs: 30_000 })
+      let bytes = 0
+      for await (const block of reader) bytes += block.data.byteLength
+      return { bytes, size: reader.sizeBytes }
+    })()
+    const dest = path.join(dir, 'unused')
+    fs.mkdirSync(dest)
+    const r = await escp(['--ioengine', 'posix::shm', src, dest], { ESCP_SHM_REGION: name })
+    expect(r.code, r.stderr).to.equal(0)
+    expect(await consumed).to.deep.equal({ bytes: 0, size: 0 })
     expect(fs.readdirSync(dest)).to.deep.equal([])
   })
 

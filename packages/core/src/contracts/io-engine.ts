@@ -51,13 +51,30 @@ export interface OpenWriteOptions {
   sparse?: boolean
 }
 
+/** What ReadHandle.readOrEnd found at an offset of a source whose size is known only at its end. */
+export interface ReadOrEnd {
+  /** Bytes read: all of the buffer, fewer for the source's last block, 0 at or past its end. */
+  bytesRead: number
+  /** The source's final size when the read found its end (bytesRead < the buffer's length), else null. */
+  endBytes: number | null
+}
+
 export interface ReadHandle {
   readonly path: EnginePath
-  readonly sizeBytes: number
+  /** null: the size is known only when the source ends (a stream still being produced). */
+  readonly sizeBytes: number | null
   /** Data extents in offset order, or null when the engine cannot tell holes from data. */
   extents(): Promise<Extent[] | null>
   /** Reads up to buf.length bytes at `offset`; returns bytes read, fewer only at end of file. */
   read(buf: Uint8Array, offset: number): Promise<number>
+  /**
+   * For a source whose size is known only at its end (an engine that can name one implements
+   * it): waits until the block of buf.length bytes at `offset` is available or the source has
+   * ended before that block's end, and says which. A read that comes back short or empty is the
+   * end, and `endBytes` is then the source's final size, the same for every read that finds the
+   * end. A source that fails (its producer died) rejects, as read does.
+   */
+  readOrEnd?(buf: Uint8Array, offset: number): Promise<ReadOrEnd>
   close(): Promise<void>
 }
 
@@ -88,7 +105,11 @@ export interface BufferPool {
 export interface EngineSource {
   /** The name it is sent under (a single path component). */
   name: string
-  sizeBytes: number
+  /**
+   * null: known only when the source ends; the engine's ReadHandle then implements readOrEnd,
+   * and the file is sent only to a peer whose protocol carries such files (1.2).
+   */
+  sizeBytes: number | null
   mode: number
   mtimeNs: bigint
 }

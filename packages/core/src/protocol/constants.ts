@@ -1,10 +1,15 @@
 // Numbers of the escp wire protocol 1.x; docs/protocol.md explains each.
 
 export const PROTOCOL_MAJOR = 1
-/** 1.1 adds sparse files: a sender may skip blocks that lie in holes (FileSpec.sparse_bytes). */
-export const PROTOCOL_MINOR = 1
+/**
+ * 1.1 adds sparse files: a sender may skip blocks that lie in holes (FileSpec.sparse_bytes).
+ * 1.2 adds files whose size is known only at their end (FileSpec.size_at_end).
+ */
+export const PROTOCOL_MINOR = 2
 /** The first minor version in which a sender may skip the holes of sparse files. */
 export const MINOR_SPARSE_FILES = 1
+/** The first minor version in which a sender may announce a file whose size it learns at its end. */
+export const MINOR_SIZE_AT_END = 2
 
 /** Written by the server before anything else on the control channel. */
 export const CONTROL_PREAMBLE = Buffer.from('ESCP\x00CTL', 'latin1')

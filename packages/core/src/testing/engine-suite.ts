@@ -187,7 +187,7 @@ export function engineCompliance(label: string, make: () => IoEngine | Promise<I
           expect(e.length).to.be.greaterThan(0)
           end = e.offset + e.length
         }
-        expect(end).to.be.at.most(r.sizeBytes)
+        expect(end).to.be.at.most(r.sizeBytes as number)
         for (const dataAt of [0, 8 * 1024 * 1024]) {
           expect(extents.some((e) => e.offset <= dataAt && e.offset + e.length >= dataAt + 4096)).to.equal(true)
         }

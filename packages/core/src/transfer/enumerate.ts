@@ -17,7 +17,8 @@ export interface SourceEntry {
   /** Where the sender reads it. */
   absPath: Buffer
   type: FileType
-  sizeBytes: number
+  /** null: a file whose size is known only when it ends (a source an engine names, still being produced). */
+  sizeBytes: number | null
   /** Space the file occupies on disk (st_blocks × 512); below `sizeBytes`, it may have holes. */
   allocatedBytes: number
   mode: number
@@ -66,7 +67,7 @@ function engineEntry(own: EngineSource, source: string): SourceEntry {
     type: 'file',
     sizeBytes: own.sizeBytes,
     // Nothing to probe for holes.
-    allocatedBytes: own.sizeBytes,
+    allocatedBytes: own.sizeBytes ?? 0,
     mode: own.mode & 0o7777,
     uid: process.getuid?.() ?? 0,
     gid: process.getgid?.() ?? 0,

@@ -2,7 +2,8 @@
 // A block never added (one the sender skipped because it lies in a hole) counts as a block of
 // zeros of its length. Only out-of-order digests are kept: for a file sent whole, streams ×
 // queue depth bound them; for a file with holes, the digests of the blocks after its first hole
-// wait for the file's end, since nothing says in advance which blocks will not come.
+// wait for the file's end, since nothing says in advance which blocks will not come. A file whose
+// size is known only at its end is told its size then.
 import type { Checksum, DigestCombiner } from '../contracts/checksum'
 
 /**
@@ -30,15 +31,16 @@ export class ZeroBlockDigests {
 export class OrderedDigest {
   private readonly combiner: DigestCombiner
   private readonly early = new Map<number, Uint8Array>()
-  private readonly blockCount: number
+  private blockCount: number
   private next = 0
 
+  /** `sizeBytes` null: a file whose size is known only at its end, given then to end(). */
   constructor(
     private readonly zeros: ZeroBlockDigests,
-    private readonly sizeBytes: number,
+    private sizeBytes: number | null,
   ) {
     this.combiner = zeros.checksum.combiner()
-    this.blockCount = Math.ceil(sizeBytes / zeros.blockSizeBytes)
+    this.blockCount = sizeBytes === null ? Infinity : Math.ceil(sizeBytes / zeros.blockSizeBytes)
   }
 
   /**
@@ -61,13 +63,27 @@ export class OrderedDigest {
     return true
   }
 
-  /** The file digest; call it once every block that was sent has been added. */
+  /**
+   * Gives a file of unknown size its size, now known. Returns false when a block already added
+   * lies beyond it.
+   */
+  end(sizeBytes: number): boolean {
+    this.sizeBytes = sizeBytes
+    this.blockCount = Math.ceil(sizeBytes / this.zeros.blockSizeBytes)
+    if (this.next > this.blockCount) return false
+    for (const index of this.early.keys()) if (index >= this.blockCount) return false
+    return true
+  }
+
+  /** The file digest; call it once every block that was sent has been added (and the size is known). */
   digest(): Uint8Array {
     const bs = this.zeros.blockSizeBytes
+    const size = this.sizeBytes
+    if (size === null) throw new Error('OrderedDigest: end() gives a file of unknown size its size before digest()')
     for (; this.next < this.blockCount; this.next++) {
       const d = this.early.get(this.next)
       if (d) this.early.delete(this.next)
-      this.combiner.push(d ?? this.zeros.of(Math.min(bs, this.sizeBytes - this.next * bs)))
+      this.combiner.push(d ?? this.zeros.of(Math.min(bs, size - this.next * bs)))
     }
     return this.combiner.digest()
   }

@@ -2,15 +2,16 @@
 // directories and links, writes files under temporary names beside their final ones, checks
 // each file's digest against the sender's, and only then renames it into place. A file that
 // fails never appears under its final name. Every entry gets a verdict. Blocks a sender skipped
-// as holes (protocol 1.1) are never written, so they stay holes in the fresh temporary file.
+// as holes (protocol 1.1) are never written, so they stay holes in the fresh temporary file. A
+// file whose size is known only at its end (1.2) is checked against the size its FileDone gives.
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import { escpError, ioError, isEscpError } from '../errors'
 import type { EscpError } from '../errors'
 import type { Checksum } from '../contracts/checksum'
 import type { IoEngine } from '../contracts/io-engine'
-import { displayPath } from '../contracts/io-engine'
-import { MINOR_SPARSE_FILES, RecordType } from '../protocol/constants'
+import { MAX_FILE_SIZE_BYTES, displayPath } from '../contracts/io-engine'
+import { MINOR_SIZE_AT_END, MINOR_SPARSE_FILES, RecordType } from '../protocol/constants'
 import { decodeErrorReport, decodeFileBatch, decodeFileDone, decodeSessionEnd, encodeErrorReport, encodeVerdicts, errorFromInfo, errorInfoOf } from '../protocol/messages'
 import type { FileDone, FileSpec, Verdict } from '../protocol/messages'
 import type { Session } from '../protocol/session'
@@ -32,6 +33,11 @@ interface InFile {
   target: WriteTarget | null
   /** The sender skips the blocks of this file that lie in holes (FileSpec.sparse_bytes > 0). */
   holes: boolean
+  /** The file's size: announced, or for one whose size is known only at its end, null until its FileDone. */
+  sizeBytes: number | null
+  /** Until the size is known: the end of the furthest block written, and the end of the one short block. */
+  furthestBytes: number
+  shortEndBytes: number | null
   /** Blocks handed to a stream worker (to write or to drop); never more than FileDone counts. */
   claimed: number
   /** Blocks the workers have answered for. */
@@ -175,12 +181,13 @@ export class Receiver extends SessionSide<ReceiverLink> {
           for (const d of decodeFileDone(rec.payload)) {
             const f = this.files.get(d.id)
             if (!f || f.done || f.spec.type !== 'file') throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for ${f || d.id < BigInt(this.entries) ? 'a finished entry' : `unknown entry ${d.id}`}`)
-            if (d.size !== f.spec.size) throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for '${f.shown}' whose size disagrees with its announcement`)
+            if (!f.spec.sizeAtEnd && d.size !== f.spec.size) throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for '${f.shown}' whose size disagrees with its announcement`)
             const holeBytes = f.holes ? f.spec.sparseBytes : 0n
-            if (!blocksFitHoles(f.spec.size, holeBytes, d.blocks, this.options.blockSizeBytes)) {
-              throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for '${f.shown}' whose count of ${d.blocks} blocks disagrees with its size of ${f.spec.size} bytes and ${holeBytes} bytes of holes`)
+            if (!blocksFitHoles(d.size, holeBytes, d.blocks, this.options.blockSizeBytes)) {
+              throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for '${f.shown}' whose count of ${d.blocks} blocks disagrees with its size of ${d.size} bytes and ${holeBytes} bytes of holes`)
             }
             f.done = d
+            if (f.spec.sizeAtEnd) this.sizeKnown(f, d.size)
             if (!f.dropped && f.claimed > Number(d.blocks)) throw tooManyBlocks(f)
             this.maybeFinish(f)
           }
@@ -227,6 +234,10 @@ export class Receiver extends SessionSide<ReceiverLink> {
     if (spec.sparseBytes > spec.size) throw escpError('ESCP_ERR_PROTOCOL', `'${shown}' announced with ${spec.sparseBytes} bytes of holes in ${spec.size} bytes`)
     // A 1.0 sender sends no holes; its sparse_bytes carries no meaning and is ignored.
     const holes = spec.type === 'file' && spec.sparseBytes > 0n && this.session.sharedMinor >= MINOR_SPARSE_FILES
+    if (spec.type === 'file' && spec.sizeAtEnd) {
+      if (this.session.sharedMinor < MINOR_SIZE_AT_END) throw escpError('ESCP_ERR_PROTOCOL', `'${shown}': files of unknown size are not part of protocol 1.${this.session.sharedMinor} transfers`)
+      if (spec.size !== 0n || spec.sparseBytes !== 0n) throw escpError('ESCP_ERR_PROTOCOL', `'${shown}' announced with its size known only at its end, and a size of ${spec.size} bytes (${spec.sparseBytes} of holes)`)
+    }
     const f: InFile = {
       spec,
       shown,
@@ -234,14 +245,17 @@ export class Receiver extends SessionSide<ReceiverLink> {
       final: Buffer.alloc(0),
       target: null,
       holes,
+      sizeBytes: spec.sizeAtEnd ? null : Number(spec.size),
+      furthestBytes: 0,
+      shortEndBytes: null,
       claimed: 0,
       processed: 0,
-      digest: this.zeros && spec.type === 'file' ? new OrderedDigest(this.zeros, Number(spec.size)) : null,
+      digest: this.zeros && spec.type === 'file' ? new OrderedDigest(this.zeros, spec.sizeAtEnd ? null : Number(spec.size)) : null,
       writers: new Set(),
       creating: null,
       // Holes of a one-block file mean that its block does not come (the file is all hole). An
       // engine that discards has no file to finish: its handles are closed as usual.
-      finishedByWriter: spec.type === 'file' && !holes && spec.size > 0n && spec.size <= BigInt(this.options.blockSizeBytes) && !this.options.engine.discards,
+      finishedByWriter: spec.type === 'file' && !holes && !spec.sizeAtEnd && spec.size > 0n && spec.size <= BigInt(this.options.blockSizeBytes) && !this.options.engine.discards,
       dropped: false,
       finishing: false,
       settled: false,
@@ -253,7 +267,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
       const parts = checkRelativePath(spec.path)
       if (this.options.engine.discards) {
         // A sink that keeps nothing: names are checked, nothing is created.
-        if (spec.type === 'file') f.target = { path: Buffer.from(shown), sizeBytes: Number(spec.size), preallocate: false }
+        if (spec.type === 'file') f.target = { path: Buffer.from(shown), sizeBytes: f.sizeBytes, preallocate: false }
         else this.verdict(f, null)
         return
       }
@@ -267,7 +281,6 @@ export class Receiver extends SessionSide<ReceiverLink> {
         await this.placeSymlink(f)
         this.verdict(f, null)
       } else {
-        if (spec.sizeAtEnd) throw escpError('ESCP_ERR_PROTOCOL', `'${shown}': files of unknown size are not part of protocol 1.0 transfers`)
         this.createTemp(f)
       }
     } catch (err) {
@@ -294,8 +307,8 @@ export class Receiver extends SessionSide<ReceiverLink> {
     f.creating = createExclusive(temp, createdFinal ? mode : 0o600).then(
       () => {
         // Space reserved in advance would fill the holes that the sender skips, or that
-        // `sparse` leaves for zero blocks.
-        f.target = { path: temp, sizeBytes: Number(f.spec.size), preallocate: !f.holes && !this.session.init.sparse }
+        // `sparse` leaves for zero blocks; a size known only at the end gives nothing to reserve.
+        f.target = { path: temp, sizeBytes: f.sizeBytes, preallocate: !f.holes && !this.session.init.sparse && f.sizeBytes !== null }
         if (f.finishedByWriter) f.target.finish = createdFinal ? {} : this.attributesOf(f.spec)
       },
       (err: EscpError) => {
@@ -348,7 +361,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
         // file's own, and come once, for the digest to describe what was written.
         const bs = this.options.blockSizeBytes
         const index = m.offset / bs
-        if (!Number.isInteger(index) || m.length !== Math.min(bs, Number(f.spec.size) - m.offset)) {
+        if (!Number.isInteger(index) || !this.isBlockOf(f, m.offset, m.length)) {
           f.failed ??= escpError('ESCP_ERR_PROTOCOL', `a block of '${f.shown}' at ${m.offset}+${m.length}, which is not one of its blocks of ${bs} bytes`)
         } else if (f.digest && m.digest && !f.digest.add(index, m.digest)) {
           f.failed ??= escpError('ESCP_ERR_PROTOCOL', `a second block of '${f.shown}' at offset ${m.offset}`)
@@ -360,6 +373,40 @@ export class Receiver extends SessionSide<ReceiverLink> {
       this.maybeFinish(f)
     }
     this.poke()
+  }
+
+  /**
+   * Whether a block at `offset` of `length` bytes is one of the file's. Until the size of a file
+   * whose size is known only at its end arrives, every block but one must be full and the short
+   * one noted; sizeKnown then checks them all against the size.
+   */
+  private isBlockOf(f: InFile, offset: number, length: number): boolean {
+    const bs = this.options.blockSizeBytes
+    if (f.sizeBytes !== null) return length === Math.min(bs, f.sizeBytes - offset)
+    f.furthestBytes = Math.max(f.furthestBytes, offset + length)
+    if (length === bs) return true
+    if (length === 0 || f.shortEndBytes !== null) return false
+    f.shortEndBytes = offset + length
+    return true
+  }
+
+  /**
+   * The size of a file whose size is known only at its end, from its FileDone: the blocks written
+   * so far must lie within it, a short one must end it, and the digest covers the blocks it makes.
+   */
+  private sizeKnown(f: InFile, size: bigint): void {
+    this.bytesAnnounced += Number(size)
+    if (size > BigInt(MAX_FILE_SIZE_BYTES)) {
+      f.failed ??= escpError('ESCP_ERR_FILE_TOO_LARGE', f.shown, size)
+      return
+    }
+    const sizeBytes = Number(size)
+    f.sizeBytes = sizeBytes
+    if (f.target) f.target.sizeBytes = sizeBytes
+    const shortFits = f.shortEndBytes === null || f.shortEndBytes === sizeBytes
+    if (f.furthestBytes > sizeBytes || !shortFits || (f.digest && !f.digest.end(sizeBytes))) {
+      f.failed ??= escpError('ESCP_ERR_PROTOCOL', `a block of '${f.shown}' that is not one of the blocks of its final ${sizeBytes} bytes`)
+    }
   }
 
   // A file is finished once the sender said so (FileDone or an error report) and every block
@@ -385,12 +432,20 @@ export class Receiver extends SessionSide<ReceiverLink> {
         error = escpError('ESCP_ERR_VERIFY', f.shown, `its ${this.options.checksum?.name} digest is ${mine.toString('hex')} here and ${Buffer.from(f.done.digest).toString('hex')} at the sender`)
       }
     }
+    if (!error && this.options.engine.discards && f.sizeBytes === 0 && !f.dropped) {
+      // An empty file has no block to open it with: its sink gets it here, empty.
+      try {
+        await (await this.options.engine.openWrite(Buffer.from(f.shown), { sizeBytes: 0 })).finish()
+      } catch (err) {
+        error = isEscpError(err) ? err : ioError(err, 'open', f.shown)
+      }
+    }
     if (!error && !this.options.engine.discards) {
       try {
         if (!f.finishedByWriter) {
           const h = await this.options.engine.openWrite(f.temp, { create: false })
           try {
-            await h.truncate(Number(f.spec.size))
+            await h.truncate(f.sizeBytes as number)
           } catch (err) {
             await h.close()
             throw err

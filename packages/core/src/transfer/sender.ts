@@ -1,13 +1,14 @@
 // The sending side of a session: walks the sources, announces them in batches on the meta
 // stream, hands blocks first-come to the data streams (one huge file spreads over every
 // stream; many small files spread too), reports each file's digest, and collects verdicts.
-// To a peer of protocol 1.1 or later it sends only the blocks of sparse files that hold data.
+// To a peer of protocol 1.1 or later it sends only the blocks of sparse files that hold data; to
+// one of 1.2 or later, files whose size is known only at their end (read until a read finds it).
 import { escpError, isEscpError } from '../errors'
 import type { EscpError } from '../errors'
 import type { Checksum } from '../contracts/checksum'
-import { displayPath } from '../contracts/io-engine'
+import { MAX_FILE_SIZE_BYTES, displayPath } from '../contracts/io-engine'
 import type { IoEngine } from '../contracts/io-engine'
-import { MINOR_SPARSE_FILES, RecordType } from '../protocol/constants'
+import { MINOR_SIZE_AT_END, MINOR_SPARSE_FILES, RecordType } from '../protocol/constants'
 import { decodeErrorReport, decodeVerdicts, encodeErrorReport, encodeFileBatch, encodeFileDone, encodeSessionEnd, errorFromInfo, errorInfoOf } from '../protocol/messages'
 import type { FileDone, FileSpec } from '../protocol/messages'
 import type { Session } from '../protocol/session'
@@ -30,8 +31,17 @@ interface OutEntry {
   id: bigint
   entry: SourceEntry
   shown: string
-  /** Blocks to send: all of the file's, or those holding data when its holes are skipped. */
+  /**
+   * Blocks to send: all of the file's, or those holding data when its holes are skipped. For a
+   * file whose size is known only at its end: 0, then the count its size makes once known.
+   */
   blocks: number
+  /** The file's size; null until a read finds the end of a file whose size is known only then. */
+  sizeBytes: number | null
+  /** The size is known only at the end: full blocks are read in order until a read finds it. */
+  toEnd: boolean
+  /** For toEnd: reads handed out and not yet answered. */
+  reading: number
   /** The blocks to send as runs of indices, in order. */
   runs: BlockRun[]
   /** The run that holds `nextBlock`; runs.length once every block is handed out. */
@@ -79,6 +89,8 @@ export class Sender extends SessionSide<SenderLink> {
   private readonly zeros: ZeroBlockDigests | null
   /** Holes are skipped only for a peer whose protocol includes it (1.1). */
   private readonly skipsHoles: boolean
+  /** Files whose size is known only at their end go only to a peer whose protocol carries them (1.2). */
+  private readonly sendsSizeAtEnd: boolean
 
   constructor(
     session: Session,
@@ -89,6 +101,7 @@ export class Sender extends SessionSide<SenderLink> {
     this.links = links
     this.zeros = options.checksum ? new ZeroBlockDigests(options.checksum, options.blockSizeBytes) : null
     this.skipsHoles = session.sharedMinor >= MINOR_SPARSE_FILES
+    this.sendsSizeAtEnd = session.sharedMinor >= MINOR_SIZE_AT_END
   }
 
   async run(): Promise<TransferSummary> {
@@ -101,6 +114,10 @@ export class Sender extends SessionSide<SenderLink> {
     try {
       for await (const entry of enumerateSources(this.options.sources, { recursive: this.options.recursive, onIssue: (i) => this.onIssue(i), engine: this.options.engine })) {
         this.check()
+        if (entry.sizeBytes === null && !this.sendsSizeAtEnd) {
+          this.onIssue({ path: displayPath(entry.absPath), severity: 'error', error: escpError('ESCP_ERR_SOURCE', displayPath(entry.absPath), `its size is known only when it ends, and the receiver speaks protocol 1.${this.session.sharedMinor}, which announces every file with its size (1.${MINOR_SIZE_AT_END} does not); install escp 1.${MINOR_SIZE_AT_END} or later there, or end the source before sending it`) })
+          continue
+        }
         this.add(entry, await this.dataBlocksOf(entry))
         while (this.outstanding >= MAX_OUTSTANDING) await this.sleep()
       }
@@ -165,7 +182,7 @@ export class Sender extends SessionSide<SenderLink> {
    * file that cannot be read then fails in the stream worker, with its error.
    */
   private async dataBlocksOf(entry: SourceEntry): Promise<DataBlocks | null> {
-    if (!this.skipsHoles || entry.type !== 'file' || entry.allocatedBytes >= entry.sizeBytes || entry.sizeBytes <= this.options.blockSizeBytes) return null
+    if (!this.skipsHoles || entry.type !== 'file' || entry.sizeBytes === null || entry.allocatedBytes >= entry.sizeBytes || entry.sizeBytes <= this.options.blockSizeBytes) return null
     let extents
     try {
       const h = await this.options.engine.openRead(entry.absPath)
@@ -184,13 +201,17 @@ export class Sender extends SessionSide<SenderLink> {
 
   private add(entry: SourceEntry, data: DataBlocks | null): void {
     const id = this.nextId++
-    const all = entry.type === 'file' ? Math.ceil(entry.sizeBytes / this.options.blockSizeBytes) : 0
+    const toEnd = entry.type === 'file' && entry.sizeBytes === null
+    const all = entry.type === 'file' ? Math.ceil((entry.sizeBytes ?? 0) / this.options.blockSizeBytes) : 0
     const runs = data ? data.runs : all > 0 ? [{ start: 0, end: all }] : []
     const e: OutEntry = {
       id,
       entry,
       shown: displayPath(entry.absPath),
       blocks: runs.reduce((n, r) => n + r.end - r.start, 0),
+      sizeBytes: entry.sizeBytes,
+      toEnd,
+      reading: 0,
       runs,
       run: 0,
       nextBlock: runs.length > 0 ? runs[0].start : 0,
@@ -202,8 +223,9 @@ export class Sender extends SessionSide<SenderLink> {
     }
     this.entries.set(id, e)
     this.outstanding++
-    // Progress counts the bytes to send: holes are not work.
-    this.bytesTotal += entry.sizeBytes - e.holeBytes
+    // Progress counts the bytes to send: holes are not work. A file of unknown size adds its
+    // blocks as they are read.
+    this.bytesTotal += (entry.sizeBytes ?? 0) - e.holeBytes
     if (entry.type === 'file') this.unsealedFiles++
     this.batch.push(e)
     // Small batches while the streams are idle keep them busy; full ones otherwise.
@@ -218,8 +240,8 @@ export class Sender extends SessionSide<SenderLink> {
       id,
       path: entry.name,
       type: entry.type,
-      size: BigInt(entry.sizeBytes),
-      sizeAtEnd: false,
+      size: BigInt(entry.sizeBytes ?? 0),
+      sizeAtEnd: entry.sizeBytes === null,
       mode: entry.mode,
       uid: entry.uid,
       gid: entry.gid,
@@ -231,7 +253,7 @@ export class Sender extends SessionSide<SenderLink> {
     this.queueMeta(() => this.session.meta.sendMessage(RecordType.FileBatch, encodeFileBatch({ files, last })))
     for (const e of batch) {
       if (e.entry.type !== 'file') continue
-      if (e.blocks === 0) this.fileSealed(e)
+      if (e.blocks === 0 && !e.toEnd) this.fileSealed(e)
       else this.queue.push(e)
     }
     this.pump()
@@ -244,7 +266,8 @@ export class Sender extends SessionSide<SenderLink> {
       for (const l of this.links) if (l.hasCredit && (!link || l.busy < link.busy)) link = l
       if (!link) return
       let e = this.queue[0]
-      while (e && e.failed) {
+      // A file of unknown size leaves the queue once its end is known: every block before it has been handed out.
+      while (e && (e.failed || (e.toEnd && e.sizeBytes !== null))) {
         this.queue.shift()
         e = this.queue[0]
       }
@@ -253,11 +276,15 @@ export class Sender extends SessionSide<SenderLink> {
         if (!this.queue[0]) return
         continue
       }
+      if (e.toEnd) {
+        this.readToEnd(e, link)
+        continue
+      }
       const block = e.nextBlock++
       if (e.nextBlock >= e.runs[e.run].end && ++e.run < e.runs.length) e.nextBlock = e.runs[e.run].start
       if (e.run >= e.runs.length) this.queue.shift()
       const offset = block * this.options.blockSizeBytes
-      const length = Math.min(this.options.blockSizeBytes, e.entry.sizeBytes - offset)
+      const length = Math.min(this.options.blockSizeBytes, (e.sizeBytes as number) - offset)
       // A file of one block is closed by the worker that reads it: one message less per small file.
       const only = e.blocks === 1
       if (!only) e.readers.add(link)
@@ -265,16 +292,49 @@ export class Sender extends SessionSide<SenderLink> {
     }
   }
 
+  /**
+   * The next full block of a file whose size is known only at its end. Its count is unknown, so
+   * reads go on, each in its stream's credit, until one finds the end.
+   */
+  private readToEnd(e: OutEntry, link: SenderLink): void {
+    const bs = this.options.blockSizeBytes
+    const offset = e.nextBlock * bs
+    if (offset + bs > MAX_FILE_SIZE_BYTES) {
+      this.fileFailed(e, escpError('ESCP_ERR_FILE_TOO_LARGE', e.shown, offset + bs))
+      return
+    }
+    e.nextBlock++
+    e.reading++
+    e.readers.add(link)
+    link.read(this.seq++, e.id, e.entry.absPath, offset, bs, false, true)
+  }
+
   private onLinkMessage(m: FromWorker): void {
     if (m.t === 'sealed') {
       const e = this.entries.get(m.fileId) as OutEntry
       this.bytesDone += m.length
       this.wireBytes += m.wireBytes
+      if (e.toEnd) {
+        this.bytesTotal += m.length
+        e.reading--
+      }
       if (!e.failed) {
-        if (e.digest && m.digest) e.digest.add(m.offset / this.options.blockSizeBytes, m.digest)
-        if (++e.sealed === e.blocks) this.fileSealed(e)
+        const index = m.offset / this.options.blockSizeBytes
+        if (e.digest && m.digest) e.digest.add(index, m.digest)
+        if (!e.toEnd) {
+          if (++e.sealed === e.blocks) this.fileSealed(e)
+        } else {
+          e.sealed++
+          // A short block is the last: the file ends with it.
+          if (m.length < this.options.blockSizeBytes) this.endFound(e, m.offset + m.length)
+          else this.maybeEnded(e)
+        }
       }
       this.progress()
+    } else if (m.t === 'readEnded') {
+      const e = this.entries.get(m.fileId) as OutEntry
+      e.reading--
+      if (!e.failed) this.endFound(e, m.sizeBytes)
     } else if (m.t === 'readFailed') {
       const e = this.entries.get(m.fileId) as OutEntry
       if (!e.failed) this.fileFailed(e, deserializeError(m.error))
@@ -283,11 +343,33 @@ export class Sender extends SessionSide<SenderLink> {
     this.poke()
   }
 
+  // Every read finds the same end, or the source changed under us.
+  private endFound(e: OutEntry, sizeBytes: number): void {
+    if (e.sizeBytes !== null && e.sizeBytes !== sizeBytes) {
+      this.fileFailed(e, escpError('ESCP_ERR_SOURCE_CHANGED', e.shown, `one read found its end at ${e.sizeBytes} bytes, another at ${sizeBytes}`))
+      return
+    }
+    e.sizeBytes = sizeBytes
+    this.maybeEnded(e)
+  }
+
+  // A file of unknown size is sealed once its end is known and every read handed out has answered.
+  private maybeEnded(e: OutEntry): void {
+    if (e.sizeBytes === null || e.reading > 0) return
+    const blocks = Math.ceil(e.sizeBytes / this.options.blockSizeBytes)
+    if (e.sealed !== blocks || (e.digest && !e.digest.end(e.sizeBytes))) {
+      this.fileFailed(e, escpError('ESCP_ERR_SOURCE_CHANGED', e.shown, `${e.sealed} blocks were read where its size of ${e.sizeBytes} bytes makes ${blocks}`))
+      return
+    }
+    e.blocks = blocks
+    this.fileSealed(e)
+  }
+
   private fileSealed(e: OutEntry): void {
     this.unsealedFiles--
     this.holeBytes += e.holeBytes
     this.closeReaders(e)
-    this.completions.add({ id: e.id, size: BigInt(e.entry.sizeBytes), blocks: BigInt(e.blocks), digest: e.digest ? e.digest.digest() : new Uint8Array(0) })
+    this.completions.add({ id: e.id, size: BigInt(e.sizeBytes as number), blocks: BigInt(e.blocks), digest: e.digest ? e.digest.digest() : new Uint8Array(0) })
   }
 
   // An unreadable source: the receiver is told to drop the file; no verdict will come.

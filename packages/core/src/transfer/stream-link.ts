@@ -162,6 +162,8 @@ abstract class StreamLink extends EventEmitter {
 export class SenderLink extends StreamLink {
   private inFlight = 0
   private inFlightUnits = 0
+  /** The units of each read handed to the worker, by its seq, until the worker answers. */
+  private readonly units = new Map<number, number>()
   private readonly windowUnits: number
   private paceNextMs = 0
   // Records wait here, in the order they were sealed (their nonces' order), for their turn.
@@ -205,15 +207,19 @@ export class SenderLink extends StreamLink {
     return this.inFlight
   }
 
-  read(seq: number, fileId: bigint, path: Uint8Array, offset: number, length: number, only: boolean): void {
+  read(seq: number, fileId: bigint, path: Uint8Array, offset: number, length: number, only: boolean, toEnd = false): void {
+    const units = unitsOf(length, this.blockSizeBytes)
     this.inFlight++
-    this.inFlightUnits += unitsOf(length, this.blockSizeBytes)
-    this.post({ t: 'read', seq, fileId, path, offset, length, only })
+    this.inFlightUnits += units
+    this.units.set(seq, units)
+    this.post({ t: 'read', seq, fileId, path, offset, length, only, toEnd })
   }
 
-  private landed(lengthBytes: number): void {
+  // By the read's seq: the last block of a file of unknown size comes back shorter than asked.
+  private landed(seq: number): void {
     this.inFlight--
-    this.inFlightUnits -= unitsOf(lengthBytes, this.blockSizeBytes)
+    this.inFlightUnits -= this.units.get(seq) ?? 0
+    this.units.delete(seq)
   }
 
   closeFile(fileId: bigint): void {
@@ -225,7 +231,7 @@ export class SenderLink extends StreamLink {
       const write = () =>
         this.writeFrames(m.frames, () => {
           this.giveBack(m.frames)
-          this.landed(m.length)
+          this.landed(m.seq)
           this.emit('message', m)
         })
       if (this.rateLimitBytesPerSec <= 0) {
@@ -234,8 +240,8 @@ export class SenderLink extends StreamLink {
       }
       this.paced.push({ bytes: m.frames.reduce((n, f) => n + f.byteLength, 0), write })
       this.writePaced()
-    } else if (m.t === 'readFailed') {
-      this.landed(m.length)
+    } else if (m.t === 'readFailed' || m.t === 'readEnded') {
+      this.landed(m.seq)
       this.emit('message', m)
     }
   }

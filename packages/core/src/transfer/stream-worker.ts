@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { escpError } from '../errors'
 import type { Checksum } from '../contracts/checksum'
 import type { Compressor } from '../contracts/compressor'
+import { MAX_FILE_SIZE_BYTES, displayPath } from '../contracts/io-engine'
 import type { BufferPool, FileAttributes, IoEngine, ReadHandle, WriteHandle } from '../contracts/io-engine'
 import { loadPluginSet } from '../plugins/loader'
 import { pinCurrentThread } from './affinity'
@@ -132,11 +133,19 @@ class SenderRole {
         this.handles.set(msg.fileId, h)
       }
       const handle = await h
-      const view = buf.subarray(0, msg.length)
-      const n = await handle.read(view, msg.offset)
-      if (n !== msg.length) {
-        throw escpError('ESCP_ERR_SOURCE_CHANGED', handle.path.toString(), `read ${n} bytes at offset ${msg.offset} where ${msg.length} were expected (the file shrank)`)
+      const asked = buf.subarray(0, msg.length)
+      const n = msg.toEnd ? await readToEnd(handle, asked, msg.offset) : await handle.read(asked, msg.offset)
+      if (typeof n !== 'number') {
+        post({ t: 'readEnded', seq: msg.seq, fileId: msg.fileId, sizeBytes: n.endBytes })
+        return
       }
+      if (n !== msg.length) {
+        if (!msg.toEnd) throw escpError('ESCP_ERR_SOURCE_CHANGED', handle.path.toString(), `read ${n} bytes at offset ${msg.offset} where ${msg.length} were expected (the file shrank)`)
+        // The last block of a file of unknown size goes as long as it is; its length tells the
+        // main thread the file's size.
+        msg = { ...msg, length: n }
+      }
+      const view = buf.subarray(0, msg.length)
       const digest = this.checksum ? this.checksum.block(view) : null
       let payload: Uint8Array = view
       let flags = 0
@@ -176,6 +185,21 @@ class SenderRole {
     this.handles.delete(fileId)
     if (h) await h.then((x) => x.close()).catch(() => {})
   }
+}
+
+/**
+ * Reads the block at `offset` of a file whose size is known only at its end: its bytes read (a
+ * short count for its last block), or its end when nothing is there.
+ */
+async function readToEnd(handle: ReadHandle, view: Uint8Array, offset: number): Promise<number | { endBytes: number }> {
+  const shown = displayPath(handle.path)
+  if (!handle.readOrEnd) throw escpError('ESCP_ERR_SOURCE', shown, `its size is known only at its end, and the engine '${data.engine}' cannot read such a file`)
+  const r = await handle.readOrEnd(view, offset)
+  if (r.bytesRead === view.byteLength) return r.bytesRead
+  // A short read is the last block, where the file ends; an empty one finds the end at or before this block.
+  const fits = r.bytesRead > 0 ? r.endBytes === offset + r.bytesRead : r.endBytes !== null && r.endBytes <= offset
+  if (!fits) throw escpError('ESCP_ERR_SOURCE_CHANGED', shown, `read ${r.bytesRead} bytes at offset ${offset}, where the engine says it ends at ${r.endBytes}`)
+  return r.bytesRead > 0 ? r.bytesRead : { endBytes: r.endBytes as number }
 }
 
 class ReceiverRole {
@@ -244,8 +268,9 @@ class ReceiverRole {
   }
 
   private async write(fileId: bigint, target: WriteTarget, offset: number, rawLength: number, compressed: boolean, plain: Uint8Array): Promise<Uint8Array | null> {
-    if (offset + rawLength > target.sizeBytes) {
-      throw escpError('ESCP_ERR_PROTOCOL', `a block at ${offset}+${rawLength} beyond the file's ${target.sizeBytes} bytes`)
+    // A file whose size comes with its FileDone is bounded by what an engine can address until then.
+    if (offset + rawLength > (target.sizeBytes ?? MAX_FILE_SIZE_BYTES)) {
+      throw escpError('ESCP_ERR_PROTOCOL', target.sizeBytes === null ? `a block at ${offset}+${rawLength}, beyond the ${MAX_FILE_SIZE_BYTES} bytes escp can write` : `a block at ${offset}+${rawLength} beyond the file's ${target.sizeBytes} bytes`)
     }
     let buf: Uint8Array | undefined
     try {
@@ -264,7 +289,7 @@ class ReceiverRole {
       }
       let h = this.handles.get(fileId)
       if (!h) {
-        h = this.engine.openWrite(Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength), { create: false, sparse: data.sparse, direct: data.direct, sizeBytes: target.sizeBytes, preallocate: target.preallocate })
+        h = this.engine.openWrite(Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength), { create: false, sparse: data.sparse, direct: data.direct, sizeBytes: target.sizeBytes ?? undefined, preallocate: target.preallocate })
         this.handles.set(fileId, h)
       }
       await (await h).write(data_, offset)
@@ -280,11 +305,11 @@ class ReceiverRole {
   // cache: O_DIRECT, which keeps a large copy from flushing the cache, would here make each small
   // file wait for the device and pad its tail, cut again at close.
   private async writeWhole(target: WriteTarget, attributes: Partial<FileAttributes>, bytes: Uint8Array, offset: number): Promise<void> {
-    const h = await this.engine.openWrite(Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength), { create: false, sparse: data.sparse, direct: false, sizeBytes: target.sizeBytes, preallocate: false })
+    const h = await this.engine.openWrite(Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength), { create: false, sparse: data.sparse, direct: false, sizeBytes: target.sizeBytes ?? undefined, preallocate: false })
     try {
       await h.write(bytes, offset)
       // An all-zero block that `sparse` did not write leaves the file short.
-      if (data.sparse) await h.truncate(target.sizeBytes)
+      if (data.sparse && target.sizeBytes !== null) await h.truncate(target.sizeBytes)
     } catch (err) {
       await h.close().catch(() => {})
       throw err

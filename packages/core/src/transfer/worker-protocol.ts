@@ -58,7 +58,8 @@ export function deserializeError(e: SerializedError): EscpError {
 /** A file a receiver worker writes blocks into (its temporary name). */
 export interface WriteTarget {
   path: Uint8Array
-  sizeBytes: number
+  /** null: known only at the file's end (its FileDone); writes are bounded by MAX_FILE_SIZE_BYTES until then. */
+  sizeBytes: number | null
   /** The engine may reserve `sizeBytes` up front; false keeps holes (sparse files) as holes. */
   preallocate: boolean
   /**
@@ -69,8 +70,11 @@ export interface WriteTarget {
 }
 
 export type ToWorker =
-  /** `only`: the file's one block; the worker closes it right after reading (no 'close' follows). */
-  | { t: 'read'; seq: number; fileId: bigint; path: Uint8Array; offset: number; length: number; only: boolean }
+  /**
+   * `only`: the file's one block; the worker closes it right after reading (no 'close' follows).
+   * `toEnd`: the file's size is known only at its end; a short or empty read is that end.
+   */
+  | { t: 'read'; seq: number; fileId: bigint; path: Uint8Array; offset: number; length: number; only: boolean; toEnd: boolean }
   | { t: 'frame'; seq: number; raw: Uint8Array; target: WriteTarget | null }
   | { t: 'close'; fileId: bigint }
   /** A sender's frames of a full block, written to the socket and given back to seal into again. */
@@ -81,6 +85,8 @@ export type FromWorker =
   | { t: 'ready' }
   | { t: 'sealed'; seq: number; fileId: bigint; offset: number; length: number; wireBytes: number; digest: Uint8Array | null; frames: Uint8Array[] }
   | { t: 'readFailed'; seq: number; fileId: bigint; length: number; error: SerializedError }
+  /** A read of a file of unknown size found nothing at its offset: the file ended at `sizeBytes`. */
+  | { t: 'readEnded'; seq: number; fileId: bigint; sizeBytes: number }
   | { t: 'written'; seq: number; fileId: bigint; offset: number; length: number; wireBytes: number; digest: Uint8Array | null }
   | { t: 'discarded'; seq: number; fileId: bigint }
   | { t: 'writeFailed'; seq: number; fileId: bigint; error: SerializedError }
