@@ -66,17 +66,18 @@ export class HostileSender {
 
   /**
    * Starts a server that receives into `destination`; `options` must give a free port range.
-   * `protocolMinor` makes the sender speak an older 1.x.
+   * `protocolMinor` makes the sender speak an older 1.x; `server` gives the server's engine
+   * (node-fs) and more of its environment (e.g. ESCP_PLUGINS for that engine).
    */
-  static async start(set: PluginSet, destination: string, options: Partial<TransferOptions>, protocolMinor?: number): Promise<HostileSender> {
-    const child = spawn(process.execPath, [SERVER_MAIN], { stdio: ['pipe', 'pipe', 'pipe'] })
+  static async start(set: PluginSet, destination: string, options: Partial<TransferOptions>, protocolMinor?: number, server: { engine?: string; env?: NodeJS.ProcessEnv } = {}): Promise<HostileSender> {
+    const child = spawn(process.execPath, [SERVER_MAIN], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...server.env } })
     children.add(child)
     let stderr = ''
     child.stderr.setEncoding('utf8')
     child.stderr.on('data', (s: string) => (stderr += s))
     const channel = new protocol.ControlChannel(child.stdout, child.stdin, { side: 'client' })
     const o = withDefaults({ streams: 2, ...options })
-    const session = await protocol.startClientSession(channel, set.registry, sessionRequest(o, 'receiver', [destination], 1, 'node-fs'), { serverHost: '127.0.0.1', protocolMinor })
+    const session = await protocol.startClientSession(channel, set.registry, sessionRequest(o, 'receiver', [destination], 1, server.engine ?? 'node-fs'), { serverHost: '127.0.0.1', protocolMinor })
     return new HostileSender(child, channel, session, set.registry.resolve('checksum', o.checksum), () => stderr)
   }
 

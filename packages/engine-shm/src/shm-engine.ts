@@ -5,7 +5,7 @@
 // consumer region (ESCP_SHM_REGION) as the stream named by the file's name, and creates no files.
 import path from 'node:path'
 import type { Availability, BufferPool, EnginePath, EngineSource, Extent, FileAttributes, IoEngine, OpenReadOptions, OpenWriteOptions, ReadHandle, ReadOrEnd, WriteHandle } from '@escp/core'
-import { AVAILABLE, displayPath, escpError, unavailable } from '@escp/core'
+import { AVAILABLE, displayPath, escpError, isEscpError, unavailable } from '@escp/core'
 import { NodeFsEngine, SimpleBufferPool } from '@escp/core/builtin'
 import { FOREVER, STREAM_ABORTED, STREAM_OPEN, loadBinding } from './binding'
 import type { ShmBinding, StreamState } from './binding'
@@ -114,12 +114,11 @@ export class ShmEngine implements IoEngine {
     const shown = displayPath(p)
     const regionName = this.options.region ?? process.env[SHM_REGION_ENV]
     if (!regionName) throw escpError('ESCP_ERR_SHM', `'${shown}'`, `a receiving shm engine delivers into the region named by ${SHM_REGION_ENV}; set it where escp receives`)
-    if (options.sizeBytes === undefined) throw escpError('ESCP_ERR_SHM', `'${shown}'`, 'a stream is begun with its size, and this file\'s is known only at its end; a file of unknown size cannot be received into a region yet')
     const region = await this.region(regionName)
     const b = this.binding
     let stream: number
     try {
-      stream = b.begin(region.id, shown, options.sizeBytes)
+      stream = b.begin(region.id, shown, options.sizeBytes ?? -1)
     } catch (err) {
       const e = shmError(err, region.describe(shown))
       if (e.errno !== 'EEXIST') throw e
@@ -129,7 +128,7 @@ export class ShmEngine implements IoEngine {
         throw escpError('ESCP_ERR_SHM', region.describe(shown), 'a stream of that name is still open or unread in the region')
       }
     }
-    return new ShmWriteHandle(b, region, stream, p, options.sizeBytes)
+    return new ShmWriteHandle(b, region, stream, p, options.sizeBytes ?? null)
   }
 }
 
@@ -186,48 +185,69 @@ class ShmReadHandle implements ReadHandle {
   }
 }
 
+/**
+ * Blocks of one received file into its stream. The stream is begun with the file's size, or
+ * with none for a file whose size is known only at its end, and no write ends it: once escp has
+ * verified the whole file, the receiver opens it once more, with its final size, and finishes
+ * that handle, which ends the stream; the consumer therefore sees the end of a stream only after
+ * its digest was checked. A handle that wrote nothing and is closed unfinished is how the
+ * receiver gives a file up: the stream is aborted, with the consumer told so.
+ */
 class ShmWriteHandle implements WriteHandle {
   private closed = false
+  private wrote = false
 
   constructor(
     private readonly b: ShmBinding,
     private readonly region: ShmRegion,
     private readonly stream: number,
     readonly path: EnginePath,
-    private readonly sizeBytes: number,
+    private readonly sizeBytes: number | null,
   ) {}
 
   async write(data: Uint8Array, offset: number): Promise<void> {
     const shown = displayPath(this.path)
     if (this.closed) throw escpError('ESCP_ERR_BAD_ARGUMENT', `write on a closed handle of '${shown}'`)
     const bs = this.region.blockSizeBytes
-    if (offset % bs !== 0 || data.byteLength !== Math.min(bs, this.sizeBytes - offset)) {
+    const fits = this.sizeBytes === null ? data.byteLength > 0 && data.byteLength <= bs : data.byteLength === Math.min(bs, this.sizeBytes - offset)
+    if (offset % bs !== 0 || !fits) {
       throw escpError('ESCP_ERR_SHM', `'${shown}'`, `the region's blocks are ${bs} bytes and the transfer's are not; run escp with --blocksize ${bs}`)
     }
+    this.wrote = true
     try {
-      await this.b.writeFrom(this.region.id, this.stream, offset, FOREVER, data, true)
+      await this.b.writeFrom(this.region.id, this.stream, offset, FOREVER, data, false)
     } catch (err) {
       throw shmError(err, `'${shown}'`)
     }
   }
 
   async truncate(sizeBytes: number): Promise<void> {
-    if (sizeBytes !== this.sizeBytes) throw escpError('ESCP_ERR_SHM', `'${displayPath(this.path)}'`, `a stream's size is fixed when it begins (${this.sizeBytes} bytes)`)
+    if (sizeBytes !== this.sizeBytes) throw escpError('ESCP_ERR_SHM', `'${displayPath(this.path)}'`, `a stream's size is fixed when it begins, or when it ends (${this.sizeBytes ?? 'unknown'} bytes here)`)
   }
 
-  // The write that completes a stream ends it; a stream of no bytes has none, and ends here.
+  // Ends the stream: every byte of the final size has been delivered (and escp verified them).
   async finish(_attributes: Partial<FileAttributes> = {}): Promise<void> {
-    if (this.sizeBytes === 0 && !this.closed) {
+    const shown = `'${displayPath(this.path)}'`
+    if (!this.closed) {
       try {
-        this.b.end(this.region.id, this.stream)
+        const s = this.b.state(this.region.id, this.stream)
+        if (s.state === STREAM_OPEN) {
+          if (this.sizeBytes === null) throw escpError('ESCP_ERR_SHM', shown, 'a stream is finished by a handle given its final size')
+          if ((s.sizeBytes >= 0 && s.sizeBytes !== this.sizeBytes) || s.committedBytes !== this.sizeBytes) {
+            throw escpError('ESCP_ERR_SHM', shown, `${s.committedBytes} bytes were delivered into the stream, not its ${this.sizeBytes}`)
+          }
+          this.b.end(this.region.id, this.stream)
+        }
       } catch (err) {
-        throw shmError(err, `'${displayPath(this.path)}'`)
+        throw isEscpError(err) ? err : shmError(err, shown)
       }
     }
     await this.close()
   }
 
-  // A file given up before its last byte arrived is aborted, so its consumer does not wait on.
+  // Closing unfinished aborts the stream, so its consumer does not wait on: always from the
+  // handle that wrote nothing (the receiver giving the file up), and from a worker's handle of a
+  // file of known size when bytes are missing (the worker is closing after a failure).
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
@@ -237,7 +257,8 @@ class ShmWriteHandle implements WriteHandle {
     } catch {
       return
     }
-    if (s.state === STREAM_OPEN && s.producerPid === process.pid && s.committedBytes < this.sizeBytes) {
+    if (s.state !== STREAM_OPEN || s.producerPid !== process.pid || this.sizeBytes === null) return
+    if (!this.wrote || s.committedBytes < this.sizeBytes) {
       try {
         this.b.abort(this.region.id, this.stream, 'the transfer of this file failed')
       } catch {

@@ -12,6 +12,7 @@ import type { PluginSet } from '@escp/core'
 import { skipIfUnavailable } from '@escp/core/testing'
 import { ShmRegion, parseShmSource } from '../src'
 import { loadBinding } from '../src/binding'
+import { HostileSender, within } from '../../../test/helpers/hostile-sender'
 import { cProducer, sleep, startProducer, uniqueRegionName } from './helpers'
 import type { Producer } from './helpers'
 
@@ -272,6 +273,80 @@ describe("shm engine in a transfer ('escp --ioengine shm::posix' and 'posix::shm
     expect(got.maxInUse).to.be.at.most(4)
     // Nothing was written to the destination directory.
     expect(fs.readdirSync(dest)).to.deep.equal([])
+  })
+
+  it('carries a stream of unknown size from one region into another while it is written (shm::shm), and an aborted one as aborted', async function () {
+    const source = await ShmRegion.create(uniqueRegionName('from'), { slotCount: 4 })
+    const sink = await ShmRegion.create(uniqueRegionName('into'), { slotCount: 4 })
+    regions.push(source, sink)
+    const data = crypto.randomBytes(9 * MiB + 123)
+    const consume = async (stream: string) => {
+      const reader = await sink.reader(stream, { timeoutMs: 30_000 })
+      const sha = crypto.createHash('sha256')
+      let bytes = 0
+      for await (const block of reader) {
+        sha.update(block.data)
+        bytes += block.data.byteLength
+      }
+      return { sha256: sha.digest('hex'), bytes, size: reader.sizeBytes }
+    }
+    const consumed = consume('live.dat')
+    const abortedAtSink = consume('cut.dat').then(
+      () => 'ended',
+      (err: { code?: string; message: string }) => `${err.code}: ${err.message}`,
+    )
+    const live = source.writer('live.dat')
+    const cut = source.writer('cut.dat')
+    const dest = path.join(dir, 'unused')
+    fs.mkdirSync(dest)
+    const transfer = escp(['--ioengine', 'shm::shm', '-t', '2', `/dev/shm/escp-${source.name}/live.dat`, `/dev/shm/escp-${source.name}/cut.dat`, dest], { ESCP_SHM_REGION: sink.name })
+    await cut.write(data.subarray(0, MiB), 0, 30_000)
+    for (let offset = 0; offset < data.length; offset += MiB) await live.write(data.subarray(offset, offset + MiB), offset, 30_000)
+    live.end()
+    cut.abort('the instrument stopped')
+    const r = await transfer
+    expect(r.code, r.stderr).to.equal(1)
+    expect(r.stderr).to.match(/cut\.dat[^\n]*the instrument stopped/)
+    expect(await consumed).to.deep.equal({ sha256: crypto.createHash('sha256').update(data).digest('hex'), bytes: data.length, size: data.length })
+    expect(await abortedAtSink).to.match(/^ESCP_ERR_SHM: .*aborted/)
+    expect(fs.readdirSync(dest)).to.deep.equal([])
+  })
+
+  it('ends a received stream only once escp has verified its digest, and aborts it when the digest differs', async function () {
+    const KiB = 1024
+    const region = await ShmRegion.create(uniqueRegionName('verify'), { blockSizeBytes: 64 * KiB, slotCount: 4 })
+    regions.push(region)
+    const set = await loadPlugins({ plugins: [] })
+    const blocks = [crypto.randomBytes(64 * KiB), crypto.randomBytes(1000)]
+    const size = 64 * KiB + 1000
+    for (const [i, good] of [true, false].entries()) {
+      const name = good ? 'good.bin' : 'bad.bin'
+      let received = 0
+      const consumed = (async () => {
+        const reader = await region.reader(name, { timeoutMs: 30_000 })
+        for await (const block of reader) received += block.data.byteLength
+        return 'ended'
+      })().catch((err: { code?: string; message: string }) => `${err.code}: ${err.message}`)
+      let settled = false
+      void consumed.finally(() => (settled = true))
+      const port = 33000 + (process.pid % 400) * 10 + i * 4
+      // The sender here is the test, saying what it likes; the real server receives with shm.
+      const peer = await HostileSender.start(set, dir, { port, portRange: 4, blockSizeBytes: 64 * KiB }, undefined, { engine: 'shm', env: { ESCP_PLUGINS: path.join(__dirname, '..'), ESCP_SHM_REGION: region.name } })
+      await peer.announce([{ id: 0n, path: name, size: BigInt(size) }])
+      await peer.block(0n, 0, blocks[0], 0)
+      await peer.block(0n, 64 * KiB, blocks[1], 1)
+      for (let waited = 0; received < size && waited < 5000; waited += 20) await sleep(20)
+      await sleep(200)
+      expect(received, 'the consumer has every byte').to.equal(size)
+      expect(settled, 'the stream ended before escp had the digest').to.equal(false)
+      await peer.done([{ id: 0n, size: BigInt(size), blocks: 2n, digest: peer.digestOf(good ? blocks : [blocks[1], blocks[0]]) }])
+      await peer.sessionEnd(1)
+      await within(peer.finish(), 15_000, 'the end of the session')
+      expect(peer.verdicts.get(0n)?.ok).to.equal(good)
+      if (good) expect(await consumed).to.equal('ended')
+      else expect(await consumed).to.match(/^ESCP_ERR_SHM: .*aborted/)
+    }
+    await HostileSender.killAll()
   })
 
   it('delivers a received empty file into a consumer region as a stream that begins and ends empty', async function () {

@@ -119,7 +119,10 @@ export interface IoEngine {
   /**
    * True for an engine whose writes create no files: dummy throws the bytes away, shm hands them
    * to a consumer. A receiver then creates no files, directories or links, and opens each file
-   * for writing by its name as sent.
+   * for writing by its name as sent: in its workers to write the blocks (with `sizeBytes` unset
+   * for a file whose size is known only at its end), then once more, with the final size, when
+   * the whole file has been received and verified, to finish() that handle; or, when the file
+   * failed, to close() it unfinished, having written nothing on it.
    */
   readonly discards?: boolean
   available(): Availability

@@ -402,7 +402,9 @@ export class Receiver extends SessionSide<ReceiverLink> {
     }
     const sizeBytes = Number(size)
     f.sizeBytes = sizeBytes
-    if (f.target) f.target.sizeBytes = sizeBytes
+    // A sink (an engine that discards) keeps receiving the file as one of unknown size, so that
+    // every handle of it agrees; it learns the size when the file is finished.
+    if (f.target && !this.options.engine.discards) f.target.sizeBytes = sizeBytes
     const shortFits = f.shortEndBytes === null || f.shortEndBytes === sizeBytes
     if (f.furthestBytes > sizeBytes || !shortFits || (f.digest && !f.digest.end(sizeBytes))) {
       f.failed ??= escpError('ESCP_ERR_PROTOCOL', `a block of '${f.shown}' that is not one of the blocks of its final ${sizeBytes} bytes`)
@@ -432,13 +434,10 @@ export class Receiver extends SessionSide<ReceiverLink> {
         error = escpError('ESCP_ERR_VERIFY', f.shown, `its ${this.options.checksum?.name} digest is ${mine.toString('hex')} here and ${Buffer.from(f.done.digest).toString('hex')} at the sender`)
       }
     }
-    if (!error && this.options.engine.discards && f.sizeBytes === 0 && !f.dropped) {
-      // An empty file has no block to open it with: its sink gets it here, empty.
-      try {
-        await (await this.options.engine.openWrite(Buffer.from(f.shown), { sizeBytes: 0 })).finish()
-      } catch (err) {
-        error = isEscpError(err) ? err : ioError(err, 'open', f.shown)
-      }
+    if (this.options.engine.discards) {
+      // A sink learns here, after the digest was checked, that a file is complete and its size
+      // (an empty file has no block to open it with before), or that it failed.
+      error = (await this.finishInSink(f, f.dropped ? (f.failed ?? error) : error)) ?? error
     }
     if (!error && !this.options.engine.discards) {
       try {
@@ -465,6 +464,25 @@ export class Receiver extends SessionSide<ReceiverLink> {
       if (!error && f.holes) this.holeBytes += Number(f.spec.sparseBytes)
       this.verdict(f, error ?? null)
     }
+  }
+
+  private async finishInSink(f: InFile, failed: EscpError | undefined): Promise<EscpError | undefined> {
+    try {
+      const h = await this.options.engine.openWrite(Buffer.from(f.shown), { sizeBytes: f.sizeBytes ?? 0 })
+      if (failed) {
+        await h.close()
+        return undefined
+      }
+      try {
+        await h.finish()
+      } catch (err) {
+        await h.close().catch(() => {})
+        throw err
+      }
+    } catch (err) {
+      return isEscpError(err) ? err : ioError(err, 'open', f.shown)
+    }
+    return undefined
   }
 
   private attributesOf(spec: FileSpec) {
