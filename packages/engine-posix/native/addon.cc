@@ -48,6 +48,36 @@ Napi::TypedArray ArgView(const Napi::CallbackInfo& info, size_t i) {
   return view;
 }
 
+std::string ArgPath(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  if (info.Length() > 0 && info[0].IsBuffer()) {
+    auto b = info[0].As<Napi::Buffer<char>>();
+    path.assign(b.Data(), b.Length());
+  } else if (info.Length() > 0 && info[0].IsString()) {
+    path = info[0].As<Napi::String>().Utf8Value();
+  } else {
+    throw Napi::TypeError::New(env, "path must be a Buffer or a string");
+  }
+  if (path.empty() || path.find('\0') != std::string::npos) throw Napi::TypeError::New(env, "path must be non-empty, without NUL bytes");
+  return path;
+}
+
+// [atimeSec, atimeNsec, mtimeSec, mtimeNsec] at info[i], or false when it is not an array.
+bool ArgTimes(const Napi::CallbackInfo& info, size_t i, int64_t t[4]) {
+  Napi::Env env = info.Env();
+  if (info.Length() <= i || !info[i].IsArray()) return false;
+  Napi::Array a = info[i].As<Napi::Array>();
+  if (a.Length() != 4) throw Napi::TypeError::New(env, "times must be [atimeSec, atimeNsec, mtimeSec, mtimeNsec]");
+  for (uint32_t k = 0; k < 4; k++) {
+    Napi::Value v = a[k];
+    if (!v.IsNumber()) throw Napi::TypeError::New(env, "times must be numbers");
+    t[k] = v.As<Napi::Number>().Int64Value();
+  }
+  if (t[1] < 0 || t[1] > 999999999 || t[3] < 0 || t[3] > 999999999) throw Napi::RangeError::New(env, "nanoseconds out of range");
+  return true;
+}
+
 class PosixAddon : public Napi::Addon<PosixAddon> {
  public:
   PosixAddon(Napi::Env env, Napi::Object exports) : threads_(std::make_unique<IoThreads>(env, ThreadCount())) {
@@ -62,6 +92,8 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
                              InstanceMethod("extents", &PosixAddon::Extents),
                              InstanceMethod("setAttributes", &PosixAddon::SetAttributes),
                              InstanceMethod("close", &PosixAddon::Close),
+                             InstanceMethod("readWhole", &PosixAddon::ReadWhole),
+                             InstanceMethod("createWhole", &PosixAddon::CreateWhole),
                              InstanceMethod("stats", &PosixAddon::Stats),
                              InstanceValue("alignment", Napi::Number::New(env, kDirectAlignment)),
                          });
@@ -92,16 +124,7 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
   // open(path: Buffer | string, flags, perms, preallocBytes) → {fd, size, allocated, direct}
   Napi::Value Open(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    std::string path;
-    if (info.Length() > 0 && info[0].IsBuffer()) {
-      auto b = info[0].As<Napi::Buffer<char>>();
-      path.assign(b.Data(), b.Length());
-    } else if (info.Length() > 0 && info[0].IsString()) {
-      path = info[0].As<Napi::String>().Utf8Value();
-    } else {
-      throw Napi::TypeError::New(env, "path must be a Buffer or a string");
-    }
-    if (path.empty() || path.find('\0') != std::string::npos) throw Napi::TypeError::New(env, "path must be non-empty, without NUL bytes");
+    std::string path = ArgPath(info);
     int flags = static_cast<int>(ArgInt(info, 1, "flags", 0, 7));
     int perms = static_cast<int>(ArgInt(info, 2, "perms", 0, 07777));
     int64_t prealloc = ArgInt(info, 3, "preallocBytes", 0, kMaxOffset);
@@ -142,18 +165,8 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
     int64_t mode = ArgInt(info, 1, "mode", -1, 07777);
     int64_t uid = ArgInt(info, 2, "uid", -1, 4294967294.0);
     int64_t gid = ArgInt(info, 3, "gid", -1, 4294967294.0);
-    bool has_times = info.Length() > 4 && info[4].IsArray();
     int64_t t[4] = {0, 0, 0, 0};
-    if (has_times) {
-      Napi::Array a = info[4].As<Napi::Array>();
-      if (a.Length() != 4) throw Napi::TypeError::New(env, "times must be [atimeSec, atimeNsec, mtimeSec, mtimeNsec]");
-      for (uint32_t i = 0; i < 4; i++) {
-        Napi::Value v = a[i];
-        if (!v.IsNumber()) throw Napi::TypeError::New(env, "times must be numbers");
-        t[i] = v.As<Napi::Number>().Int64Value();
-      }
-      if (t[1] < 0 || t[1] > 999999999 || t[3] < 0 || t[3] > 999999999) throw Napi::RangeError::New(env, "nanoseconds out of range");
-    }
+    bool has_times = ArgTimes(info, 4, t);
     return Submit(env, MakeSetAttributes(env, fd, mode, uid, gid, has_times, t[0], t[1], t[2], t[3]));
   }
 
@@ -164,6 +177,28 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
     int64_t logical_end = ArgInt(info, 2, "logicalEnd", 0, kMaxOffset);
     int64_t padded_end = ArgInt(info, 3, "paddedEnd", 0, kMaxOffset);
     return Submit(info.Env(), MakeClose(info.Env(), &files_, fd, drop_cache, logical_end, padded_end));
+  }
+
+  // readWhole(path, buffer) → bytes read
+  Napi::Value ReadWhole(const Napi::CallbackInfo& info) {
+    std::string path = ArgPath(info);
+    return Submit(info.Env(), MakeReadWhole(info.Env(), std::move(path), ArgView(info, 1)));
+  }
+
+  // createWhole(path, data, perms, size, skipZero, mode, uid, gid, times | null)
+  Napi::Value CreateWhole(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string path = ArgPath(info);
+    Napi::TypedArray view = ArgView(info, 1);
+    int perms = static_cast<int>(ArgInt(info, 2, "perms", 0, 07777));
+    int64_t size = ArgInt(info, 3, "size", 0, kMaxOffset);
+    bool skip_zero = info.Length() > 4 && info[4].ToBoolean().Value();
+    int64_t mode = ArgInt(info, 5, "mode", -1, 07777);
+    int64_t uid = ArgInt(info, 6, "uid", -1, 4294967294.0);
+    int64_t gid = ArgInt(info, 7, "gid", -1, 4294967294.0);
+    int64_t t[4] = {0, 0, 0, 0};
+    bool has_times = ArgTimes(info, 8, t);
+    return Submit(env, MakeCreateWhole(env, std::move(path), view, perms, size, skip_zero, mode, uid, gid, has_times, t[0], t[1], t[2], t[3]));
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {

@@ -52,6 +52,14 @@ export interface PosixBinding {
   /** mode/uid/gid -1 = keep; times [atimeSec, atimeNsec, mtimeSec, mtimeNsec] or null = keep. */
   setAttributes(fd: number, mode: number, uid: number, gid: number, times: [number, number, number, number] | null): Promise<number>
   close(fd: number, dropCache: boolean, logicalEnd: number, paddedEnd: number): Promise<number>
+  /** Opens, reads from offset 0 into buf and closes, buffered; bytes read, fewer only at end of file. */
+  readWhole(path: Buffer | string, buf: Uint8Array): Promise<number>
+  /**
+   * Creates path exclusively (O_EXCL | O_NOFOLLOW) with perms, writes data at offset 0 (skipZero:
+   * not if all zero), extends it to size, applies owner, mode and times as setAttributes does,
+   * and closes it; a failure after the create removes the file.
+   */
+  createWhole(path: Buffer | string, data: Uint8Array, perms: number, size: number, skipZero: boolean, mode: number, uid: number, gid: number, times: [number, number, number, number] | null): Promise<number>
   stats(): NativeStats
 }
 

@@ -5,6 +5,7 @@ import { debuglog, getSystemErrorName } from 'node:util'
 import type {
   Availability,
   BufferPool,
+  CreateFileOptions,
   EnginePath,
   Extent,
   FileAttributes,
@@ -88,6 +89,21 @@ export class PosixEngine implements IoEngine {
     }
     noteDirect(options.direct, r.direct, path)
     return new PosixWriteHandle(b, path, r.fd, r.direct, options.sparse === true, options.sizeBytes)
+  }
+
+  readFile(path: EnginePath, buf: Uint8Array): Promise<number> {
+    return this.binding.readWhole(path, buf).catch((err) => Promise.reject(nativeIoError(err, 'open', path)))
+  }
+
+  async createFile(path: EnginePath, data: Uint8Array, options: CreateFileOptions): Promise<void> {
+    const { mode, uid, gid, atimeNs, mtimeNs } = options.attributes ?? {}
+    const owner = uid !== undefined && gid !== undefined
+    const times = atimeNs !== undefined && mtimeNs !== undefined ? ([...splitNs(atimeNs), ...splitNs(mtimeNs)] as [number, number, number, number]) : null
+    try {
+      await this.binding.createWhole(path, data, options.mode & 0o7777, options.sizeBytes, options.sparse === true, mode === undefined ? -1 : mode & 0o7777, owner ? uid : -1, owner ? gid : -1, times)
+    } catch (err) {
+      throw nativeIoError(err, 'open', path)
+    }
   }
 }
 

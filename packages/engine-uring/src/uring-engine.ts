@@ -161,6 +161,9 @@ function ringBinding(posix: PosixBinding, ring: UringNative): PosixBinding {
       ring.detach(fd)
       return posix.close(fd, dropCache, logicalEnd, paddedEnd)
     },
+    // Whole small files are one job each on the posix engine's threads: a ring gains nothing there.
+    readWhole: (path, buf) => posix.readWhole(path, buf),
+    createWhole: (path, data, perms, size, skipZero, mode, uid, gid, times) => posix.createWhole(path, data, perms, size, skipZero, mode, uid, gid, times),
     stats(): UringStats {
       const files = posix.stats()
       const own = ring.stats()

@@ -122,16 +122,22 @@ class SenderRole {
     const buffers = await this.pool.acquire(this.compressor ? 2 : 1)
     const [buf, packed] = buffers
     try {
-      let h = this.handles.get(msg.fileId)
-      if (!h) {
-        h = this.engine.openRead(Buffer.from(msg.path.buffer, msg.path.byteOffset, msg.path.byteLength), { direct: data.direct })
-        this.handles.set(msg.fileId, h)
-      }
-      const handle = await h
+      const path = Buffer.from(msg.path.buffer, msg.path.byteOffset, msg.path.byteLength)
       const view = buf.subarray(0, msg.length)
-      const n = await handle.read(view, msg.offset)
+      let n: number
+      if (msg.only && this.engine.readFile) {
+        // A file of one block: read whole in one engine call rather than open, read and close.
+        n = await this.engine.readFile(path, view)
+      } else {
+        let h = this.handles.get(msg.fileId)
+        if (!h) {
+          h = this.engine.openRead(path, { direct: data.direct })
+          this.handles.set(msg.fileId, h)
+        }
+        n = await (await h).read(view, msg.offset)
+      }
       if (n !== msg.length) {
-        throw escpError('ESCP_ERR_SOURCE_CHANGED', handle.path.toString(), `read ${n} bytes at offset ${msg.offset} where ${msg.length} were expected (the file shrank)`)
+        throw escpError('ESCP_ERR_SOURCE_CHANGED', path.toString(), `read ${n} bytes at offset ${msg.offset} where ${msg.length} were expected (the file shrank)`)
       }
       const digest = this.checksum ? this.checksum.block(view) : null
       let payload: Uint8Array = view
@@ -262,7 +268,13 @@ class ReceiverRole {
   // cache: O_DIRECT, which keeps a large copy from flushing the cache, would here make each small
   // file wait for the device and pad its tail, cut again at close.
   private async writeWhole(target: WriteTarget, attributes: Partial<FileAttributes>, bytes: Uint8Array, offset: number): Promise<void> {
-    const h = await this.engine.openWrite(Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength), { create: false, sparse: data.sparse, direct: false, sizeBytes: target.sizeBytes, preallocate: false })
+    const path = Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength)
+    if (target.createMode !== undefined && this.engine.createFile) {
+      if (offset !== 0) throw escpError('ESCP_ERR_PROTOCOL', `the one block of a file at offset ${offset}`)
+      await this.engine.createFile(path, bytes, { mode: target.createMode, sizeBytes: target.sizeBytes, sparse: data.sparse, attributes })
+      return
+    }
+    const h = await this.engine.openWrite(path, { create: false, sparse: data.sparse, direct: false, sizeBytes: target.sizeBytes, preallocate: false })
     try {
       await h.write(bytes, offset)
       // An all-zero block that `sparse` did not write leaves the file short.

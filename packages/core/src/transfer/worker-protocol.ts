@@ -66,6 +66,12 @@ export interface WriteTarget {
    * and these attributes, and closes it, before it answers; the main thread then only renames.
    */
   finish?: Partial<FileAttributes>
+  /**
+   * With `finish`, for an engine that has `createFile`: the file does not exist yet, and the
+   * worker creates it (exclusively, with these permission bits), writes, finishes and closes it
+   * in one engine call. A failed write leaves no file behind.
+   */
+  createMode?: number
 }
 
 export type ToWorker =
