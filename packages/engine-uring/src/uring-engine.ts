@@ -162,8 +162,8 @@ function ringBinding(posix: PosixBinding, ring: UringNative): PosixBinding {
       return posix.close(fd, dropCache, logicalEnd, paddedEnd)
     },
     // Whole small files are one job each on the posix engine's threads: a ring gains nothing there.
-    readWhole: (path, buf) => posix.readWhole(path, buf),
-    createWhole: (path, data, perms, size, skipZero, mode, uid, gid, times) => posix.createWhole(path, data, perms, size, skipZero, mode, uid, gid, times),
+    readWholeMany: (calls) => posix.readWholeMany(calls),
+    createWholeMany: (calls) => posix.createWholeMany(calls),
     stats(): UringStats {
       const files = posix.stats()
       const own = ring.stats()
