@@ -15,13 +15,21 @@ import type { SessionKeys } from '../protocol/keys'
 import { RecordOpener, RecordSealer } from '../protocol/record-crypto'
 import { frameOf } from '../protocol/record-decoder'
 import type { FromWorker, StreamWorkerData, ToWorker, WriteTarget } from './worker-protocol'
-import { serializeError } from './worker-protocol'
+import { Outbox, serializeError } from './worker-protocol'
 
 const data = workerData as StreamWorkerData
 const port = parentPort as NonNullable<typeof parentPort>
 
+const outbox = new Outbox<FromWorker>((messages, transfer) => port.postMessage({ t: 'batch', messages }, transfer))
+
 function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
-  port.postMessage(msg, transfer)
+  // What the main thread waits for on its own goes at once, after what came before it.
+  if (msg.t === 'ready' || msg.t === 'fatal' || msg.t === 'ended') {
+    outbox.flush()
+    port.postMessage(msg, transfer)
+  } else {
+    outbox.add(msg, transfer)
+  }
 }
 
 /** The buffers of `parts`, made transferable (copied only when they share memory). */
@@ -57,7 +65,11 @@ async function main(): Promise<void> {
   const buffers = data.queueDepth * 2 + 2
   const pool = new PoolTurns(engine.createBufferPool(data.blockSizeBytes, buffers), buffers)
   const role = data.role === 'sender' ? new SenderRole(engine, pool, sealer, checksum, compressor) : new ReceiverRole(engine, pool, opener, checksum, compressor)
-  port.on('message', (msg: ToWorker) => {
+  const handle = (msg: ToWorker): void => {
+    if (msg.t === 'batch') {
+      for (const m of msg.messages) handle(m)
+      return
+    }
     if (msg.t === 'end') {
       const frames = sealer.seal({ type: RecordType.End, flags: 0, rawLength: 0, fileId: 0n, offset: 0n }, new Uint8Array(0)).flat()
       const o = own(frames)
@@ -65,7 +77,8 @@ async function main(): Promise<void> {
       return
     }
     role.handle(msg)
-  })
+  }
+  port.on('message', handle)
   post({ t: 'ready' })
 }
 

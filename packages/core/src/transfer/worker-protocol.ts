@@ -74,12 +74,38 @@ export interface WriteTarget {
   createMode?: number
 }
 
+/**
+ * Messages of one turn of the event loop travel as one 'batch' in each direction: a message
+ * wakes the other thread, and with many small files one per block cost more than the blocks.
+ */
+export class Outbox<M> {
+  private messages: M[] = []
+  private transfer: ArrayBuffer[] = []
+
+  constructor(private readonly send: (batch: M[], transfer: ArrayBuffer[]) => void) {}
+
+  add(msg: M, transfer: ArrayBuffer[]): void {
+    if (this.messages.length === 0) setImmediate(() => this.flush())
+    this.messages.push(msg)
+    for (const t of transfer) this.transfer.push(t)
+  }
+
+  flush(): void {
+    if (this.messages.length === 0) return
+    const { messages, transfer } = this
+    this.messages = []
+    this.transfer = []
+    this.send(messages, transfer)
+  }
+}
+
 export type ToWorker =
   /** `only`: the file's one block; the worker closes it right after reading (no 'close' follows). */
   | { t: 'read'; seq: number; fileId: bigint; path: Uint8Array; offset: number; length: number; only: boolean }
   | { t: 'frame'; seq: number; raw: Uint8Array; target: WriteTarget | null }
   | { t: 'close'; fileId: bigint }
   | { t: 'end' }
+  | { t: 'batch'; messages: ToWorker[] }
 
 export type FromWorker =
   | { t: 'ready' }
@@ -92,3 +118,4 @@ export type FromWorker =
   | { t: 'closed'; fileId: bigint; error?: SerializedError }
   | { t: 'ended'; frames: Uint8Array[] }
   | { t: 'fatal'; error: SerializedError }
+  | { t: 'batch'; messages: FromWorker[] }
