@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "aligned-memory.h"
 #include "file-ops.h"
@@ -29,9 +30,22 @@ size_t ThreadCount() {
 }
 constexpr double kMaxOffset = 9007199254740991.0;  // 2^53 - 1: exact in a JavaScript number
 
-int64_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* what, double min, double max) {
+// The arguments of one call of a batch (an array), read like a call's own.
+class ArrayArgs {
+ public:
+  explicit ArrayArgs(Napi::Array a) : a_(a) {}
+  Napi::Env Env() const { return a_.Env(); }
+  size_t Length() const { return a_.Length(); }
+  Napi::Value operator[](size_t i) const { return a_.Get(static_cast<uint32_t>(i)); }
+
+ private:
+  Napi::Array a_;
+};
+
+template <typename Args>
+int64_t ArgInt(const Args& info, size_t i, const char* what, double min, double max) {
   if (i >= info.Length() || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
-  double v = info[i].As<Napi::Number>().DoubleValue();
+  double v = info[i].template As<Napi::Number>().DoubleValue();
   if (!(v >= min && v <= max) || std::floor(v) != v) {
     throw Napi::RangeError::New(info.Env(), std::string(what) + " is out of range");
   }
@@ -40,12 +54,59 @@ int64_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* what, doubl
 
 int ArgFd(const Napi::CallbackInfo& info) { return static_cast<int>(ArgInt(info, 0, "fd", 0, 2147483647.0)); }
 
-Napi::TypedArray ArgView(const Napi::CallbackInfo& info, size_t i) {
+template <typename Args>
+Napi::TypedArray ArgView(const Args& info, size_t i) {
   if (i >= info.Length() || !info[i].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "buffer must be a Uint8Array");
-  Napi::TypedArray view = info[i].As<Napi::TypedArray>();
+  Napi::TypedArray view = info[i].template As<Napi::TypedArray>();
   if (view.TypedArrayType() != napi_uint8_array) throw Napi::TypeError::New(info.Env(), "buffer must be a Uint8Array");
   if (view.ArrayBuffer().IsDetached()) throw Napi::TypeError::New(info.Env(), "buffer is detached");
   return view;
+}
+
+template <typename Args>
+std::string ArgPath(const Args& info, size_t i) {
+  Napi::Env env = info.Env();
+  std::string path;
+  Napi::Value v = i < info.Length() ? info[i] : env.Undefined();
+  if (v.IsBuffer()) {
+    auto b = v.As<Napi::Buffer<char>>();
+    path.assign(b.Data(), b.Length());
+  } else if (v.IsString()) {
+    path = v.As<Napi::String>().Utf8Value();
+  } else {
+    throw Napi::TypeError::New(env, "path must be a Buffer or a string");
+  }
+  if (path.empty() || path.find('\0') != std::string::npos) throw Napi::TypeError::New(env, "path must be non-empty, without NUL bytes");
+  return path;
+}
+
+// [atimeSec, atimeNsec, mtimeSec, mtimeNsec] at info[i], or false when it is not an array.
+template <typename Args>
+bool ArgTimes(const Args& info, size_t i, int64_t t[4]) {
+  Napi::Env env = info.Env();
+  if (info.Length() <= i || !info[i].IsArray()) return false;
+  Napi::Array a = info[i].template As<Napi::Array>();
+  if (a.Length() != 4) throw Napi::TypeError::New(env, "times must be [atimeSec, atimeNsec, mtimeSec, mtimeNsec]");
+  for (uint32_t k = 0; k < 4; k++) {
+    Napi::Value v = a[k];
+    if (!v.IsNumber()) throw Napi::TypeError::New(env, "times must be numbers");
+    t[k] = v.As<Napi::Number>().Int64Value();
+  }
+  if (t[1] < 0 || t[1] > 999999999 || t[3] < 0 || t[3] > 999999999) throw Napi::RangeError::New(env, "nanoseconds out of range");
+  return true;
+}
+
+// The calls of a batch: an array of argument arrays.
+std::vector<ArrayArgs> ArgCalls(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(info.Env(), "calls must be an array of argument arrays");
+  Napi::Array calls = info[0].As<Napi::Array>();
+  std::vector<ArrayArgs> out;
+  for (uint32_t i = 0; i < calls.Length(); i++) {
+    Napi::Value c = calls[i];
+    if (!c.IsArray()) throw Napi::TypeError::New(info.Env(), "calls must be an array of argument arrays");
+    out.emplace_back(c.As<Napi::Array>());
+  }
+  return out;
 }
 
 class PosixAddon : public Napi::Addon<PosixAddon> {
@@ -62,6 +123,8 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
                              InstanceMethod("extents", &PosixAddon::Extents),
                              InstanceMethod("setAttributes", &PosixAddon::SetAttributes),
                              InstanceMethod("close", &PosixAddon::Close),
+                             InstanceMethod("readWholeMany", &PosixAddon::ReadWholeMany),
+                             InstanceMethod("createWholeMany", &PosixAddon::CreateWholeMany),
                              InstanceMethod("stats", &PosixAddon::Stats),
                              InstanceValue("alignment", Napi::Number::New(env, kDirectAlignment)),
                          });
@@ -92,16 +155,7 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
   // open(path: Buffer | string, flags, perms, preallocBytes) → {fd, size, allocated, direct}
   Napi::Value Open(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    std::string path;
-    if (info.Length() > 0 && info[0].IsBuffer()) {
-      auto b = info[0].As<Napi::Buffer<char>>();
-      path.assign(b.Data(), b.Length());
-    } else if (info.Length() > 0 && info[0].IsString()) {
-      path = info[0].As<Napi::String>().Utf8Value();
-    } else {
-      throw Napi::TypeError::New(env, "path must be a Buffer or a string");
-    }
-    if (path.empty() || path.find('\0') != std::string::npos) throw Napi::TypeError::New(env, "path must be non-empty, without NUL bytes");
+    std::string path = ArgPath(info, 0);
     int flags = static_cast<int>(ArgInt(info, 1, "flags", 0, 7));
     int perms = static_cast<int>(ArgInt(info, 2, "perms", 0, 07777));
     int64_t prealloc = ArgInt(info, 3, "preallocBytes", 0, kMaxOffset);
@@ -142,18 +196,8 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
     int64_t mode = ArgInt(info, 1, "mode", -1, 07777);
     int64_t uid = ArgInt(info, 2, "uid", -1, 4294967294.0);
     int64_t gid = ArgInt(info, 3, "gid", -1, 4294967294.0);
-    bool has_times = info.Length() > 4 && info[4].IsArray();
     int64_t t[4] = {0, 0, 0, 0};
-    if (has_times) {
-      Napi::Array a = info[4].As<Napi::Array>();
-      if (a.Length() != 4) throw Napi::TypeError::New(env, "times must be [atimeSec, atimeNsec, mtimeSec, mtimeNsec]");
-      for (uint32_t i = 0; i < 4; i++) {
-        Napi::Value v = a[i];
-        if (!v.IsNumber()) throw Napi::TypeError::New(env, "times must be numbers");
-        t[i] = v.As<Napi::Number>().Int64Value();
-      }
-      if (t[1] < 0 || t[1] > 999999999 || t[3] < 0 || t[3] > 999999999) throw Napi::RangeError::New(env, "nanoseconds out of range");
-    }
+    bool has_times = ArgTimes(info, 4, t);
     return Submit(env, MakeSetAttributes(env, fd, mode, uid, gid, has_times, t[0], t[1], t[2], t[3]));
   }
 
@@ -164,6 +208,42 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
     int64_t logical_end = ArgInt(info, 2, "logicalEnd", 0, kMaxOffset);
     int64_t padded_end = ArgInt(info, 3, "paddedEnd", 0, kMaxOffset);
     return Submit(info.Env(), MakeClose(info.Env(), &files_, fd, drop_cache, logical_end, padded_end));
+  }
+
+  // A batch goes to the I/O threads as one job: one thread woken for all of its calls.
+  Napi::Value SubmitBatch(Napi::Env env, std::vector<std::unique_ptr<Job>> jobs) {
+    Napi::Array promises = Napi::Array::New(env, jobs.size());
+    for (uint32_t i = 0; i < jobs.size(); i++) promises.Set(i, jobs[i]->Promise());
+    if (!jobs.empty()) threads_->Submit(env, MakeBatch(env, std::move(jobs)));
+    return promises;
+  }
+
+  // readWholeMany([[path, buffer], ...]) → a promise of the bytes read for each
+  Napi::Value ReadWholeMany(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<std::unique_ptr<Job>> jobs;
+    for (const ArrayArgs& call : ArgCalls(info)) jobs.push_back(MakeReadWhole(env, ArgPath(call, 0), ArgView(call, 1)));
+    return SubmitBatch(env, std::move(jobs));
+  }
+
+  // createWholeMany([[path, data, perms, size, skipZero, mode, uid, gid, times | null], ...]) → a promise for each
+  Napi::Value CreateWholeMany(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<std::unique_ptr<Job>> jobs;
+    for (const ArrayArgs& call : ArgCalls(info)) {
+      std::string path = ArgPath(call, 0);
+      Napi::TypedArray view = ArgView(call, 1);
+      int perms = static_cast<int>(ArgInt(call, 2, "perms", 0, 07777));
+      int64_t size = ArgInt(call, 3, "size", 0, kMaxOffset);
+      bool skip_zero = call.Length() > 4 && call[4].ToBoolean().Value();
+      int64_t mode = ArgInt(call, 5, "mode", -1, 07777);
+      int64_t uid = ArgInt(call, 6, "uid", -1, 4294967294.0);
+      int64_t gid = ArgInt(call, 7, "gid", -1, 4294967294.0);
+      int64_t t[4] = {0, 0, 0, 0};
+      bool has_times = ArgTimes(call, 8, t);
+      jobs.push_back(MakeCreateWhole(env, std::move(path), view, perms, size, skip_zero, mode, uid, gid, has_times, t[0], t[1], t[2], t[3]));
+    }
+    return SubmitBatch(env, std::move(jobs));
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {

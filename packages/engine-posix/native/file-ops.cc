@@ -414,6 +414,83 @@ class CloseJob : public NumberJob {
   int64_t padded_end_;
 };
 
+// A whole small file in one job: open, read from offset 0, close. Buffered, and without the
+// DONTNEED of a large copy: for a file of a few KiB the three calls of a handle cost more than
+// the I/O, and a cache of small files is worth keeping (cp keeps it too).
+class ReadWholeJob : public BufferJob {
+ public:
+  ReadWholeJob(Napi::Env env, std::string path, Napi::TypedArray view) : BufferJob(env, -1, view, 0), path_(std::move(path)) {}
+
+  void Execute() override {
+    int fd = open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return Fail("open");
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+      Fail("fstat");
+    } else if (!S_ISREG(st.st_mode)) {
+      message_ = "not a regular file";
+      Fail("open", EINVAL);
+    } else {
+      ssize_t n = ReadFull(fd, base_, len_, 0, false);
+      if (n < 0) Fail("pread");
+      else value_ = n;
+    }
+    close(fd);
+  }
+
+ private:
+  std::string path_;
+};
+
+// A whole small file in one job: created exclusively (nothing may be at the name, a symlink
+// included), written at offset 0, sized, given its attributes and closed. Whatever fails after
+// the create removes the file again, so a failure leaves nothing behind.
+class CreateWholeJob : public BufferJob {
+ public:
+  CreateWholeJob(Napi::Env env, std::string path, Napi::TypedArray view, int perms, int64_t size, bool skip_zero, int64_t mode, int64_t uid,
+                 int64_t gid, bool has_times, timespec atime, timespec mtime)
+      : BufferJob(env, -1, view, 0),
+        path_(std::move(path)),
+        perms_(perms),
+        size_(size),
+        skip_zero_(skip_zero),
+        mode_(mode),
+        uid_(uid),
+        gid_(gid),
+        has_times_(has_times),
+        times_{atime, mtime} {}
+
+  void Execute() override {
+    int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, perms_);
+    if (fd < 0) return Fail("open");
+    bool write = !(skip_zero_ && IsAllZero(base_, len_));
+    if (write && WriteFull(fd, base_, len_, 0) < 0) {
+      Fail("pwrite");
+    } else if (size_ > (write ? static_cast<int64_t>(len_) : 0) && ftruncate(fd, size_) != 0) {
+      Fail("ftruncate");
+    } else if ((uid_ >= 0 || gid_ >= 0) && fchown(fd, static_cast<uid_t>(uid_), static_cast<gid_t>(gid_)) != 0) {
+      Fail("fchown");
+    } else if (mode_ >= 0 && fchmod(fd, static_cast<mode_t>(mode_ & 07777)) != 0) {
+      Fail("fchmod");
+    } else if (has_times_ && futimens(fd, times_) != 0) {
+      Fail("futimens");
+    }
+    if (close(fd) != 0 && err_ == 0) Fail("close");
+    if (err_ != 0) unlink(path_.c_str());
+  }
+
+ private:
+  std::string path_;
+  int perms_;
+  int64_t size_;
+  bool skip_zero_;
+  int64_t mode_;
+  int64_t uid_;
+  int64_t gid_;
+  bool has_times_;
+  timespec times_[2];
+};
+
 }  // namespace
 
 int64_t OpenFileCount() { return open_files.load(); }
@@ -454,6 +531,16 @@ std::unique_ptr<Job> MakeSetAttributes(Napi::Env env, int fd, int64_t mode, int6
   timespec a{static_cast<time_t>(atime_sec), static_cast<long>(atime_nsec)};
   timespec m{static_cast<time_t>(mtime_sec), static_cast<long>(mtime_nsec)};
   return std::make_unique<SetAttributesJob>(env, fd, mode, uid, gid, has_times, a, m);
+}
+std::unique_ptr<Job> MakeReadWhole(Napi::Env env, std::string path, Napi::TypedArray view) {
+  return std::make_unique<ReadWholeJob>(env, std::move(path), view);
+}
+std::unique_ptr<Job> MakeCreateWhole(Napi::Env env, std::string path, Napi::TypedArray view, int perms, int64_t size, bool skip_zero, int64_t mode,
+                                     int64_t uid, int64_t gid, bool has_times, int64_t atime_sec, int64_t atime_nsec, int64_t mtime_sec,
+                                     int64_t mtime_nsec) {
+  timespec a{static_cast<time_t>(atime_sec), static_cast<long>(atime_nsec)};
+  timespec m{static_cast<time_t>(mtime_sec), static_cast<long>(mtime_nsec)};
+  return std::make_unique<CreateWholeJob>(env, std::move(path), view, perms, size, skip_zero, mode, uid, gid, has_times, a, m);
 }
 std::unique_ptr<Job> MakeClose(Napi::Env env, FileTable* files, int fd, bool drop_cache, int64_t logical_end, int64_t padded_end) {
   return std::make_unique<CloseJob>(env, files, fd, drop_cache, logical_end, padded_end);

@@ -48,4 +48,13 @@ std::unique_ptr<Job> MakeSetAttributes(Napi::Env env, int fd, int64_t mode, int6
 // padded end: the padding is cut if nothing was written after it. drop_cache: fadvise DONTNEED.
 std::unique_ptr<Job> MakeClose(Napi::Env env, FileTable* files, int fd, bool drop_cache, int64_t logical_end, int64_t padded_end);
 
+// Reads a whole file of at most the view's length from offset 0: open, read, close in one job.
+std::unique_ptr<Job> MakeReadWhole(Napi::Env env, std::string path, Napi::TypedArray view);
+// Creates path exclusively with perms, writes the view at offset 0 (skip_zero: not when all
+// zero), extends it to size, sets owner, mode and times as MakeSetAttributes does, and closes
+// it; any failure after the create removes the file.
+std::unique_ptr<Job> MakeCreateWhole(Napi::Env env, std::string path, Napi::TypedArray view, int perms, int64_t size, bool skip_zero, int64_t mode,
+                                     int64_t uid, int64_t gid, bool has_times, int64_t atime_sec, int64_t atime_nsec, int64_t mtime_sec,
+                                     int64_t mtime_nsec);
+
 }  // namespace escp

@@ -2,6 +2,32 @@
 
 namespace escp {
 
+namespace {
+
+class BatchJob : public Job {
+ public:
+  BatchJob(Napi::Env env, std::vector<std::unique_ptr<Job>> jobs) : Job(env), jobs_(std::move(jobs)) {}
+  void Execute() override {
+    for (auto& j : jobs_) j->Execute();
+  }
+  void Complete(Napi::Env env) override {
+    for (auto& j : jobs_) j->Complete(env);
+    deferred_.Resolve(env.Undefined());
+  }
+  void Abandon() override {
+    for (auto& j : jobs_) j->Abandon();
+  }
+
+ private:
+  std::vector<std::unique_ptr<Job>> jobs_;
+};
+
+}  // namespace
+
+std::unique_ptr<Job> MakeBatch(Napi::Env env, std::vector<std::unique_ptr<Job>> jobs) {
+  return std::make_unique<BatchJob>(env, std::move(jobs));
+}
+
 IoThreads::IoThreads(Napi::Env env, size_t threads) : thread_count_(threads < 1 ? 1 : threads) {
   completion_ = Completion::New(env, "escp-posix-io", 0, 1, this);
   // An idle engine must not keep the process alive: referenced only while jobs are in flight.

@@ -31,6 +31,10 @@ class Job {
   Napi::Promise::Deferred deferred_;
 };
 
+// Jobs run one after another on one I/O thread, each settling its own promise: many small
+// operations for the price of one thread woken. Its own promise settles after them.
+std::unique_ptr<Job> MakeBatch(Napi::Env env, std::vector<std::unique_ptr<Job>> jobs);
+
 class IoThreads {
  public:
   IoThreads(Napi::Env env, size_t threads);

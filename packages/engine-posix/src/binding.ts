@@ -52,8 +52,23 @@ export interface PosixBinding {
   /** mode/uid/gid -1 = keep; times [atimeSec, atimeNsec, mtimeSec, mtimeNsec] or null = keep. */
   setAttributes(fd: number, mode: number, uid: number, gid: number, times: [number, number, number, number] | null): Promise<number>
   close(fd: number, dropCache: boolean, logicalEnd: number, paddedEnd: number): Promise<number>
+  /**
+   * Each call opens, reads from offset 0 into buf and closes, buffered; its promise settles with
+   * the bytes read, fewer only at end of file. The calls run in turn as one job.
+   */
+  readWholeMany(calls: ReadWholeCall[]): Promise<number>[]
+  /**
+   * Each call creates path exclusively (O_EXCL | O_NOFOLLOW) with perms, writes data at offset 0
+   * (skipZero: not if all zero), extends it to size, applies owner, mode and times as
+   * setAttributes does, and closes it; a failure after the create removes the file. The calls
+   * run in turn as one job.
+   */
+  createWholeMany(calls: CreateWholeCall[]): Promise<number>[]
   stats(): NativeStats
 }
+
+export type ReadWholeCall = [path: Buffer | string, buf: Uint8Array]
+export type CreateWholeCall = [path: Buffer | string, data: Uint8Array, perms: number, size: number, skipZero: boolean, mode: number, uid: number, gid: number, times: [number, number, number, number] | null]
 
 export type BindingLoad = { ok: true; binding: PosixBinding } | { ok: false; reason: string }
 

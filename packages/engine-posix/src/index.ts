@@ -19,4 +19,4 @@ export function register(container: DependencyContainer): void {
 export { PosixEngine, nativeIoError } from './posix-engine'
 export { AlignedBufferPool } from './aligned-pool'
 export { loadBinding } from './binding'
-export type { BindingLoad, NativeError, NativeStats, OpenResult, PosixBinding } from './binding'
+export type { BindingLoad, CreateWholeCall, NativeError, NativeStats, OpenResult, PosixBinding, ReadWholeCall } from './binding'

@@ -161,6 +161,9 @@ function ringBinding(posix: PosixBinding, ring: UringNative): PosixBinding {
       ring.detach(fd)
       return posix.close(fd, dropCache, logicalEnd, paddedEnd)
     },
+    // Whole small files are one job each on the posix engine's threads: a ring gains nothing there.
+    readWholeMany: (calls) => posix.readWholeMany(calls),
+    createWholeMany: (calls) => posix.createWholeMany(calls),
     stats(): UringStats {
       const files = posix.stats()
       const own = ring.stats()

@@ -59,6 +59,18 @@ export interface ReadOrEnd {
   endBytes: number | null
 }
 
+/** How `IoEngine.createFile` makes a small file in one call. */
+export interface CreateFileOptions {
+  /** Permission bits the file is created with (less the umask). */
+  mode: number
+  /** The file's size; larger than the data only when `sparse` left an all-zero block out. */
+  sizeBytes: number
+  /** Skip writing the data if it is all zeros, leaving a hole. */
+  sparse?: boolean
+  /** Applied before the file is closed (those given). */
+  attributes?: Partial<FileAttributes>
+}
+
 export interface ReadHandle {
   readonly path: EnginePath
   /** null: the size is known only when the source ends (a stream still being produced). */
@@ -136,6 +148,19 @@ export interface IoEngine {
   createBufferPool(bufferSizeBytes: number, count: number): BufferPool
   openRead(path: EnginePath, options?: OpenReadOptions): Promise<ReadHandle>
   openWrite(path: EnginePath, options?: OpenWriteOptions): Promise<WriteHandle>
+  /**
+   * Optional, for small files: reads a whole file of at most `buf.length` bytes (open, read from
+   * offset 0, close) in one call, through the page cache. Resolves with the bytes read, fewer
+   * only at end of file. Where a file costs more in calls than in I/O, one call instead of three
+   * is most of its cost.
+   */
+  readFile?(path: EnginePath, buf: Uint8Array): Promise<number>
+  /**
+   * Optional, for small files: creates `path`, which must not exist (not even as a symlink),
+   * writes `data` at offset 0, sets the size and attributes and closes it, in one call. A
+   * failure leaves nothing at `path` that this call made.
+   */
+  createFile?(path: EnginePath, data: Uint8Array, options: CreateFileOptions): Promise<void>
 }
 
 export const IO_ENGINE: InjectionToken<IoEngine> = Symbol.for('escp:io-engine')

@@ -159,6 +159,8 @@ export class Receiver extends SessionSide<ReceiverLink> {
       await Promise.all(links.map((l) => l.sendEnd()))
     } catch (err) {
       this.abort(isEscpError(err) ? err : escpError('ESCP_ERR_TRANSFER', String(err)))
+      // Workers first: one may be creating a temporary file that the cleanup is to remove.
+      await Promise.all(links.map((l) => l.close()))
       await this.cleanup()
       throw this.fatal
     } finally {
@@ -281,7 +283,8 @@ export class Receiver extends SessionSide<ReceiverLink> {
         await this.placeSymlink(f)
         this.verdict(f, null)
       } else {
-        this.createTemp(f)
+        if (f.finishedByWriter && this.options.engine.createFile) this.createByWriter(f)
+        else this.createTemp(f)
       }
     } catch (err) {
       if (!isEscpError(err) || err.code === 'ESCP_ERR_PROTOCOL') throw err
@@ -300,11 +303,8 @@ export class Receiver extends SessionSide<ReceiverLink> {
     const temp = this.temps.beside(f.final)
     f.temp = temp
     this.creating++
-    // Without -p a file whose mode lets its owner write is created with that mode, which then
-    // needs no fchmod: the file shows nobody more while written than it will once complete.
-    const mode = this.options.preserve ? 0 : f.spec.mode & ~UMASK & 0o777
-    const createdFinal = (mode & 0o200) !== 0
-    f.creating = createExclusive(temp, createdFinal ? mode : 0o600).then(
+    const { mode, createdFinal } = this.creationModeOf(f.spec)
+    f.creating = createExclusive(temp, mode).then(
       () => {
         // Space reserved in advance would fill the holes that the sender skips, or that
         // `sparse` leaves for zero blocks; a size known only at the end gives nothing to reserve.
@@ -323,6 +323,27 @@ export class Receiver extends SessionSide<ReceiverLink> {
       for (const l of this.links) l.pump()
       this.poke()
     })
+  }
+
+  /**
+   * A file of one block, with an engine that makes a small file in one call: the worker that
+   * writes the block creates the temporary file with it, so nothing is created here and the
+   * block does not wait. The name becomes the file's `temp` once written: a failed write leaves
+   * nothing behind.
+   */
+  private createByWriter(f: InFile): void {
+    const { mode, createdFinal } = this.creationModeOf(f.spec)
+    f.target = { path: this.temps.beside(f.final), sizeBytes: Number(f.spec.size), preallocate: false, finish: createdFinal ? {} : this.attributesOf(f.spec), createMode: mode }
+  }
+
+  /**
+   * Without -p a file whose mode lets its owner write is created with that mode, which then
+   * needs no fchmod: the file shows nobody more while written than it will once complete.
+   */
+  private creationModeOf(spec: FileSpec): { mode: number; createdFinal: boolean } {
+    const mode = this.options.preserve ? 0 : spec.mode & ~UMASK & 0o777
+    const createdFinal = (mode & 0o200) !== 0
+    return { mode: createdFinal ? mode : 0o600, createdFinal }
   }
 
   private async placeSymlink(f: InFile): Promise<void> {
@@ -347,6 +368,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
       f.processed++
       if (m.t === 'written') {
         if (!f.finishedByWriter) f.writers.add(link)
+        if (f.target?.createMode !== undefined) f.temp = f.target.path as Buffer
         this.bytes += m.length
         this.wireBytes += m.wireBytes
         this.options.onProgress?.({
@@ -551,7 +573,10 @@ export class Receiver extends SessionSide<ReceiverLink> {
         .filter((f) => !f.settled)
         .map(async (f) => {
           if (f.creating) await f.creating
-          if (f.temp.byteLength > 0) await fs.promises.unlink(f.temp).catch(() => {})
+          // A file its worker creates may exist before its 'written' arrives (or without one, the
+          // worker stopped); the name is one this session drew at random.
+          const temp = f.temp.byteLength === 0 && f.target?.createMode !== undefined ? (f.target.path as Buffer) : f.temp
+          if (temp.byteLength > 0) await fs.promises.unlink(temp).catch(() => {})
         }),
     )
   }

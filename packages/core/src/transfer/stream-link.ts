@@ -13,7 +13,7 @@ import { RecordType } from '../protocol/constants'
 import { RECORD_FRAME_OVERHEAD } from '../protocol/record-crypto'
 import type { DetachedStream } from '../protocol/secure-stream'
 import type { FromWorker, StreamWorkerData, ToWorker, WriteTarget } from './worker-protocol'
-import { deserializeError } from './worker-protocol'
+import { Outbox, deserializeError } from './worker-protocol'
 
 const WORKER_FILE = path.join(__dirname, 'stream-worker.js')
 
@@ -66,6 +66,7 @@ abstract class StreamLink extends EventEmitter {
   protected closing = false
   private corked = false
   protected endSent = false
+  private readonly outbox: Outbox<ToWorker>
 
   constructor(
     stream: DetachedStream,
@@ -84,10 +85,15 @@ abstract class StreamLink extends EventEmitter {
     worker.on('exit', () => {
       if (!this.closing) this.fail(escpError('ESCP_ERR_TRANSFER', `stream worker ${this.index} exited`))
     })
-    worker.on('message', (m: FromWorker) => {
-      if (m.t === 'fatal') this.fail(deserializeError(m.error))
-      else this.onWorkerMessage(m)
+    this.outbox = new Outbox((messages, transfer) => {
+      if (!this.failure) this.worker.postMessage({ t: 'batch', messages }, transfer)
     })
+    const dispatch = (m: FromWorker): void => {
+      if (m.t === 'batch') for (const x of m.messages) dispatch(x)
+      else if (m.t === 'fatal') this.fail(deserializeError(m.error))
+      else this.onWorkerMessage(m)
+    }
+    worker.on('message', dispatch)
   }
 
   protected abstract onWorkerMessage(m: FromWorker): void
@@ -96,7 +102,7 @@ abstract class StreamLink extends EventEmitter {
   protected abstract get finished(): boolean
 
   protected post(msg: ToWorker, transfer: ArrayBuffer[] = []): void {
-    if (!this.failure) this.worker.postMessage(msg, transfer)
+    if (!this.failure) this.outbox.add(msg, transfer)
   }
 
   /** Has the worker seal END, writes it and half-closes the socket. */

@@ -17,13 +17,21 @@ import type { RecordHeader } from '../protocol/record-header'
 import { RECORD_FRAME_OVERHEAD, RecordOpener, RecordSealer } from '../protocol/record-crypto'
 import { frameOf } from '../protocol/record-decoder'
 import type { FromWorker, StreamWorkerData, ToWorker, WriteTarget } from './worker-protocol'
-import { serializeError } from './worker-protocol'
+import { Outbox, serializeError } from './worker-protocol'
 
 const data = workerData as StreamWorkerData
 const port = parentPort as NonNullable<typeof parentPort>
 
+const outbox = new Outbox<FromWorker>((messages, transfer) => port.postMessage({ t: 'batch', messages }, transfer))
+
 function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
-  port.postMessage(msg, transfer)
+  // What the main thread waits for on its own goes at once, after what came before it.
+  if (msg.t === 'ready' || msg.t === 'fatal' || msg.t === 'ended') {
+    outbox.flush()
+    port.postMessage(msg, transfer)
+  } else {
+    outbox.add(msg, transfer)
+  }
 }
 
 /** The buffers of `parts`, made transferable (copied only when they share memory). */
@@ -59,7 +67,11 @@ async function main(): Promise<void> {
   const buffers = data.queueDepth * 2 + 2
   const pool = new PoolTurns(engine.createBufferPool(data.blockSizeBytes, buffers), buffers)
   const role = data.role === 'sender' ? new SenderRole(engine, pool, sealer, checksum, compressor) : new ReceiverRole(engine, pool, opener, checksum, compressor)
-  port.on('message', (msg: ToWorker) => {
+  const handle = (msg: ToWorker): void => {
+    if (msg.t === 'batch') {
+      for (const m of msg.messages) handle(m)
+      return
+    }
     if (msg.t === 'end') {
       const frames = sealer.seal({ type: RecordType.End, flags: 0, rawLength: 0, fileId: 0n, offset: 0n }, new Uint8Array(0)).flat()
       const o = own(frames)
@@ -67,7 +79,8 @@ async function main(): Promise<void> {
       return
     }
     role.handle(msg)
-  })
+  }
+  port.on('message', handle)
   post({ t: 'ready' })
 }
 
@@ -127,20 +140,27 @@ class SenderRole {
     const buffers = await this.pool.acquire(this.compressor ? 2 : 1)
     const [buf, packed] = buffers
     try {
-      let h = this.handles.get(msg.fileId)
-      if (!h) {
-        h = this.engine.openRead(Buffer.from(msg.path.buffer, msg.path.byteOffset, msg.path.byteLength), { direct: data.direct })
-        this.handles.set(msg.fileId, h)
-      }
-      const handle = await h
+      const path = Buffer.from(msg.path.buffer, msg.path.byteOffset, msg.path.byteLength)
       const asked = buf.subarray(0, msg.length)
-      const n = msg.toEnd ? await readToEnd(handle, asked, msg.offset) : await handle.read(asked, msg.offset)
+      let n: number | { endBytes: number }
+      if (msg.only && !msg.toEnd && this.engine.readFile) {
+        // A file of one block: read whole in one engine call rather than open, read and close.
+        n = await this.engine.readFile(path, asked)
+      } else {
+        let h = this.handles.get(msg.fileId)
+        if (!h) {
+          h = this.engine.openRead(path, { direct: data.direct })
+          this.handles.set(msg.fileId, h)
+        }
+        const handle = await h
+        n = msg.toEnd ? await readToEnd(handle, asked, msg.offset) : await handle.read(asked, msg.offset)
+      }
       if (typeof n !== 'number') {
         post({ t: 'readEnded', seq: msg.seq, fileId: msg.fileId, sizeBytes: n.endBytes })
         return
       }
       if (n !== msg.length) {
-        if (!msg.toEnd) throw escpError('ESCP_ERR_SOURCE_CHANGED', handle.path.toString(), `read ${n} bytes at offset ${msg.offset} where ${msg.length} were expected (the file shrank)`)
+        if (!msg.toEnd) throw escpError('ESCP_ERR_SOURCE_CHANGED', path.toString(), `read ${n} bytes at offset ${msg.offset} where ${msg.length} were expected (the file shrank)`)
         // The last block of a file of unknown size goes as long as it is; its length tells the
         // main thread the file's size.
         msg = { ...msg, length: n }
@@ -305,7 +325,15 @@ class ReceiverRole {
   // cache: O_DIRECT, which keeps a large copy from flushing the cache, would here make each small
   // file wait for the device and pad its tail, cut again at close.
   private async writeWhole(target: WriteTarget, attributes: Partial<FileAttributes>, bytes: Uint8Array, offset: number): Promise<void> {
-    const h = await this.engine.openWrite(Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength), { create: false, sparse: data.sparse, direct: false, sizeBytes: target.sizeBytes ?? undefined, preallocate: false })
+    const path = Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength)
+    // Only a file announced with its size is finished by its writer.
+    const sizeBytes = target.sizeBytes ?? offset + bytes.byteLength
+    if (target.createMode !== undefined && this.engine.createFile) {
+      if (offset !== 0) throw escpError('ESCP_ERR_PROTOCOL', `the one block of a file at offset ${offset}`)
+      await this.engine.createFile(path, bytes, { mode: target.createMode, sizeBytes, sparse: data.sparse, attributes })
+      return
+    }
+    const h = await this.engine.openWrite(path, { create: false, sparse: data.sparse, direct: false, sizeBytes, preallocate: false })
     try {
       await h.write(bytes, offset)
       // An all-zero block that `sparse` did not write leaves the file short.

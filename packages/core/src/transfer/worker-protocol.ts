@@ -67,6 +67,37 @@ export interface WriteTarget {
    * and these attributes, and closes it, before it answers; the main thread then only renames.
    */
   finish?: Partial<FileAttributes>
+  /**
+   * With `finish`, for an engine that has `createFile`: the file does not exist yet, and the
+   * worker creates it (exclusively, with these permission bits), writes, finishes and closes it
+   * in one engine call. A failed write leaves no file behind.
+   */
+  createMode?: number
+}
+
+/**
+ * Messages of one turn of the event loop travel as one 'batch' in each direction: a message
+ * wakes the other thread, and with many small files one per block cost more than the blocks.
+ */
+export class Outbox<M> {
+  private messages: M[] = []
+  private transfer: ArrayBuffer[] = []
+
+  constructor(private readonly send: (batch: M[], transfer: ArrayBuffer[]) => void) {}
+
+  add(msg: M, transfer: ArrayBuffer[]): void {
+    if (this.messages.length === 0) setImmediate(() => this.flush())
+    this.messages.push(msg)
+    for (const t of transfer) this.transfer.push(t)
+  }
+
+  flush(): void {
+    if (this.messages.length === 0) return
+    const { messages, transfer } = this
+    this.messages = []
+    this.transfer = []
+    this.send(messages, transfer)
+  }
 }
 
 export type ToWorker =
@@ -80,6 +111,7 @@ export type ToWorker =
   /** A sender's frames of a full block, written to the socket and given back to seal into again. */
   | { t: 'frames'; buffers: ArrayBuffer[] }
   | { t: 'end' }
+  | { t: 'batch'; messages: ToWorker[] }
 
 export type FromWorker =
   | { t: 'ready' }
@@ -94,3 +126,4 @@ export type FromWorker =
   | { t: 'closed'; fileId: bigint; error?: SerializedError }
   | { t: 'ended'; frames: Uint8Array[] }
   | { t: 'fatal'; error: SerializedError }
+  | { t: 'batch'; messages: FromWorker[] }
