@@ -62,11 +62,20 @@ class TurnBatch<Call> {
       let promises: Promise<number>[]
       try {
         promises = this.submit(part.map((q) => q.call))
-      } catch (err) {
-        for (const q of part) q.reject(err)
+      } catch {
+        // The native side refused an argument of one call: each goes alone, and only that fails.
+        for (const q of part) this.submitOne(q)
         continue
       }
       promises.forEach((p, k) => p.then(part[k].resolve, part[k].reject))
+    }
+  }
+
+  private submitOne(q: { call: Call; resolve: (n: number) => void; reject: (err: unknown) => void }): void {
+    try {
+      this.submit([q.call])[0].then(q.resolve, q.reject)
+    } catch (err) {
+      q.reject(err)
     }
   }
 }

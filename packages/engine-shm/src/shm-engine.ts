@@ -237,6 +237,11 @@ class ShmWriteHandle implements WriteHandle {
             throw escpError('ESCP_ERR_SHM', shown, `${s.committedBytes} bytes were delivered into the stream, not its ${this.sizeBytes}`)
           }
           this.b.end(this.region.id, this.stream)
+        } else if (s.state === STREAM_ABORTED) {
+          // The consumer gave the stream up: the file did not reach it.
+          throw escpError('ESCP_ERR_SHM', shown, `the stream was aborted: ${s.error}`)
+        } else if (this.sizeBytes === null || s.sizeBytes !== this.sizeBytes) {
+          throw escpError('ESCP_ERR_SHM', shown, `the stream ended at ${s.sizeBytes} bytes, not its ${this.sizeBytes ?? 'unknown size'}`)
         }
       } catch (err) {
         throw isEscpError(err) ? err : shmError(err, shown)

@@ -349,6 +349,35 @@ describe("shm engine in a transfer ('escp --ioengine shm::posix' and 'posix::shm
     await HostileSender.killAll()
   })
 
+  it('aborts the streams of unfinished files when the session fails, so no consumer waits on', async function () {
+    const KiB = 1024
+    const region = await ShmRegion.create(uniqueRegionName('broken'), { blockSizeBytes: 64 * KiB, slotCount: 4 })
+    regions.push(region)
+    const set = await loadPlugins({ plugins: [] })
+    const progress = new Map<string, number>()
+    const consume = (name: string) =>
+      (async () => {
+        const reader = await region.reader(name, { timeoutMs: 30_000 })
+        for await (const block of reader) progress.set(name, (progress.get(name) ?? 0) + block.data.byteLength)
+        return 'ended'
+      })().catch((err: { code?: string; message: string }) => `${err.code}: ${err.message}`)
+    const known = consume('known.bin')
+    const unknown = consume('unknown.bin')
+    const port = 33000 + (process.pid % 400) * 10 + 8
+    const peer = await HostileSender.start(set, dir, { port, portRange: 2, blockSizeBytes: 64 * KiB }, undefined, { engine: 'shm', env: { ESCP_PLUGINS: path.join(__dirname, '..'), ESCP_SHM_REGION: region.name } })
+    await peer.announce([
+      { id: 0n, path: 'known.bin', size: BigInt(128 * KiB) },
+      { id: 1n, path: 'unknown.bin', sizeAtEnd: true },
+    ])
+    await peer.block(0n, 0, crypto.randomBytes(64 * KiB), 0)
+    await peer.block(1n, 0, crypto.randomBytes(64 * KiB), 1)
+    for (let waited = 0; (progress.get('known.bin') ?? 0) + (progress.get('unknown.bin') ?? 0) < 128 * KiB && waited < 5000; waited += 20) await sleep(20)
+    // The sender vanishes mid-file: the server's session fails.
+    await peer.close()
+    const outcomes = await within(Promise.all([known, unknown]), 10_000, 'the consumers to learn that the streams were given up')
+    for (const o of outcomes) expect(o).to.match(/^ESCP_ERR_SHM: .*aborted/)
+  })
+
   it('delivers a received empty file into a consumer region as a stream that begins and ends empty', async function () {
     const name = uniqueRegionName('empty')
     const region = await ShmRegion.create(name, { slotCount: 2 })

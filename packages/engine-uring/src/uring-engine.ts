@@ -161,7 +161,7 @@ function ringBinding(posix: PosixBinding, ring: UringNative): PosixBinding {
       ring.detach(fd)
       return posix.close(fd, dropCache, logicalEnd, paddedEnd)
     },
-    // Whole small files are one job each on the posix engine's threads: a ring gains nothing there.
+    // Whole small files go to the posix engine's threads (in jobs of up to 16): a ring gains nothing there.
     readWholeMany: (calls) => posix.readWholeMany(calls),
     createWholeMany: (calls) => posix.createWholeMany(calls),
     stats(): UringStats {

@@ -66,11 +66,12 @@ export class RecordSealer extends DirectionState {
    */
   seal(header: Omit<RecordHeader, 'length'>, payload: Uint8Array): SealedFrame[] {
     const frames: SealedFrame[] = []
+    const h = encodeHeader({ ...header, length: payload.byteLength })
     if (this.rekeyDue()) {
       frames.push(this.sealOne({ type: RecordType.Rekey, flags: 0, rawLength: 0, fileId: 0n, offset: 0n }, new Uint8Array(0)))
       this.nextEpoch()
     }
-    frames.push(this.sealOne(header, payload))
+    frames.push(this.sealOne(h, payload))
     return frames
   }
 
@@ -93,12 +94,15 @@ export class RecordSealer extends DirectionState {
     if (frame.byteLength < n + RECORD_FRAME_OVERHEAD) {
       throw escpError('ESCP_ERR_BAD_ARGUMENT', `a frame of ${frame.byteLength} bytes for a payload of ${n}`)
     }
+    // Everything that can refuse the record is done before a key change is sealed: a REKEY
+    // record sealed and then not sent would leave the peer a key behind.
+    const h = encodeHeader({ ...header, length: n })
     const out: Uint8Array[] = []
     if (this.rekeyDue()) {
       out.push(Buffer.concat(this.sealOne({ type: RecordType.Rekey, flags: 0, rawLength: 0, fileId: 0n, offset: 0n }, new Uint8Array(0))))
       this.nextEpoch()
     }
-    frame.set(encodeHeader({ ...header, length: n }), 0)
+    frame.set(h, 0)
     const aad = frame.subarray(0, RECORD_HEADER_BYTES)
     const body = frame.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + n)
     const tag = frame.subarray(RECORD_HEADER_BYTES + n, RECORD_HEADER_BYTES + n + TAG_BYTES)
@@ -117,8 +121,8 @@ export class RecordSealer extends DirectionState {
     this.state.bytes += payloadBytes + RECORD_HEADER_BYTES
   }
 
-  private sealOne(header: Omit<RecordHeader, 'length'>, payload: Uint8Array): SealedFrame {
-    const h = encodeHeader({ ...header, length: payload.byteLength })
+  private sealOne(header: Omit<RecordHeader, 'length'> | Buffer, payload: Uint8Array): SealedFrame {
+    const h = Buffer.isBuffer(header) ? header : encodeHeader({ ...header, length: payload.byteLength })
     const { ciphertext, tag } = this.cipher.seal(this.state.key, nonceFor(this.state.records, this.nonce), h, payload)
     this.count(payload.byteLength)
     return [h, ciphertext, tag]

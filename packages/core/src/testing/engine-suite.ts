@@ -307,11 +307,22 @@ export function engineCompliance(label: string, make: () => IoEngine | Promise<I
       fs.symlinkSync(file, link)
       await expectCode(() => createFile(link, Buffer.from('other'), { mode: 0o600, sizeBytes: 5 }), 'ESCP_ERR_IO')
       expect(fs.readFileSync(file).equals(data)).to.equal(true)
-      // Sparse: an all-zero block is not written, and the size is set all the same.
+      // A dangling symlink: its target is not created through it.
+      const dangling = path.join(dir, 'whole-dangling')
+      const nowhere = path.join(dir, 'whole-nowhere')
+      fs.symlinkSync(nowhere, dangling)
+      await expectCode(() => createFile(dangling, Buffer.from('other'), { mode: 0o600, sizeBytes: 5 }), 'ESCP_ERR_IO')
+      expect(fs.existsSync(nowhere)).to.equal(false)
+      // Sparse: an all-zero block is not written (a hole, where the file system has holes), and
+      // the size is set all the same.
       const holes = path.join(dir, 'whole-sparse')
       await createFile(holes, Buffer.alloc(BLOCK), { mode: 0o600, sizeBytes: BLOCK, sparse: true })
       expect(fs.statSync(holes).size).to.equal(BLOCK)
       expect(fs.readFileSync(holes).every((b) => b === 0)).to.equal(true)
+      const probe = path.join(dir, 'whole-hole-probe')
+      fs.writeFileSync(probe, '')
+      fs.truncateSync(probe, BLOCK)
+      if (fs.statSync(probe).blocks === 0) expect(fs.statSync(holes).blocks * 512).to.be.lessThan(BLOCK)
     })
 
     it('leaves nothing behind when creating a small file in one call fails', async function () {
@@ -323,6 +334,8 @@ export function engineCompliance(label: string, make: () => IoEngine | Promise<I
         await engine.createFile(file, Buffer.from('x'), { mode: 0o600, sizeBytes: Number.MAX_SAFE_INTEGER, attributes: { uid: 0, gid: 0 } })
       } catch (err) {
         expect((err as { code?: string }).code).to.equal('ESCP_ERR_IO')
+        // It failed after the create, so the cleanup ran.
+        expect((err as { syscall?: string }).syscall).to.not.equal('open')
         expect(fs.existsSync(file)).to.equal(false)
         return
       }

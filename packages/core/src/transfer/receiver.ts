@@ -368,7 +368,11 @@ export class Receiver extends SessionSide<ReceiverLink> {
       f.processed++
       if (m.t === 'written') {
         if (!f.finishedByWriter) f.writers.add(link)
-        if (f.target?.createMode !== undefined) f.temp = f.target.path as Buffer
+        if (f.target?.createMode !== undefined) {
+          f.temp = f.target.path as Buffer
+          // Created after its file was given up: the name is one this session drew, and goes.
+          if (f.dropped) void fs.promises.unlink(f.temp).catch(() => {})
+        }
         this.bytes += m.length
         this.wireBytes += m.wireBytes
         this.options.onProgress?.({
@@ -391,6 +395,9 @@ export class Receiver extends SessionSide<ReceiverLink> {
       } else if (m.t === 'writeFailed') {
         if (!f.finishedByWriter) f.writers.add(link)
         f.failed ??= deserializeError(m.error)
+        // A worker's createFile that failed left nothing of its own (it removes what it made),
+        // and a name it found taken is not this session's to remove.
+        if (f.target?.createMode !== undefined) f.target.createMode = undefined
       }
       this.maybeFinish(f)
     }
@@ -566,12 +573,19 @@ export class Receiver extends SessionSide<ReceiverLink> {
     this.poke()
   }
 
-  /** Removes the temporary files of everything unfinished, once those being created exist. */
+  /**
+   * Removes the temporary files of everything unfinished, once those being created exist; a sink
+   * is told that each unfinished file failed (the shm engine aborts its stream).
+   */
   private async cleanup(): Promise<void> {
     await Promise.all(
       [...this.files.values()]
         .filter((f) => !f.settled)
         .map(async (f) => {
+          if (this.options.engine.discards) {
+            if (f.spec.type === 'file' && !f.finishing) await this.finishInSink(f, this.fatal ?? escpError('ESCP_ERR_TRANSFER', 'the session failed'))
+            return
+          }
           if (f.creating) await f.creating
           // A file its worker creates may exist before its 'written' arrives (or without one, the
           // worker stopped); the name is one this session drew at random.

@@ -176,7 +176,14 @@ class SenderRole {
           flags = FLAG_COMPRESSED
         }
       }
-      const o = this.seal({ type: RecordType.Block, flags, rawLength: msg.length, fileId: msg.fileId, offset: BigInt(msg.offset) }, payload)
+      let o: { frames: Uint8Array[]; transfer: ArrayBuffer[] }
+      try {
+        o = this.seal({ type: RecordType.Block, flags, rawLength: msg.length, fileId: msg.fileId, offset: BigInt(msg.offset) }, payload)
+      } catch (err) {
+        // The stream's record count may have moved (a key change sealed): it cannot go on.
+        post({ t: 'fatal', error: serializeError(err) })
+        return
+      }
       post({ t: 'sealed', seq: msg.seq, fileId: msg.fileId, offset: msg.offset, length: msg.length, wireBytes: payload.byteLength, digest, frames: o.frames }, o.transfer)
     } catch (err) {
       post({ t: 'readFailed', seq: msg.seq, fileId: msg.fileId, length: msg.length, error: serializeError(err) })
