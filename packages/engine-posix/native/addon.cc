@@ -165,7 +165,8 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
   Napi::Value Read(const Napi::CallbackInfo& info) {
     int fd = ArgFd(info);
     Napi::TypedArray view = ArgView(info, 1);
-    return Submit(info.Env(), MakeRead(info.Env(), fd, view, ArgInt(info, 2, "offset", 0, kMaxOffset)));
+    bool drop_behind = info.Length() < 4 || info[3].ToBoolean().Value();
+    return Submit(info.Env(), MakeRead(info.Env(), fd, view, ArgInt(info, 2, "offset", 0, kMaxOffset), drop_behind));
   }
 
   Napi::Value Write(const Napi::CallbackInfo& info) {

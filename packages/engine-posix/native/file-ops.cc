@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -114,6 +115,32 @@ class NumberJob : public Job {
   std::string message_;
 };
 
+// cachestat(2) (Linux 6.5) has the same number on every architecture of the unified table.
+#if !defined(__NR_cachestat) && (defined(__x86_64__) || defined(__aarch64__))
+#define __NR_cachestat 451
+#endif
+
+// Whether at least half of a file's pages are in the page cache now. Such a file is read
+// through the cache: O_DIRECT would fetch from the device what memory already holds. False
+// where the kernel cannot tell (before 6.5: ENOSYS).
+bool MostlyCached(int fd, int64_t size) {
+#ifdef __NR_cachestat
+  struct {
+    uint64_t off, len;
+  } range = {0, 0};  // len 0: to the end of the file
+  struct {
+    uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+  } cs = {};
+  if (size <= 0 || syscall(__NR_cachestat, fd, &range, &cs, 0) != 0) return false;
+  uint64_t pages = (static_cast<uint64_t>(size) + 4095) / 4096;
+  return cs.nr_cache * 2 >= pages;
+#else
+  (void)fd;
+  (void)size;
+  return false;
+#endif
+}
+
 class OpenJob : public NumberJob {
  public:
   OpenJob(Napi::Env env, FileTable* files, std::string path, int flags, int perms, int64_t prealloc)
@@ -144,6 +171,15 @@ class OpenJob : public NumberJob {
     }
     size_ = st.st_size;
     allocated_ = static_cast<int64_t>(st.st_blocks) * 512;
+    // A source mostly in the page cache (just written, or read before) is read from there, and
+    // left there: the caller keeps its pages rather than dropping them behind the reads.
+    if (!write && MostlyCached(fd_, size_)) {
+      cached_ = true;
+      if (direct_) {
+        DropDirect(fd_);
+        direct_ = false;
+      }
+    }
     if (!write && !direct_) posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
     // Preallocate once per file (the first opener sees no blocks allocated yet). KEEP_SIZE: the
     // size stays what was written until the receiver sets the final size.
@@ -161,6 +197,7 @@ class OpenJob : public NumberJob {
     o.Set("size", static_cast<double>(size_));
     o.Set("allocated", static_cast<double>(allocated_));
     o.Set("direct", direct_);
+    o.Set("cached", cached_);
     return o;
   }
 
@@ -179,6 +216,7 @@ class OpenJob : public NumberJob {
   int64_t prealloc_;
   int fd_ = -1;
   bool direct_ = false;
+  bool cached_ = false;
   int64_t size_ = 0;
   int64_t allocated_ = 0;
 };
@@ -211,7 +249,8 @@ class BufferJob : public NumberJob {
 
 class ReadJob : public BufferJob {
  public:
-  using BufferJob::BufferJob;
+  ReadJob(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset, bool drop_behind)
+      : BufferJob(env, fd, view, offset), drop_behind_(drop_behind) {}
   void Execute() override {
     bool direct = IsDirect(fd_);
     if (direct && !IsAligned(static_cast<uint64_t>(offset_))) {
@@ -240,7 +279,7 @@ class ReadJob : public BufferJob {
     // fadvise per window the reads move past, rather than one per block, which at 64 KiB blocks
     // cost a syscall and a page-cache walk per read.
     int64_t end = offset_ + n;
-    if (n > 0 && end / kDropWindow != offset_ / kDropWindow) {
+    if (drop_behind_ && n > 0 && end / kDropWindow != offset_ / kDropWindow) {
       int64_t window = end / kDropWindow * kDropWindow;
       posix_fadvise(fd_, window >= 2 * kDropWindow ? window - 2 * kDropWindow : 0, kDropWindow, POSIX_FADV_DONTNEED);
     }
@@ -250,6 +289,7 @@ class ReadJob : public BufferJob {
   // Blocks of a window may still be in flight on other threads: the window dropped is the one
   // before the previous.
   static constexpr int64_t kDropWindow = 8 << 20;
+  bool drop_behind_;
 };
 
 class WriteJob : public BufferJob {
@@ -517,8 +557,8 @@ void FileTable::CloseAll() {
 std::unique_ptr<Job> MakeOpen(Napi::Env env, FileTable* files, std::string path, int flags, int perms, int64_t prealloc_bytes) {
   return std::make_unique<OpenJob>(env, files, std::move(path), flags, perms, prealloc_bytes);
 }
-std::unique_ptr<Job> MakeRead(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset) {
-  return std::make_unique<ReadJob>(env, fd, view, offset);
+std::unique_ptr<Job> MakeRead(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset, bool drop_behind) {
+  return std::make_unique<ReadJob>(env, fd, view, offset, drop_behind);
 }
 std::unique_ptr<Job> MakeWrite(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset, bool skip_zero, bool may_pad) {
   return std::make_unique<WriteJob>(env, fd, view, offset, skip_zero, may_pad);

@@ -35,7 +35,8 @@ class FileTable {
 };
 
 std::unique_ptr<Job> MakeOpen(Napi::Env env, FileTable* files, std::string path, int flags, int perms, int64_t prealloc_bytes);
-std::unique_ptr<Job> MakeRead(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset);
+// drop_behind: a buffered read drops the pages it moved past from the cache (read once and gone).
+std::unique_ptr<Job> MakeRead(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset, bool drop_behind);
 // may_pad: this write ends the file, so O_DIRECT may pad its unaligned tail with zeros.
 std::unique_ptr<Job> MakeWrite(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset, bool skip_zero, bool may_pad);
 std::unique_ptr<Job> MakeTruncate(Napi::Env env, int fd, int64_t size);

@@ -9,6 +9,11 @@ export interface OpenResult {
   allocated: number
   /** Whether O_DIRECT is in effect (it was asked for and the file system took it). */
   direct: boolean
+  /**
+   * A file opened for reading that was mostly in the page cache already (cachestat, Linux 6.5):
+   * it is read through the cache even when O_DIRECT was asked for, and its pages are kept.
+   */
+  cached: boolean
 }
 
 export interface NativeStats {
@@ -37,8 +42,8 @@ export interface PosixBinding {
   /** Detaches and frees an aligned buffer (after the I/O in flight on it). False if not ours. */
   release(buffer: ArrayBuffer): boolean
   open(path: Buffer | string, flags: number, perms: number, preallocBytes: number): Promise<OpenResult>
-  /** Bytes read, fewer only at end of file. */
-  read(fd: number, buf: Uint8Array, offset: number): Promise<number>
+  /** Bytes read, fewer only at end of file. dropBehind (default true): buffered reads drop the pages they pass. */
+  read(fd: number, buf: Uint8Array, offset: number, dropBehind?: boolean): Promise<number>
   /**
    * skipZero: leave a hole for an all-zero block. mayPad: this write ends the file, so O_DIRECT
    * may pad its unaligned tail (anywhere else an unaligned length turns O_DIRECT off for the

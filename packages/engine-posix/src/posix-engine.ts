@@ -117,12 +117,13 @@ export class PosixEngine implements IoEngine {
     } catch (err) {
       throw nativeIoError(err, 'open', path)
     }
-    noteDirect(options.direct, r.direct, path)
+    if (!r.cached) noteDirect(options.direct, r.direct, path)
     if (r.size > MAX_FILE_SIZE_BYTES) {
       await b.close(r.fd, false, 0, 0).catch(() => {})
       throw escpError('ESCP_ERR_FILE_TOO_LARGE', displayPath(path), r.size)
     }
-    return new PosixReadHandle(b, path, r.fd, r.size, r.direct)
+    // A source found in the page cache is read from it and left in it, without O_DIRECT.
+    return new PosixReadHandle(b, path, r.fd, r.size, r.direct || r.cached)
   }
 
   async openWrite(path: EnginePath, options: OpenWriteOptions = {}): Promise<WriteHandle> {
@@ -190,7 +191,8 @@ class PosixReadHandle implements ReadHandle {
     readonly path: EnginePath,
     private readonly fd: number,
     readonly sizeBytes: number,
-    private readonly direct: boolean,
+    /** O_DIRECT, or a file found in the page cache: no pages to drop behind the reads. */
+    private readonly keepsCache: boolean,
   ) {}
 
   extents(): Promise<Extent[] | null> {
@@ -209,13 +211,13 @@ class PosixReadHandle implements ReadHandle {
   }
 
   read(buf: Uint8Array, offset: number): Promise<number> {
-    return this.ops.run('read', this.path, () => this.b.read(this.fd, buf, offset).catch((err) => Promise.reject(nativeIoError(err, 'pread', this.path))))
+    return this.ops.run('read', this.path, () => this.b.read(this.fd, buf, offset, !this.keepsCache).catch((err) => Promise.reject(nativeIoError(err, 'pread', this.path))))
   }
 
   async close(): Promise<void> {
     if (this.ops.closed) return
     await this.ops.drain()
-    await this.b.close(this.fd, !this.direct, 0, 0).catch((err) => Promise.reject(nativeIoError(err, 'close', this.path)))
+    await this.b.close(this.fd, !this.keepsCache, 0, 0).catch((err) => Promise.reject(nativeIoError(err, 'close', this.path)))
   }
 }
 

@@ -10,6 +10,7 @@ import { expect } from 'chai'
 import type { EscpError } from '@escp/core'
 import { expectCode, mountScratch, skipBecause, skipIfUnavailable } from '@escp/core/testing'
 import { PosixEngine } from '../src'
+import { OPEN_DIRECT, loadBinding } from '../src/binding'
 
 const MiB = 1024 * 1024
 
@@ -29,6 +30,33 @@ describe('posix engine', function () {
 
   after(function () {
     if (dir) fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('reads a source found in the page cache through the cache, O_DIRECT asked or not, and leaves it there', async function () {
+    const load = loadBinding()
+    if (!load.ok) return skipBecause(this, load.reason)
+    const b = load.binding
+    const file = path.join(dir, 'hot.bin')
+    fs.writeFileSync(file, crypto.randomBytes(16 * MiB))
+    const opened = await b.open(file, OPEN_DIRECT, 0, 0)
+    await b.close(opened.fd, false, 0, 0)
+    if (!opened.cached) return skipBecause(this, 'this kernel cannot tell what is in the page cache (cachestat: Linux 6.5)')
+    expect(opened.direct, 'a cached source is not read with O_DIRECT').to.equal(false)
+    // Read it all through the engine: its pages stay cached (no drop-behind, no DONTNEED at close).
+    const h = await engine.openRead(file, { direct: true })
+    const pool = engine.createBufferPool(MiB, 1)
+    const buf = pool.acquire()
+    for (let offset = 0; offset < 16 * MiB; offset += MiB) expect(await h.read(buf, offset)).to.equal(MiB)
+    pool.release(buf)
+    await h.close()
+    const again = await b.open(file, OPEN_DIRECT, 0, 0)
+    await b.close(again.fd, false, 0, 0)
+    expect(again.cached, 'the pages were dropped').to.equal(true)
+    // Dropped from the cache (GNU dd's nocache), it is read with O_DIRECT where the file system takes it.
+    execFileSync('dd', [`of=${file}`, 'oflag=nocache', 'conv=notrunc,fdatasync', 'count=0', 'status=none'])
+    const cold = await b.open(file, OPEN_DIRECT, 0, 0)
+    await b.close(cold.fd, false, 0, 0)
+    expect(cold.cached).to.equal(false)
   })
 
   it('preallocates the destination when told its size, and not when writing sparse', async function () {

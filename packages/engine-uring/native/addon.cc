@@ -119,11 +119,13 @@ class UringAddon : public Napi::Addon<UringAddon> {
     return Napi::Boolean::New(info.Env(), ReleaseAligned(info[0].As<Napi::ArrayBuffer>()));
   }
 
-  // attach(fd, direct): the ring will do I/O on fd (registered as a fixed file when there is room).
+  // attach(fd, direct, keepCache): the ring will do I/O on fd (registered as a fixed file when
+  // there is room); keepCache: buffered reads leave the pages they pass in the cache.
   Napi::Value Attach(const Napi::CallbackInfo& info) {
     int fd = ArgFd(info);
     bool direct = info.Length() > 1 && info[1].ToBoolean().Value();
-    ring(info.Env()).Attach(fd, direct);
+    bool keep_cache = info.Length() > 2 && info[2].ToBoolean().Value();
+    ring(info.Env()).Attach(fd, direct, keep_cache);
     return info.Env().Undefined();
   }
 

@@ -68,7 +68,7 @@ class ReadOp : public TransferOp {
     if (!end && done_ < want_) return true;
     value_ = static_cast<int64_t>(std::min(done_, len_));
     if (io_ != base_) std::memcpy(base_, io_, static_cast<size_t>(value_));
-    if (!direct_ && value_ > 0 && ring.can_advise()) DropBehind(ring);
+    if (!direct_ && !file_->keep_cache && value_ > 0 && ring.can_advise()) DropBehind(ring);
     return false;
   }
 

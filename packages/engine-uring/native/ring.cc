@@ -284,10 +284,10 @@ void Ring::UpdateRef() {
   }
 }
 
-std::shared_ptr<RingFile> Ring::Attach(int fd, bool direct) {
+std::shared_ptr<RingFile> Ring::Attach(int fd, bool direct, bool keep_cache) {
   Detach(fd);
   int fixed = files_table_ ? files_table_->AddFile(fd) : -1;
-  auto file = std::make_shared<RingFile>(RingFile{fd, fixed, direct});
+  auto file = std::make_shared<RingFile>(RingFile{fd, fixed, direct, keep_cache});
   files_[fd] = file;
   return file;
 }

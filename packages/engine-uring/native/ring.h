@@ -38,6 +38,8 @@ struct RingFile {
   int fd;
   int fixed;
   bool direct;
+  // A source found in the page cache: buffered reads do not drop the pages they pass.
+  bool keep_cache;
 };
 
 // One read, write or fadvise. It may take several trips through the kernel (a short read,
@@ -100,7 +102,7 @@ class Ring {
   unsigned Submit();
 
   // Files: attached after open, detached before close.
-  std::shared_ptr<RingFile> Attach(int fd, bool direct);
+  std::shared_ptr<RingFile> Attach(int fd, bool direct, bool keep_cache);
   std::shared_ptr<RingFile> Find(int fd) const;
   void Detach(int fd);
   // Turns O_DIRECT off for the file: the file system refused it, or the offset or length is

@@ -44,7 +44,8 @@ export interface UringNative {
   allocate(sizeBytes: number): ArrayBuffer
   release(buffer: ArrayBuffer): boolean
   /** The ring does I/O on fd from now on (after open); detach before close. */
-  attach(fd: number, direct: boolean): void
+  /** keepCache: buffered reads leave the pages they pass in the cache (a source found there). */
+  attach(fd: number, direct: boolean, keepCache?: boolean): void
   detach(fd: number): void
   /** Queued until the next submit(). Bytes read, fewer only at end of file. */
   read(fd: number, buf: Uint8Array, offset: number): Promise<number>

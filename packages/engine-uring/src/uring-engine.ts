@@ -144,7 +144,7 @@ function ringBinding(posix: PosixBinding, ring: UringNative): PosixBinding {
     async open(path, flags, perms, preallocBytes) {
       const r = await posix.open(path, flags, perms, preallocBytes)
       try {
-        ring.attach(r.fd, r.direct)
+        ring.attach(r.fd, r.direct, r.cached)
       } catch (err) {
         await posix.close(r.fd, false, 0, 0).catch(() => {})
         throw err
