@@ -132,7 +132,10 @@ bool MostlyCached(int fd, int64_t size) {
     uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
   } cs = {};
   if (size <= 0 || syscall(__NR_cachestat, fd, &range, &cs, 0) != 0) return false;
-  uint64_t pages = (static_cast<uint64_t>(size) + 4095) / 4096;
+  // The kernel counts in its own pages (4 KiB on x86_64, up to 64 KiB on arm64).
+  long page = sysconf(_SC_PAGESIZE);
+  if (page <= 0) return false;
+  uint64_t pages = (static_cast<uint64_t>(size) + page - 1) / static_cast<uint64_t>(page);
   return cs.nr_cache * 2 >= pages;
 #else
   (void)fd;

@@ -122,8 +122,7 @@ export class PosixEngine implements IoEngine {
       await b.close(r.fd, false, 0, 0).catch(() => {})
       throw escpError('ESCP_ERR_FILE_TOO_LARGE', displayPath(path), r.size)
     }
-    // A source found in the page cache is read from it and left in it, without O_DIRECT.
-    return new PosixReadHandle(b, path, r.fd, r.size, r.direct || r.cached)
+    return new PosixReadHandle(b, path, r.fd, r.size, r.direct, r.cached)
   }
 
   async openWrite(path: EnginePath, options: OpenWriteOptions = {}): Promise<WriteHandle> {
@@ -191,8 +190,9 @@ class PosixReadHandle implements ReadHandle {
     readonly path: EnginePath,
     private readonly fd: number,
     readonly sizeBytes: number,
-    /** O_DIRECT, or a file found in the page cache: no pages to drop behind the reads. */
-    private readonly keepsCache: boolean,
+    private readonly direct: boolean,
+    /** A source found in the page cache: read from it and left in it. */
+    private readonly cached: boolean,
   ) {}
 
   extents(): Promise<Extent[] | null> {
@@ -211,13 +211,13 @@ class PosixReadHandle implements ReadHandle {
   }
 
   read(buf: Uint8Array, offset: number): Promise<number> {
-    return this.ops.run('read', this.path, () => this.b.read(this.fd, buf, offset, !this.keepsCache).catch((err) => Promise.reject(nativeIoError(err, 'pread', this.path))))
+    return this.ops.run('read', this.path, () => this.b.read(this.fd, buf, offset, !this.cached).catch((err) => Promise.reject(nativeIoError(err, 'pread', this.path))))
   }
 
   async close(): Promise<void> {
     if (this.ops.closed) return
     await this.ops.drain()
-    await this.b.close(this.fd, !this.keepsCache, 0, 0).catch((err) => Promise.reject(nativeIoError(err, 'close', this.path)))
+    await this.b.close(this.fd, !this.direct && !this.cached, 0, 0).catch((err) => Promise.reject(nativeIoError(err, 'close', this.path)))
   }
 }
 

@@ -56,6 +56,10 @@ interface InFile {
   /** The sender dropped the file (unreadable): no verdict is owed. */
   dropped: boolean
   finishing: boolean
+  /** finishFile() under way, once begun. */
+  finished?: Promise<void>
+  /** A discarding engine has been told the file's outcome (finishInSink). */
+  sinkTold?: boolean
   settled: boolean
 }
 
@@ -449,7 +453,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
     const expected = f.done ? Number(f.done.blocks) : undefined
     if (!f.dropped && (expected === undefined || f.processed < expected)) return
     f.finishing = true
-    void this.finishFile(f).catch((e: EscpError) => this.abort(e))
+    f.finished = this.finishFile(f).catch((e: EscpError) => this.abort(e))
   }
 
   private async finishFile(f: InFile): Promise<void> {
@@ -496,6 +500,8 @@ export class Receiver extends SessionSide<ReceiverLink> {
   }
 
   private async finishInSink(f: InFile, failed: EscpError | undefined): Promise<EscpError | undefined> {
+    if (f.sinkTold) return undefined
+    f.sinkTold = true
     try {
       const h = await this.options.engine.openWrite(Buffer.from(f.shown), { sizeBytes: f.sizeBytes ?? 0 })
       if (failed) {
@@ -583,7 +589,9 @@ export class Receiver extends SessionSide<ReceiverLink> {
         .filter((f) => !f.settled)
         .map(async (f) => {
           if (this.options.engine.discards) {
-            if (f.spec.type === 'file' && !f.finishing) await this.finishInSink(f, this.fatal ?? escpError('ESCP_ERR_TRANSFER', 'the session failed'))
+            // A file being finished gets there first (its closes in the failed links are refused).
+            if (f.finished) await f.finished
+            if (f.spec.type === 'file') await this.finishInSink(f, this.fatal ?? escpError('ESCP_ERR_TRANSFER', 'the session failed'))
             return
           }
           if (f.creating) await f.creating

@@ -361,9 +361,31 @@ export class ReceiverLink extends StreamLink {
   /** Closes the file in the worker once its writes there are done. */
   closeFile(fileId: bigint): Promise<void> {
     return new Promise((resolve, reject) => {
+      if (this.failure) {
+        reject(this.failure)
+        return
+      }
       this.closes.set(fileId, { resolve, reject })
       this.post({ t: 'close', fileId })
     })
+  }
+
+  // A failed or closed link answers nothing more: every close it was asked for fails, so that
+  // no file's finishing waits on it.
+  override fail(err: EscpError): void {
+    super.fail(err)
+    this.rejectCloses(err)
+  }
+
+  override async close(): Promise<void> {
+    this.rejectCloses(escpError('ESCP_ERR_TRANSFER', `data stream ${this.index} was closed`))
+    await super.close()
+  }
+
+  private rejectCloses(err: EscpError): void {
+    const pending = [...this.closes.values()]
+    this.closes.clear()
+    for (const c of pending) c.reject(this.failure ?? err)
   }
 
   private onData(chunk: Buffer): void {
