@@ -120,6 +120,8 @@ class SenderRole {
   private readonly handles = new Map<bigint, Promise<ReadHandle>>()
   /** Frames of a full block that the main thread has written and given back, to seal into again. */
   private readonly spareFrames: ArrayBuffer[] = []
+  /** Settles when the read before the latest has sealed (or failed): its successor's turn. */
+  private turn: Promise<void> = Promise.resolve()
 
   constructor(
     private readonly engine: IoEngine,
@@ -129,13 +131,21 @@ class SenderRole {
     private readonly compressor: Compressor | null,
   ) {}
 
+  // Reads run concurrently, but their records are sealed and sent in the order they were asked
+  // for: a stream carries a file's blocks in offset order. A receiver whose writes wait on the
+  // blocks before them (a consumer region that takes blocks in order) could otherwise hold a
+  // stream's whole window with later blocks while the one they wait for queues behind them.
   handle(msg: ToWorker): void {
-    if (msg.t === 'read') void this.read(msg)
-    else if (msg.t === 'close') void this.close(msg.fileId)
+    if (msg.t === 'read') {
+      const mine = this.turn
+      let done = (): void => {}
+      this.turn = new Promise<void>((resolve) => (done = resolve))
+      void this.read(msg, mine).finally(done)
+    } else if (msg.t === 'close') void this.close(msg.fileId)
     else if (msg.t === 'frames') this.spareFrames.push(...msg.buffers.slice(0, data.queueDepth + 2 - this.spareFrames.length))
   }
 
-  private async read(msg: Extract<ToWorker, { t: 'read' }>): Promise<void> {
+  private async read(msg: Extract<ToWorker, { t: 'read' }>, turn: Promise<void>): Promise<void> {
     // The data, and with a compressor the compressed form of it.
     const buffers = await this.pool.acquire(this.compressor ? 2 : 1)
     const [buf, packed] = buffers
@@ -156,6 +166,7 @@ class SenderRole {
         n = msg.toEnd ? await readToEnd(handle, asked, msg.offset) : await handle.read(asked, msg.offset)
       }
       if (typeof n !== 'number') {
+        await turn
         post({ t: 'readEnded', seq: msg.seq, fileId: msg.fileId, sizeBytes: n.endBytes })
         return
       }
@@ -176,6 +187,7 @@ class SenderRole {
           flags = FLAG_COMPRESSED
         }
       }
+      await turn
       let o: { frames: Uint8Array[]; transfer: ArrayBuffer[] }
       try {
         o = this.seal({ type: RecordType.Block, flags, rawLength: msg.length, fileId: msg.fileId, offset: BigInt(msg.offset) }, payload)
@@ -186,6 +198,7 @@ class SenderRole {
       }
       post({ t: 'sealed', seq: msg.seq, fileId: msg.fileId, offset: msg.offset, length: msg.length, wireBytes: payload.byteLength, digest, frames: o.frames }, o.transfer)
     } catch (err) {
+      await turn
       post({ t: 'readFailed', seq: msg.seq, fileId: msg.fileId, length: msg.length, error: serializeError(err) })
     } finally {
       this.pool.release(buffers)
