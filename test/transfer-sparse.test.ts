@@ -6,9 +6,10 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { expect } from 'chai'
-import { Receiver, copy, linkSettings, loadPlugins, protocol, resolveDestination, sessionRequest, spawnLoopbackServer, startReceiverLinks, withDefaults } from '@escp/core'
+import { copy, loadPlugins, withDefaults } from '@escp/core'
 import type { PluginSet, TransferOptions } from '@escp/core'
 import { HostileSender, within } from './helpers/hostile-sender'
+import { pullSpeaking as pullWith } from './helpers/pull'
 import { sha256File, tempDir } from './helpers/trees'
 import { skipBecause } from '@escp/core/testing'
 
@@ -142,36 +143,12 @@ describe('sparse files', function () {
       }
     })
 
-    /** Pulls `source` into `destination`, the client speaking protocol 1.`minor`; the receiver's result. */
+    /** Pulls `source` into `destination` (posix on both sides), the client speaking protocol 1.`minor`. */
     async function pullSpeaking(set: PluginSet, minor: number, source: string, destination: string) {
       const o = withDefaults(opts({ plugins: [POSIX], engine: 'posix', streams: 2 }))
-      const server = spawnLoopbackServer(set.spec.modules.slice(1))
-      const channel = new protocol.ControlChannel(server.stdout, server.stdin, { side: 'client' })
-      try {
-        const session = await protocol.startClientSession(channel, set.registry, sessionRequest(o, 'sender', [source], 1, 'posix'), {
-          detachDataStreams: true,
-          serverHost: '127.0.0.1',
-          protocolMinor: minor,
-        })
-        expect(session.sharedMinor).to.equal(minor)
-        const receiver = new Receiver(session, {
-          destination: await resolveDestination(destination, 1),
-          checksum: set.registry.resolve('checksum', o.checksum),
-          engine: set.registry.resolve('engine', 'posix'),
-          blockSizeBytes: o.blockSizeBytes,
-          preserve: false,
-        })
-        const links = await startReceiverLinks(session, linkSettings(session.init, set, 'client', 'posix'), receiver.targetOf)
-        const r = await within(receiver.run(links), 30_000, 'the pull')
-        const done = await channel.receive(30_000, "the server's SessionDone")
-        if (done.kind !== 'done') throw new Error(`expected SessionDone, got ${done.kind}`)
-        expect(done.done.ok).to.equal(true)
-        return r
-      } finally {
-        channel.close()
-        server.stdin.end()
-        await server.exited
-      }
+      const pulled = await pullWith(set, o, minor, source, destination, { server: 'posix', client: 'posix' })
+      expect(pulled.ok).to.equal(true)
+      return pulled.result
     }
   })
 
@@ -203,12 +180,8 @@ describe('sparse files', function () {
       for (const [i, [offset, data]] of blocks.entries()) await peer.block(0n, offset, data, i % 2)
     }
 
-    async function expectFatal(peer: HostileSender, pattern: RegExp): Promise<void> {
-      const fatal = await within(peer.fatal(), 10_000, "the server's Fatal")
-      expect(fatal.code).to.equal('ESCP_ERR_PROTOCOL')
-      expect(fatal.message).to.match(pattern)
-      await peer.close()
-      expect(fs.readdirSync(dest)).to.deep.equal([])
+    function expectFatal(peer: HostileSender, pattern: RegExp): Promise<void> {
+      return peer.expectFatal(dest, pattern)
     }
 
     it('writes the blocks sent, leaves the others as holes, and verifies the digest with them as zeros', async function () {

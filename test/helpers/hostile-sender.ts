@@ -2,7 +2,9 @@
 // real server as a child process, a real handshake and encrypted streams, then hand-made records.
 import { spawn } from 'node:child_process'
 import type { ChildProcessWithoutNullStreams } from 'node:child_process'
+import fs from 'node:fs'
 import path from 'node:path'
+import { expect } from 'chai'
 import { combineDigests, protocol, sessionRequest, withDefaults } from '@escp/core'
 import type { Checksum, EscpError, PluginSet, TransferOptions } from '@escp/core'
 
@@ -123,6 +125,18 @@ export class HostileSender {
     const m = await this.channel.receive(10_000, "the server's SessionDone")
     if (m.kind !== 'done') throw new Error(`expected SessionDone, got ${JSON.stringify(m)}`)
     return m.done
+  }
+
+  /**
+   * Expects the server to fail the session with ESCP_ERR_PROTOCOL matching `pattern`, then
+   * closes, and expects nothing left in `destination`.
+   */
+  async expectFatal(destination: string, pattern: RegExp): Promise<void> {
+    const fatal = await within(this.fatal(), 10_000, "the server's Fatal")
+    expect(fatal.code).to.equal('ESCP_ERR_PROTOCOL')
+    expect(fatal.message).to.match(pattern)
+    await this.close()
+    expect(fs.readdirSync(destination)).to.deep.equal([])
   }
 
   /** The server's Fatal, which it sends when the session fails on its side. */

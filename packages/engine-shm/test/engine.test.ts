@@ -7,12 +7,13 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
-import { AVAILABLE, Receiver, linkSettings, loadPlugins, protocol, resolveDestination, sessionRequest, spawnLoopbackServer, startReceiverLinks, unavailable, withDefaults } from '@escp/core'
+import { AVAILABLE, loadPlugins, unavailable, withDefaults } from '@escp/core'
 import type { PluginSet } from '@escp/core'
 import { skipIfUnavailable } from '@escp/core/testing'
 import { ShmRegion, parseShmSource } from '../src'
 import { loadBinding } from '../src/binding'
 import { HostileSender, within } from '../../../test/helpers/hostile-sender'
+import { pullSpeaking } from '../../../test/helpers/pull'
 import { cProducer, sleep, startProducer, uniqueRegionName } from './helpers'
 import type { Producer } from './helpers'
 
@@ -40,33 +41,11 @@ function sha256File(file: string): string {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex')
 }
 
-/** Pulls `source` from a loopback server into `destination`, this side speaking protocol 1.`minor`; the receiver's result. */
-async function pullSpeaking(set: PluginSet, minor: number, source: string, destination: string): Promise<Awaited<ReturnType<Receiver['run']>>> {
+/** Pulls `source` (shm) from a loopback server into `destination` (node-fs), this side speaking protocol 1.`minor`. */
+function pullShmSpeaking(set: PluginSet, minor: number, source: string, destination: string) {
   const o = withDefaults({ streams: 2, port: 31000 + (process.pid % 500) * 8 + minor * 3, portRange: 3 })
-  const server = spawnLoopbackServer(set.spec.modules.slice(1))
-  const channel = new protocol.ControlChannel(server.stdout, server.stdin, { side: 'client' })
-  try {
-    const session = await protocol.startClientSession(channel, set.registry, sessionRequest(o, 'sender', [source], 1, 'shm'), { detachDataStreams: true, serverHost: '127.0.0.1', protocolMinor: minor })
-    expect(session.sharedMinor).to.equal(minor)
-    const receiver = new Receiver(session, {
-      destination: await resolveDestination(destination, 1),
-      checksum: set.registry.resolve('checksum', o.checksum),
-      engine: set.registry.resolve('engine', 'node-fs'),
-      blockSizeBytes: o.blockSizeBytes,
-      preserve: false,
-    })
-    const links = await startReceiverLinks(session, linkSettings(session.init, set, 'client', 'node-fs'), receiver.targetOf)
-    const r = await receiver.run(links)
-    const done = await channel.receive(30_000, "the server's SessionDone")
-    if (done.kind !== 'done') throw new Error(`expected SessionDone, got ${done.kind}`)
-    return r
-  } finally {
-    channel.close()
-    server.stdin.end()
-    await server.exited
-  }
+  return pullSpeaking(set, o, minor, source, destination, { server: 'shm', client: 'node-fs' }).then((p) => p.result)
 }
-
 describe("shm engine in a transfer ('escp --ioengine shm::posix' and 'posix::shm')", function () {
   let dir: string
   const regions: ShmRegion[] = []
@@ -198,7 +177,7 @@ describe("shm engine in a transfer ('escp --ioengine shm::posix' and 'posix::shm
       const out = path.join(dir, `out-1.${minor}`)
       fs.mkdirSync(out)
       // The receiver is this process, speaking 1.`minor`; the sender is the server it starts.
-      const pulled = pullSpeaking(set, minor, source, out)
+      const pulled = pullShmSpeaking(set, minor, source, out)
       if (minor === 1) {
         const r = await pulled
         expect(r.entries).to.equal(0)
