@@ -1,5 +1,6 @@
 // One table format for the terminal and for RESULTS.md: a Markdown table with padded columns
 // reads well in both, and the two cannot drift apart.
+import type { TimingStats } from './stats'
 
 export interface Column {
   header: string
@@ -12,6 +13,25 @@ export function markdownTable(columns: readonly Column[], rows: readonly (readon
     `| ${cells.map((cell, i) => (columns[i].align === 'right' ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join(' | ')} |`
   const rule = `|${columns.map((c, i) => (c.align === 'right' ? `${'-'.repeat(widths[i] + 1)}:` : '-'.repeat(widths[i] + 2))).join('|')}|`
   return [line(columns.map((c) => c.header)), rule, ...rows.map((r) => line(columns.map((_, i) => r[i] ?? '')))].join('\n')
+}
+
+/** Two decimals, or nothing for no value. */
+export function fixed(x: number | null): string {
+  return x === null ? '' : x.toFixed(2)
+}
+
+/** The columns of a row's TimingStats, in the order timingCells() gives them. */
+export const TIMING_COLUMNS: readonly Column[] = [
+  { header: 'runs ok' },
+  { header: 'median s', align: 'right' },
+  { header: 'min s', align: 'right' },
+  { header: 'max s', align: 'right' },
+  { header: 'MB/s', align: 'right' },
+]
+
+/** A row's TimingStats as cells: runs ok, median, min and max seconds, MB/s. */
+export function timingCells(s: TimingStats): string[] {
+  return [`${s.runsOk}/${s.runs}`, fixed(s.medianSeconds), fixed(s.minSeconds), fixed(s.maxSeconds), s.mbPerSecond === null ? '' : Math.round(s.mbPerSecond).toString()]
 }
 
 /** Three significant figures, never in exponent notation. */

@@ -25,7 +25,7 @@ import { sourceLine, sourceState } from '../lib/source-state'
 import type { SourceState } from '../lib/source-state'
 import { median, timingStats } from '../lib/stats'
 import type { TimingStats } from '../lib/stats'
-import { formatRate, markdownTable } from '../lib/table'
+import { TIMING_COLUMNS, fixed, formatRate, markdownTable, timingCells } from '../lib/table'
 import { withTeardown } from '../lib/teardown'
 
 const execFileP = promisify(execFile)
@@ -663,11 +663,7 @@ export function renderSection(report: EnginesReport, jsonFile: string): string {
   const transferTable = markdownTable(
     [
       { header: 'engine' },
-      { header: 'runs ok' },
-      { header: 'median s', align: 'right' },
-      { header: 'min s', align: 'right' },
-      { header: 'max s', align: 'right' },
-      { header: 'MB/s', align: 'right' },
+      ...TIMING_COLUMNS,
       { header: 'fsync after, s', align: 'right' },
       { header: 'MB/s with fsync', align: 'right' },
       { header: 'CPU s', align: 'right' },
@@ -676,11 +672,7 @@ export function renderSection(report: EnginesReport, jsonFile: string): string {
     ],
     t.stats.map((s) => [
       s.engine,
-      `${s.runsOk}/${s.runs}`,
-      fixed(s.medianSeconds),
-      fixed(s.minSeconds),
-      fixed(s.maxSeconds),
-      s.mbPerSecond === null ? '' : Math.round(s.mbPerSecond).toString(),
+      ...timingCells(s),
       fixed(s.medianFsyncSeconds),
       s.mbPerSecondWithFsync === null ? '' : Math.round(s.mbPerSecondWithFsync).toString(),
       fixed(s.medianCpuSeconds),
@@ -808,10 +800,6 @@ function sizeText(bytes: number): string {
 
 function rate(x: number | null): string {
   return x === null ? '' : formatRate(x)
-}
-
-function fixed(x: number | null): string {
-  return x === null ? '' : x.toFixed(2)
 }
 
 function progress(line: string): void {

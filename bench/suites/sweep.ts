@@ -19,7 +19,7 @@ import { sourceLine, sourceState } from '../lib/source-state'
 import type { SourceState } from '../lib/source-state'
 import { median, timingStats } from '../lib/stats'
 import type { TimingStats } from '../lib/stats'
-import { markdownTable } from '../lib/table'
+import { TIMING_COLUMNS, fixed, markdownTable, timingCells } from '../lib/table'
 import { withTeardown } from '../lib/teardown'
 
 const execFileP = promisify(execFile)
@@ -254,10 +254,6 @@ function bestLines(report: SweepReport): string[] {
   })
 }
 
-function fixed(x: number | null): string {
-  return x === null ? '' : x.toFixed(2)
-}
-
 /** The RESULTS.md section, from the report alone (so it can be redrawn from a stored JSON). */
 export function renderSection(report: SweepReport, jsonFile: string): string {
   const { method } = report
@@ -266,11 +262,7 @@ export function renderSection(report: SweepReport, jsonFile: string): string {
       String(s.streams),
       blockName(s.blockSizeBytes),
       s.compressor,
-      `${s.runsOk}/${s.runs}`,
-      fixed(s.medianSeconds),
-      fixed(s.minSeconds),
-      fixed(s.maxSeconds),
-      s.mbPerSecond === null ? '' : Math.round(s.mbPerSecond).toString(),
+      ...timingCells(s),
       fixed(s.medianCpuSeconds),
       s.compressionRatio === null ? '' : `${s.compressionRatio.toFixed(2)}×`,
       d.best && sameCase(s, d.best.case) ? '**best**' : sameCase(s, DEFAULT_CASE) ? 'defaults' : '',
@@ -290,11 +282,7 @@ export function renderSection(report: SweepReport, jsonFile: string): string {
           { header: 'streams', align: 'right' },
           { header: 'block' },
           { header: 'compression' },
-          { header: 'runs ok' },
-          { header: 'median s', align: 'right' },
-          { header: 'min s', align: 'right' },
-          { header: 'max s', align: 'right' },
-          { header: 'MB/s', align: 'right' },
+          ...TIMING_COLUMNS,
           { header: 'median CPU s', align: 'right' },
           { header: 'file ÷ wire bytes', align: 'right' },
           { header: '' },

@@ -27,7 +27,7 @@ import { sourceLine, sourceState } from '../lib/source-state'
 import type { SourceState } from '../lib/source-state'
 import { median, timingStats } from '../lib/stats'
 import type { TimingStats } from '../lib/stats'
-import { markdownTable, profileTable } from '../lib/table'
+import { TIMING_COLUMNS, fixed, markdownTable, profileTable, timingCells } from '../lib/table'
 import { withTeardown } from '../lib/teardown'
 import { GNU_TIME, runTimed, startTimed, tail } from '../lib/timed-command'
 import type { TimedResult } from '../lib/timed-command'
@@ -558,11 +558,7 @@ function renderSection(report: TransferReport, jsonFile: string): string {
     const missing = (['escp', 'escp-ssh'] as const).filter((t) => inCell(t) && !cell.stats.find((s) => s.tool === t)?.medianSeconds)
     const rows = cell.stats.map((s) => [
       s.tool,
-      `${s.runsOk}/${s.runs}`,
-      fixed(s.medianSeconds),
-      fixed(s.minSeconds),
-      fixed(s.maxSeconds),
-      s.mbPerSecond === null ? '' : Math.round(s.mbPerSecond).toString(),
+      ...timingCells(s),
       fixed(s.medianCpuSeconds),
       s.maxRssKiB === null ? '' : Math.round(s.maxRssKiB / 1024).toString(),
       fixed(s.medianOthersCpuSeconds),
@@ -589,11 +585,7 @@ function renderSection(report: TransferReport, jsonFile: string): string {
       markdownTable(
         [
           { header: 'tool' },
-          { header: 'runs ok' },
-          { header: 'median s', align: 'right' },
-          { header: 'min s', align: 'right' },
-          { header: 'max s', align: 'right' },
-          { header: 'MB/s', align: 'right' },
+          ...TIMING_COLUMNS,
           { header: 'median CPU s', align: 'right' },
           { header: 'peak RSS MiB', align: 'right' },
           { header: "median others' CPU s", align: 'right' },
@@ -676,10 +668,6 @@ function renderSection(report: TransferReport, jsonFile: string): string {
 
 function mib(bytes: number | null): string {
   return bytes === null ? '' : (bytes / 2 ** 20).toFixed(1)
-}
-
-function fixed(x: number | null): string {
-  return x === null ? '' : x.toFixed(2)
 }
 
 function ratio(x: number | null): string {

@@ -21,7 +21,7 @@ import { sourceLine, sourceState } from '../lib/source-state'
 import type { SourceState } from '../lib/source-state'
 import { timingStats } from '../lib/stats'
 import type { TimingStats } from '../lib/stats'
-import { markdownTable } from '../lib/table'
+import { TIMING_COLUMNS, markdownTable, timingCells } from '../lib/table'
 import { withTeardown } from '../lib/teardown'
 import { runTimed, tail } from '../lib/timed-command'
 import { allowCongestionControls, availableCongestionControls, netnsUnavailable, restoreAllowedCongestionControls, setCongestionControl, startWan, statsDelta } from '../wan/wan'
@@ -275,17 +275,12 @@ function statsOf(records: readonly RunRecord[], bytes: number): ToolStats[] {
 
 function renderSection(report: WanReport, jsonFile: string): string {
   const { link, method } = report
-  const fixed = (x: number | null) => (x === null ? '' : x.toFixed(2))
   const rate = link.rateBps ? `${link.rateBps / 1e9} Gbit/s bottleneck per direction (buffer: one rate × RTT product)` : 'no rate limit'
   const tables = report.congestionControls.flatMap((cc) => {
     if (!cc.available) return [`### ${cc.congestionControl}`, '', `Not available on this kernel (not in /proc/sys/net/ipv4/tcp_available_congestion_control): not measured.`, '']
     const rows = cc.stats.map((s) => [
       s.tool,
-      `${s.runsOk}/${s.runs}`,
-      fixed(s.medianSeconds),
-      fixed(s.minSeconds),
-      fixed(s.maxSeconds),
-      s.mbPerSecond === null ? '' : Math.round(s.mbPerSecond).toString(),
+      ...timingCells(s),
       s.tool === 'scp' || s.speedupOverScp === null ? '' : `${s.speedupOverScp.toFixed(2)}×`,
     ])
     const lossRows = cc.runs.filter((r) => r.link).map((r) => r.link as ForwarderStats)
@@ -297,11 +292,7 @@ function renderSection(report: WanReport, jsonFile: string): string {
       markdownTable(
         [
           { header: 'tool' },
-          { header: 'runs ok' },
-          { header: 'median s', align: 'right' },
-          { header: 'min s', align: 'right' },
-          { header: 'max s', align: 'right' },
-          { header: 'MB/s', align: 'right' },
+          ...TIMING_COLUMNS,
           { header: 'escp ÷ scp (scp s ÷ tool s)', align: 'right' },
         ],
         rows,
