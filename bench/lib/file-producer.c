@@ -71,11 +71,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "file-producer: close %s: %s\n", file, strerror(errno));
     return 1;
   }
-  unsigned char digest[32];
-  sha256_final(&sha, digest);
-  printf("sha256 ");
-  for (int i = 0; i < 32; i++) printf("%02x", digest[i]);
-  printf(" bytes %" PRIu64 "\n", total);
+  sha256_print(&sha, total);
   free(buf);
   return 0;
 }

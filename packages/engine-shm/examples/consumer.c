@@ -71,11 +71,7 @@ int main(int argc, char **argv) {
     escp_shm_release(r, &b);
   }
   if (rc == ESCP_SHM_EOF) {
-    unsigned char digest[32];
-    sha256_final(&sha, digest);
-    printf("sha256 ");
-    for (int i = 0; i < 32; i++) printf("%02x", digest[i]);
-    printf(" bytes %" PRIu64 "\n", offset);
+    sha256_print(&sha, offset);
   } else {
     escp_shm_stream_info info;
     escp_shm_stream_state(r, s, &info);

@@ -104,11 +104,7 @@ int main(int argc, char **argv) {
     if ((rc = escp_shm_commit(r, s, slot, off, n))) die("escp_shm_commit", rc);
   }
   if ((rc = escp_shm_stream_end(r, s))) die("escp_shm_stream_end", rc);
-  unsigned char digest[32];
-  sha256_final(&sha, digest);
-  printf("sha256 ");
-  for (int i = 0; i < 32; i++) printf("%02x", digest[i]);
-  printf(" bytes %" PRIu64 "\n", total);
+  sha256_print(&sha, total);
   fflush(stdout);
   /* The consumer may still be taking blocks: the region must outlive them. */
   if ((rc = escp_shm_stream_wait_done(r, s, ESCP_SHM_FOREVER))) die("escp_shm_stream_wait_done", rc);

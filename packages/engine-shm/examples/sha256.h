@@ -3,8 +3,10 @@
 #ifndef ESCP_EXAMPLES_SHA256_H
 #define ESCP_EXAMPLES_SHA256_H
 
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct {
@@ -70,6 +72,15 @@ static void sha256_final(sha256_ctx *c, unsigned char out[32]) {
   for (int i = 0; i < 8; i++) pad[padlen + i] = (unsigned char)(bits >> (56 - 8 * i));
   sha256_update(c, pad, padlen + 8);
   for (int i = 0; i < 8; i++) out[4 * i] = c->h[i] >> 24, out[4 * i + 1] = c->h[i] >> 16, out[4 * i + 2] = c->h[i] >> 8, out[4 * i + 3] = c->h[i];
+}
+
+/* Ends the digest and prints the examples' result line on stdout: "sha256 HEX bytes N". */
+static void sha256_print(sha256_ctx *c, uint64_t bytes) {
+  unsigned char digest[32];
+  sha256_final(c, digest);
+  printf("sha256 ");
+  for (int i = 0; i < 32; i++) printf("%02x", digest[i]);
+  printf(" bytes %" PRIu64 "\n", bytes);
 }
 
 #endif
