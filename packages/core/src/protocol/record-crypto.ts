@@ -67,10 +67,7 @@ export class RecordSealer extends DirectionState {
   seal(header: Omit<RecordHeader, 'length'>, payload: Uint8Array): SealedFrame[] {
     const frames: SealedFrame[] = []
     const h = encodeHeader({ ...header, length: payload.byteLength })
-    if (this.rekeyDue()) {
-      frames.push(this.sealOne({ type: RecordType.Rekey, flags: 0, rawLength: 0, fileId: 0n, offset: 0n }, new Uint8Array(0)))
-      this.nextEpoch()
-    }
+    if (this.rekeyDue()) frames.push(this.sealRekey())
     frames.push(this.sealOne(h, payload))
     return frames
   }
@@ -98,10 +95,7 @@ export class RecordSealer extends DirectionState {
     // record sealed and then not sent would leave the peer a key behind.
     const h = encodeHeader({ ...header, length: n })
     const out: Uint8Array[] = []
-    if (this.rekeyDue()) {
-      out.push(Buffer.concat(this.sealOne({ type: RecordType.Rekey, flags: 0, rawLength: 0, fileId: 0n, offset: 0n }, new Uint8Array(0))))
-      this.nextEpoch()
-    }
+    if (this.rekeyDue()) out.push(Buffer.concat(this.sealRekey()))
     frame.set(h, 0)
     const aad = frame.subarray(0, RECORD_HEADER_BYTES)
     const body = frame.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + n)
@@ -121,8 +115,14 @@ export class RecordSealer extends DirectionState {
     this.state.bytes += payloadBytes + RECORD_HEADER_BYTES
   }
 
-  private sealOne(header: Omit<RecordHeader, 'length'> | Buffer, payload: Uint8Array): SealedFrame {
-    const h = Buffer.isBuffer(header) ? header : encodeHeader({ ...header, length: payload.byteLength })
+  /** Seals the REKEY record that ends the current key, and moves on to the next key. */
+  private sealRekey(): SealedFrame {
+    const frame = this.sealOne(encodeHeader({ type: RecordType.Rekey, flags: 0, length: 0, rawLength: 0, fileId: 0n, offset: 0n }), new Uint8Array(0))
+    this.nextEpoch()
+    return frame
+  }
+
+  private sealOne(h: Buffer, payload: Uint8Array): SealedFrame {
     const { ciphertext, tag } = this.cipher.seal(this.state.key, nonceFor(this.state.records, this.nonce), h, payload)
     this.count(payload.byteLength)
     return [h, ciphertext, tag]

@@ -165,8 +165,9 @@ class SenderRole {
         const handle = await h
         n = msg.toEnd ? await readToEnd(handle, asked, msg.offset) : await handle.read(asked, msg.offset)
       }
+      // The reads of a stream run at once; what follows them goes in turn.
+      await turn
       if (typeof n !== 'number') {
-        await turn
         post({ t: 'readEnded', seq: msg.seq, fileId: msg.fileId, sizeBytes: n.endBytes })
         return
       }
@@ -187,7 +188,6 @@ class SenderRole {
           flags = FLAG_COMPRESSED
         }
       }
-      await turn
       let o: { frames: Uint8Array[]; transfer: ArrayBuffer[] }
       try {
         o = this.seal({ type: RecordType.Block, flags, rawLength: msg.length, fileId: msg.fileId, offset: BigInt(msg.offset) }, payload)
