@@ -41,9 +41,15 @@ export function nativeIoError(err: unknown, syscall: string, path: EnginePath): 
  */
 const WHOLE_FILES_PER_JOB = 16
 
+interface Queued<Call> {
+  call: Call
+  resolve: (n: number) => void
+  reject: (err: unknown) => void
+}
+
 /** Calls gathered until the end of this turn of the event loop, then submitted in jobs. */
 class TurnBatch<Call> {
-  private queued: Array<{ call: Call; resolve: (n: number) => void; reject: (err: unknown) => void }> = []
+  private queued: Queued<Call>[] = []
 
   constructor(private readonly submit: (calls: Call[]) => Promise<number>[]) {}
 
@@ -71,7 +77,7 @@ class TurnBatch<Call> {
     }
   }
 
-  private submitOne(q: { call: Call; resolve: (n: number) => void; reject: (err: unknown) => void }): void {
+  private submitOne(q: Queued<Call>): void {
     try {
       this.submit([q.call])[0].then(q.resolve, q.reject)
     } catch (err) {
@@ -145,11 +151,9 @@ export class PosixEngine implements IoEngine {
   }
 
   async createFile(path: EnginePath, data: Uint8Array, options: CreateFileOptions): Promise<void> {
-    const { mode, uid, gid, atimeNs, mtimeNs } = options.attributes ?? {}
-    const owner = uid !== undefined && gid !== undefined
-    const times = atimeNs !== undefined && mtimeNs !== undefined ? ([...splitNs(atimeNs), ...splitNs(mtimeNs)] as [number, number, number, number]) : null
+    const a = nativeAttributes(options.attributes ?? {})
     try {
-      await this.wholeCreates.add([path, data, options.mode & 0o7777, options.sizeBytes, options.sparse === true, mode === undefined ? -1 : mode & 0o7777, owner ? uid : -1, owner ? gid : -1, times])
+      await this.wholeCreates.add([path, data, options.mode & 0o7777, options.sizeBytes, options.sparse === true, a.mode, a.uid, a.gid, a.times])
     } catch (err) {
       throw nativeIoError(err, 'open', path)
     }
@@ -264,16 +268,14 @@ class PosixWriteHandle implements WriteHandle {
   }
 
   async finish(attributes: Partial<FileAttributes> = {}): Promise<void> {
-    const { mode, uid, gid, atimeNs, mtimeNs } = attributes
-    const owner = uid !== undefined && gid !== undefined
-    const times = atimeNs !== undefined && mtimeNs !== undefined ? [...splitNs(atimeNs), ...splitNs(mtimeNs)] as [number, number, number, number] : null
+    const a = nativeAttributes(attributes)
     // The padding of an O_DIRECT tail goes before the times are set: cutting it at close would
     // stamp the file with the time of the cut. A padded write ended the file, so its end is the
     // file's size.
-    if (this.paddedEnd > 0 && (mode !== undefined || owner || times)) await this.truncate(this.logicalEnd)
-    if (mode !== undefined || owner || times) {
+    if (this.paddedEnd > 0 && a.any) await this.truncate(this.logicalEnd)
+    if (a.any) {
       try {
-        await this.ops.run('finish', this.path, () => this.b.setAttributes(this.fd, mode === undefined ? -1 : mode & 0o7777, owner ? uid : -1, owner ? gid : -1, times))
+        await this.ops.run('finish', this.path, () => this.b.setAttributes(this.fd, a.mode, a.uid, a.gid, a.times))
       } catch (err) {
         await this.close().catch(() => {})
         throw nativeIoError(err, 'fchmod/fchown/futimens', this.path)
@@ -286,6 +288,24 @@ class PosixWriteHandle implements WriteHandle {
     if (this.ops.closed) return
     await this.ops.drain()
     await this.b.close(this.fd, !this.direct, this.logicalEnd, this.paddedEnd).catch((err) => Promise.reject(nativeIoError(err, 'close', this.path)))
+  }
+}
+
+/**
+ * Attributes as the native calls take them: -1 for a mode or owner to keep (an owner needs both
+ * uid and gid), times as [atime s, ns, mtime s, ns] or null to keep (both are needed); `any`
+ * when there is something to set.
+ */
+function nativeAttributes(attributes: Partial<FileAttributes>): { mode: number; uid: number; gid: number; times: [number, number, number, number] | null; any: boolean } {
+  const { mode, uid, gid, atimeNs, mtimeNs } = attributes
+  const owner = uid !== undefined && gid !== undefined
+  const times = atimeNs !== undefined && mtimeNs !== undefined ? ([...splitNs(atimeNs), ...splitNs(mtimeNs)] as [number, number, number, number]) : null
+  return {
+    mode: mode === undefined ? -1 : mode & 0o7777,
+    uid: owner ? uid : -1,
+    gid: owner ? gid : -1,
+    times,
+    any: mode !== undefined || owner || times !== null,
   }
 }
 
