@@ -8,6 +8,8 @@ export { RECORD_FRAME_OVERHEAD, RecordOpener, RecordSealer } from './record-cryp
 export type { DirectionPosition, SealedFrame } from './record-crypto'
 export { RecordDecoder, frameOf } from './record-decoder'
 export type { RecordFrame } from './record-decoder'
+export { readRecords } from './record-reader'
+export type { RecordReader, RecordReaderOptions } from './record-reader'
 export { SecureStream, streamPrefix } from './secure-stream'
 export type { DetachedStream, IncomingRecord, OutgoingHeader, SecureStreamOptions } from './secure-stream'
 export { bindInRange, listenForStreams } from './data-listener'

@@ -3,7 +3,7 @@
 // length of 2^31 costs the receiver nothing. At most one record is held at a time, and each
 // record comes out as one contiguous buffer (one copy at most), ready to hand to a worker.
 import { escpError } from '../errors'
-import { RECORD_HEADER_BYTES, TAG_BYTES } from './constants'
+import { RECORD_HEADER_BYTES, RecordType, TAG_BYTES } from './constants'
 import { decodeHeader } from './record-header'
 import type { RecordHeader } from './record-header'
 
@@ -31,13 +31,30 @@ export function frameOf(raw: Buffer, blockSizeBytes: number): RecordFrame {
   }
 }
 
+/**
+ * A data stream carries blocks and the records around them (END, REKEY, KEEPALIVE), never more
+ * than a block's bytes: a header that says more stops it, before its bytes are waited for.
+ */
+export function checkDataRecord(header: RecordHeader, blockSizeBytes: number): void {
+  if (header.length > blockSizeBytes) throw escpError('ESCP_ERR_PROTOCOL', `a ${RecordType[header.type]} record of ${header.length} bytes on a data stream, whose records carry at most a block`)
+}
+
 export class RecordDecoder {
   private chunks: Buffer[] = []
   private buffered = 0
   private header: RecordHeader | undefined
   private failed = false
 
-  constructor(private readonly blockSizeBytes: number) {}
+  /**
+   * `allocate` gives the buffer a record is gathered into when its bytes came in several chunks
+   * (a buffer of exactly `bytes`, whose contents may be anything); by default a new one.
+   * `dataStream`: only the records of a data stream are let through (checkDataRecord).
+   */
+  constructor(
+    private readonly blockSizeBytes: number,
+    private readonly allocate: (bytes: number) => Buffer = (bytes) => Buffer.allocUnsafeSlow(bytes),
+    private readonly dataStream = false,
+  ) {}
 
   /** Bytes held that do not yet make a whole record. */
   get pendingBytes(): number {
@@ -57,6 +74,7 @@ export class RecordDecoder {
         if (!this.header) {
           if (this.buffered < RECORD_HEADER_BYTES) break
           this.header = decodeHeader(this.peek(RECORD_HEADER_BYTES), this.blockSizeBytes)
+          if (this.dataStream) checkDataRecord(this.header, this.blockSizeBytes)
         }
         const need = RECORD_HEADER_BYTES + this.header.length + TAG_BYTES
         if (this.buffered < need) break
@@ -113,7 +131,7 @@ export class RecordDecoder {
       if (first.byteLength === n) this.chunks.shift()
       else this.chunks[0] = first.subarray(n)
     } else {
-      out = Buffer.allocUnsafeSlow(n)
+      out = this.allocate(n)
       let filled = 0
       while (filled < n) {
         const c = this.chunks[0]

@@ -7,7 +7,8 @@ import path from 'node:path'
 import { EventEmitter } from 'node:events'
 import { escpError } from '../errors'
 import type { EscpError } from '../errors'
-import { RecordDecoder } from '../protocol/record-decoder'
+import { readRecords } from '../protocol/record-reader'
+import type { RecordReader } from '../protocol/record-reader'
 import type { RecordFrame } from '../protocol/record-decoder'
 import { RecordType } from '../protocol/constants'
 import { RECORD_FRAME_OVERHEAD } from '../protocol/record-crypto'
@@ -294,7 +295,9 @@ export class SenderLink extends StreamLink {
  * can claim (targetOf throws) fails the stream.
  */
 export class ReceiverLink extends StreamLink {
-  private readonly decoder: RecordDecoder
+  /** Set once the stream's first bytes (read before this link) are cut: they may fill the window. */
+  private reader: RecordReader | null = null
+  private readingPaused = false
   private readonly waiting: RecordFrame[] = []
   private waitingUnits = 0
   private inFlightUnits = 0
@@ -307,6 +310,10 @@ export class ReceiverLink extends StreamLink {
   /** An END record has been cut from the stream (its worker has yet to authenticate it). */
   private endFramed = false
   endReceived = false
+  /** Buffers of full-size records that the worker is done with, to gather records into again. */
+  private readonly spare: ArrayBuffer[] = []
+  private readonly fullFrameBytes: number
+  private readonly spareLimit: number
 
   constructor(
     stream: DetachedStream,
@@ -317,15 +324,22 @@ export class ReceiverLink extends StreamLink {
   ) {
     super(stream, worker)
     this.windowUnits = queueDepth * UNITS_PER_BLOCK
-    this.decoder = new RecordDecoder(blockSizeBytes)
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk))
+    this.fullFrameBytes = blockSizeBytes + RECORD_FRAME_OVERHEAD
+    // As many as can be in flight and waiting, and one being gathered.
+    this.spareLimit = 2 * queueDepth + 1
     this.socket.on('end', () => {
       if (this.endFramed || this.failure) return
-      const why = this.decoder.pendingBytes > 0 ? 'ended in the middle of a record' : 'ended without END'
+      const why = (this.reader?.pendingBytes ?? 0) > 0 ? 'ended in the middle of a record' : 'ended without END'
       this.fail(escpError('ESCP_ERR_STREAM_CLOSED', `data stream ${this.index} ${why}`))
     })
-    if (stream.pending.byteLength > 0) this.onData(stream.pending)
-    this.socket.resume()
+    this.reader = readRecords(this.socket, stream.pending, {
+      blockSizeBytes,
+      allocate: (bytes) => this.allocate(bytes),
+      onRecords: (frames) => this.onRecords(frames),
+      onError: (err) => this.fail(err),
+    })
+    if (this.readingPaused) this.reader.pause()
+    else this.reader.resume()
   }
 
   protected get finished(): boolean {
@@ -352,10 +366,12 @@ export class ReceiverLink extends StreamLink {
       this.waitingUnits -= units
       this.inFlightUnits += units
       this.units.set(this.seq, units)
-      const raw = transferable(f.raw)
-      this.post({ t: 'frame', seq: this.seq++, raw, target }, [raw.buffer as ArrayBuffer])
+      this.post({ t: 'frame', seq: this.seq++, raw: f.raw, target }, [f.raw.buffer as ArrayBuffer])
     }
-    if (this.waitingUnits < this.windowUnits && this.socket.isPaused() && !this.failure) this.socket.resume()
+    if (this.waitingUnits < this.windowUnits && this.readingPaused && !this.failure) {
+      this.readingPaused = false
+      this.reader?.resume()
+    }
   }
 
   /** Closes the file in the worker once its writes there are done. */
@@ -388,20 +404,21 @@ export class ReceiverLink extends StreamLink {
     for (const c of pending) c.reject(this.failure ?? err)
   }
 
-  private onData(chunk: Buffer): void {
+  private onRecords(frames: RecordFrame[]): void {
     if (this.failure) return
-    try {
-      for (const f of this.decoder.push(chunk)) {
-        if (this.endFramed) throw escpError('ESCP_ERR_PROTOCOL', `data stream ${this.index}: a record after END`)
-        if (f.header.type === RecordType.End) this.endFramed = true
-        this.waiting.push(f)
-        this.waitingUnits += this.unitsOf(f)
+    for (const f of frames) {
+      if (this.endFramed) {
+        this.fail(escpError('ESCP_ERR_PROTOCOL', `data stream ${this.index}: a record after END`))
+        return
       }
-    } catch (err) {
-      this.fail(err as EscpError)
-      return
+      if (f.header.type === RecordType.End) this.endFramed = true
+      this.waiting.push(f)
+      this.waitingUnits += this.unitsOf(f)
     }
-    if (this.waitingUnits >= this.windowUnits) this.socket.pause()
+    if (this.waitingUnits >= this.windowUnits && !this.readingPaused) {
+      this.readingPaused = true
+      this.reader?.pause()
+    }
     this.pump()
   }
 
@@ -410,13 +427,23 @@ export class ReceiverLink extends StreamLink {
     return unitsOf(f.header.length, this.blockSizeBytes)
   }
 
+  // A full-size record is gathered into a buffer the worker gave back, when there is one: the
+  // receiver's memory then stays at its window, not at what the workers' collectors have yet to
+  // free, and no page of a new buffer is faulted in per record.
+  private allocate(bytes: number): Buffer {
+    const reused = bytes === this.fullFrameBytes ? this.spare.pop() : undefined
+    return reused ? Buffer.from(reused) : Buffer.allocUnsafeSlow(bytes)
+  }
+
   protected onWorkerMessage(m: FromWorker): void {
-    if (m.t === 'written' || m.t === 'discarded' || m.t === 'writeFailed' || m.t === 'endReceived') {
+    if (m.t === 'written' || m.t === 'discarded' || m.t === 'writeFailed' || m.t === 'endReceived' || m.t === 'rekeyed') {
       this.inFlightUnits -= this.units.get(m.seq) ?? 0
       this.units.delete(m.seq)
       if (m.t === 'endReceived') this.endReceived = true
-      this.emit('message', m)
+      if (m.t !== 'rekeyed') this.emit('message', m)
       this.pump()
+    } else if (m.t === 'records') {
+      for (const b of m.buffers) if (this.spare.length < this.spareLimit && b.byteLength === this.fullFrameBytes) this.spare.push(b)
     } else if (m.t === 'closed') {
       const c = this.closes.get(m.fileId)
       this.closes.delete(m.fileId)
@@ -424,11 +451,4 @@ export class ReceiverLink extends StreamLink {
       else c?.resolve()
     }
   }
-}
-
-function transferable(b: Buffer): Uint8Array {
-  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) return b
-  const copy = new Uint8Array(b.byteLength)
-  copy.set(b)
-  return copy
 }

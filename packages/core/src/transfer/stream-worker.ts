@@ -246,6 +246,7 @@ class ReceiverRole {
   private readonly handles = new Map<bigint, Promise<WriteHandle>>()
   private readonly writes = new Map<bigint, Set<Promise<unknown>>>()
   private failed = false
+  private readonly spare: ArrayBuffer[] = []
 
   constructor(
     private readonly engine: IoEngine,
@@ -276,10 +277,10 @@ class ReceiverRole {
       post({ t: 'fatal', error: serializeError(e) })
       return
     }
-    if (plain === null) return // a key change
     const h = f.header
-    if (h.type === RecordType.End) {
-      post({ t: 'endReceived', seq: msg.seq })
+    if (plain === null || h.type === RecordType.End) {
+      this.giveBack(msg.raw)
+      post(plain === null ? { t: 'rekeyed', seq: msg.seq } : { t: 'endReceived', seq: msg.seq })
       return
     }
     if (h.type !== RecordType.Block) {
@@ -290,6 +291,7 @@ class ReceiverRole {
     const fileId = h.fileId
     const offset = Number(h.offset)
     if (!msg.target) {
+      this.giveBack(msg.raw)
       post({ t: 'discarded', seq: msg.seq, fileId })
       return
     }
@@ -299,12 +301,26 @@ class ReceiverRole {
         (digest) => post({ t: 'written', seq: msg.seq, fileId, offset, length: h.rawLength, wireBytes: h.length, digest }),
         (err) => post({ t: 'writeFailed', seq: msg.seq, fileId, error: serializeError(err) }),
       )
+      .finally(() => this.giveBack(msg.raw))
     // A file finished here gets no 'close': its closing has nothing to wait for.
     if (target.finish) return
     let set = this.writes.get(fileId)
     if (!set) this.writes.set(fileId, (set = new Set()))
     set.add(p)
     void p.finally(() => set.delete(p))
+  }
+
+  // A full-size record's buffer, once nothing reads it, goes back to the main thread to gather
+  // another record into: with those of the same turn, in one message after the answers.
+  private giveBack(raw: Uint8Array): void {
+    const whole = raw.buffer
+    if (!(whole instanceof ArrayBuffer) || raw.byteLength !== whole.byteLength || whole.byteLength !== data.blockSizeBytes + RECORD_FRAME_OVERHEAD) return
+    this.spare.push(whole)
+    if (this.spare.length > 1) return
+    setImmediate(() => {
+      const buffers = this.spare.splice(0)
+      post({ t: 'records', buffers }, buffers)
+    })
   }
 
   private async write(fileId: bigint, target: WriteTarget, offset: number, rawLength: number, compressed: boolean, plain: Uint8Array): Promise<Uint8Array | null> {

@@ -123,6 +123,10 @@ export type FromWorker =
   | { t: 'discarded'; seq: number; fileId: bigint }
   | { t: 'writeFailed'; seq: number; fileId: bigint; error: SerializedError }
   | { t: 'endReceived'; seq: number }
+  /** A key change consumed (REKEY): the record is answered like any other. */
+  | { t: 'rekeyed'; seq: number }
+  /** Buffers of full-size records, done with, for the main thread to gather records into again. */
+  | { t: 'records'; buffers: ArrayBuffer[] }
   | { t: 'closed'; fileId: bigint; error?: SerializedError }
   | { t: 'ended'; frames: Uint8Array[] }
   | { t: 'fatal'; error: SerializedError }
