@@ -67,11 +67,14 @@ export function resolvePluginModule(specifier: string, cwd: string = process.cwd
   }
 }
 
+/** The entry modules loadPlugins() loads for `plugins`: the built-in one first, each once. */
+export function pluginModules(plugins: readonly string[] = [], cwd: string = process.cwd()): string[] {
+  return [...new Set([BUILTIN_PLUGIN, ...plugins].map((s) => resolvePluginModule(s, cwd)))]
+}
+
 /** Loads the built-in plugin plus `plugins`, registers them all and checks their manifests. */
 export async function loadPlugins(opts: LoadPluginsOptions = {}): Promise<PluginSet> {
-  const cwd = opts.cwd ?? process.cwd()
-  const modules = [BUILTIN_PLUGIN, ...(opts.plugins ?? [])].map((s) => resolvePluginModule(s, cwd))
-  return loadPluginSet({ modules: [...new Set(modules)], options: opts.options ?? {} })
+  return loadPluginSet({ modules: pluginModules(opts.plugins, opts.cwd), options: opts.options ?? {} })
 }
 
 /** Rebuilds a plugin set from its spec (in a worker thread, or anywhere). */

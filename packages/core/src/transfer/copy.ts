@@ -9,13 +9,13 @@ import path from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import { escpError, isEscpError, remoteError } from '../errors'
 import type { EscpError } from '../errors'
-import { loadPlugins, pluginsFromEnv, PLUGINS_ENV } from '../plugins/loader'
+import { loadPlugins, pluginModules, pluginsFromEnv, PLUGINS_ENV } from '../plugins/loader'
 import type { PluginSet } from '../plugins/loader'
 import { ControlChannel } from '../protocol/control-channel'
 import { startClientSession } from '../protocol/session'
 import type { Session, SessionRequest } from '../protocol/session'
 import type { SourceIssue } from './enumerate'
-import { startReceiverLinks, startSenderLinks } from './links'
+import { BOOT_STREAMS_ENV, BootedWorkers, bootOf, startReceiverLinks, startSenderLinks } from './links'
 import { splitEngines, withDefaults } from './options'
 import type { TransferOptions } from './options'
 import { resolveDestination } from './paths'
@@ -80,10 +80,11 @@ export async function connectUnixServer(socketPath: string): Promise<ServerProce
 }
 
 /** The loopback server: this package's server entry point in a child Node process. */
-export function spawnLoopbackServer(plugins: readonly string[], cpus?: readonly number[], logFile?: string): ServerProcess {
+export function spawnLoopbackServer(plugins: readonly string[], cpus?: readonly number[], logFile?: string, streams?: number): ServerProcess {
   return spawnServer(process.execPath, [SERVER_MAIN], {
     ...process.env,
     [PLUGINS_ENV]: plugins.join(','),
+    ...(streams ? { [BOOT_STREAMS_ENV]: String(streams) } : {}),
     // Both ends run on this host: the receiver's workers keep to the same CPUs.
     ...(cpus ? { [CPUMASK_ENV]: cpus.join(',') } : {}),
     ...(logFile ? { [LOGFILE_ENV]: logFile } : {}),
@@ -139,12 +140,23 @@ export function checkPlugins(set: PluginSet, o: TransferOptions): void {
   set.registry.resolve('engine', engines.receiver)
 }
 
-async function prepare(request: TransferRequest) {
+interface Prepared {
+  o: TransferOptions
+  set: PluginSet
+  engines: { sender: string; receiver: string }
+}
+
+async function prepare(request: TransferRequest): Promise<Prepared> {
   const o = withDefaults(request.options)
   if (request.sources.length === 0) throw escpError('ESCP_ERR_BAD_ARGUMENT', 'no source was given')
   const set = await loadPlugins({ plugins: [...pluginsFromEnv(), ...o.plugins] })
   checkPlugins(set, o)
   return { o, set, engines: splitEngines(o.engine) }
+}
+
+/** Stream workers for this side, booted now so that they load their plugins while the session connects. */
+function bootWorkers({ o, set }: Prepared): BootedWorkers {
+  return new BootedWorkers(bootOf({ plugins: set.spec, cpus: o.cpus }), o.streams)
 }
 
 /**
@@ -159,32 +171,55 @@ export function loopbackStreams(cores: number = os.availableParallelism()): numb
 /** Copies `sources` to `destination` on this host, through a loopback child receiver. */
 export async function copy(request: TransferRequest): Promise<TransferSummary> {
   const streams = request.options?.streams ?? loopbackStreams()
-  const { o, set } = await prepare({ ...request, options: { ...request.options, streams } })
-  return push(spawnLoopbackServer(set.spec.modules.slice(1), o.cpus, o.serverLogFile), { ...request, options: { ...o, bindAddress: o.bindAddress || '127.0.0.1' } }, '127.0.0.1')
+  const options = { ...request.options, streams, bindAddress: request.options?.bindAddress || '127.0.0.1' }
+  const o = withDefaults(options)
+  // The child starts first: its start-up (a Node process loading its plugins) overlaps this one's.
+  const server = spawnLoopbackServer(pluginModules([...pluginsFromEnv(), ...o.plugins]).slice(1), o.cpus, o.serverLogFile, o.streams)
+  let prepared: Prepared
+  try {
+    prepared = await prepare({ ...request, options })
+  } catch (err) {
+    server.kill()
+    await server.exited
+    throw err
+  }
+  return pushPrepared(server, prepared, request, '127.0.0.1')
 }
 
 /** Sends local `sources` to `destination` on the server's host. */
 export async function push(server: ServerProcess, request: TransferRequest, serverHost: string): Promise<TransferSummary> {
-  const { o, set, engines } = await prepare(request)
-  return withSession(server, set, sessionRequest(o, 'receiver', [request.destination], request.sources.length, engines.receiver), serverHost, async (session) => {
-    const links = await startSenderLinks(session, linkSettings(session.init, set, 'client', engines.sender, o.cpus))
-    const checksum = o.checksum === 'none' ? null : set.registry.resolve('checksum', o.checksum)
-    const engine = set.registry.resolve('engine', engines.sender)
-    return new Sender(session, links, { sources: request.sources, recursive: o.recursive, blockSizeBytes: o.blockSizeBytes, checksum, engine, onProgress: request.onProgress, onIssue: request.onIssue }).run()
-  })
+  return pushPrepared(server, await prepare(request), request, serverHost)
+}
+
+async function pushPrepared(server: ServerProcess, prepared: Prepared, request: TransferRequest, serverHost: string): Promise<TransferSummary> {
+  const { o, set, engines } = prepared
+  const booted = bootWorkers(prepared)
+  try {
+    return await withSession(server, set, sessionRequest(o, 'receiver', [request.destination], request.sources.length, engines.receiver), serverHost, async (session) => {
+      const links = await startSenderLinks(session, linkSettings(session.init, set, 'client', engines.sender, o.cpus), booted)
+      const checksum = o.checksum === 'none' ? null : set.registry.resolve('checksum', o.checksum)
+      const engine = set.registry.resolve('engine', engines.sender)
+      return new Sender(session, links, { sources: request.sources, recursive: o.recursive, blockSizeBytes: o.blockSizeBytes, checksum, engine, onProgress: request.onProgress, onIssue: request.onIssue }).run()
+    })
+  } finally {
+    await booted.close()
+  }
 }
 
 /** Fetches `sources` on the server's host into the local `destination`. */
 export async function pull(server: ServerProcess, request: TransferRequest, serverHost: string): Promise<TransferSummary> {
-  const { o, set, engines } = await prepare(request)
+  const prepared = await prepare(request)
+  const { o, set, engines } = prepared
   // The destination is checked before anything is asked of the server.
   const destination = await resolveDestination(request.destination, request.sources.length)
   const started = Date.now()
-  return withSession(server, set, sessionRequest(o, 'sender', request.sources, request.sources.length, engines.sender), serverHost, async (session) => {
+  const booted = bootWorkers(prepared)
+  try {
+    return await withSession(server, set, sessionRequest(o, 'sender', request.sources, request.sources.length, engines.sender), serverHost, async (session) => {
     const checksum = o.checksum === 'none' ? null : set.registry.resolve('checksum', o.checksum)
     const engine = set.registry.resolve('engine', engines.receiver)
     const receiver = new Receiver(session, { destination, checksum, engine, blockSizeBytes: o.blockSizeBytes, preserve: o.preserve, onProgress: request.onProgress })
-    const links = await startReceiverLinks(session, linkSettings(session.init, set, 'client', engines.receiver, o.cpus), receiver.targetOf)
+    const links = await startReceiverLinks(session, linkSettings(session.init, set, 'client', engines.receiver, o.cpus), receiver.targetOf, booted)
     const r = await receiver.run(links)
     return {
       ok: r.failures.length === 0,
@@ -201,7 +236,10 @@ export async function pull(server: ServerProcess, request: TransferRequest, serv
       checksum: checksum?.name ?? 'none',
       compressor: session.init.compressor,
     }
-  })
+    })
+  } finally {
+    await booted.close()
+  }
 }
 
 async function withSession(

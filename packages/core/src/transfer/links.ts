@@ -1,7 +1,7 @@
 // Starting a session's stream workers and their links on either side.
 import type { Session } from '../protocol/session'
-import { ReceiverLink, SenderLink, startWorker } from './stream-link'
-import type { StreamSettings, StreamWorkerData, WriteTarget } from './worker-protocol'
+import { BootingWorker, ReceiverLink, SenderLink } from './stream-link'
+import type { StreamSettings, StreamWorkerData, WorkerBoot, WriteTarget } from './worker-protocol'
 
 export interface LinkSettings extends StreamSettings {
   /** Pacing of each sending stream, bytes per second; 0 for none. */
@@ -22,6 +22,42 @@ function workerData(session: Session, s: LinkSettings, role: 'sender' | 'receive
   }
 }
 
+/** Tells a loopback child how many streams to boot workers for before the session's request. */
+export const BOOT_STREAMS_ENV = 'ESCP_BOOT_STREAMS'
+
+/**
+ * Stream workers booted before their session is set up, one per stream it asks for: they load
+ * their plugins while the session connects (on 2 cores, while the other side starts up). A
+ * session takes one per stream; close() stops those it did not take.
+ */
+export class BootedWorkers {
+  private readonly idle: BootingWorker[]
+
+  constructor(
+    private readonly boot: WorkerBoot,
+    count: number,
+  ) {
+    this.idle = Array.from({ length: count }, () => new BootingWorker(boot))
+  }
+
+  /** A booted worker for `settings`, or a new one where none is left or they boot otherwise. */
+  take(settings: LinkSettings): BootingWorker {
+    const boot = bootOf(settings)
+    // Plain data both: the same plugins and CPUs make the same JSON.
+    const same = JSON.stringify(boot) === JSON.stringify(this.boot)
+    return (same ? this.idle.shift() : undefined) ?? new BootingWorker(boot)
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.idle.splice(0).map((w) => w.terminate()))
+  }
+}
+
+/** What a stream's worker boots with, for these settings. */
+export function bootOf(s: Pick<StreamSettings, 'plugins' | 'cpus'>): WorkerBoot {
+  return { plugins: s.plugins, ...(s.cpus ? { cpus: s.cpus } : {}) }
+}
+
 async function startAll<T>(session: Session, make: (i: number) => Promise<T>, close: (t: T) => Promise<void>): Promise<T[]> {
   const started = await Promise.allSettled(session.data.map((_, i) => make(i)))
   const failed = started.find((r) => r.status === 'rejected')
@@ -32,24 +68,24 @@ async function startAll<T>(session: Session, make: (i: number) => Promise<T>, cl
   return started.map((r) => (r as PromiseFulfilledResult<T>).value)
 }
 
-export function startSenderLinks(session: Session, s: LinkSettings): Promise<SenderLink[]> {
+export function startSenderLinks(session: Session, s: LinkSettings, booted?: BootedWorkers): Promise<SenderLink[]> {
   return startAll(
     session,
     async (i) => {
       const d = session.data[i].detach()
-      const worker = await startWorker(workerData(session, s, 'sender', d.index, d.send, d.receive))
+      const worker = await (booted?.take(s) ?? new BootingWorker(bootOf(s))).start(workerData(session, s, 'sender', d.index, d.send, d.receive))
       return new SenderLink(d, worker, s.queueDepth, s.blockSizeBytes, s.rateLimit)
     },
     (l) => l.close(),
   )
 }
 
-export function startReceiverLinks(session: Session, s: LinkSettings, targetOf: (fileId: bigint) => WriteTarget | null | undefined): Promise<ReceiverLink[]> {
+export function startReceiverLinks(session: Session, s: LinkSettings, targetOf: (fileId: bigint) => WriteTarget | null | undefined, booted?: BootedWorkers): Promise<ReceiverLink[]> {
   return startAll(
     session,
     async (i) => {
       const d = session.data[i].detach()
-      const worker = await startWorker(workerData(session, s, 'receiver', d.index, d.send, d.receive))
+      const worker = await (booted?.take(s) ?? new BootingWorker(bootOf(s))).start(workerData(session, s, 'receiver', d.index, d.send, d.receive))
       return new ReceiverLink(d, worker, s.blockSizeBytes, s.queueDepth, targetOf)
     },
     (l) => l.close(),

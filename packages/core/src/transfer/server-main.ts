@@ -6,7 +6,9 @@ import fs from 'node:fs'
 import net from 'node:net'
 import type { Readable, Writable } from 'node:stream'
 import { escpError, isEscpError } from '../errors'
-import { loadPlugins, pluginsFromEnv } from '../plugins/loader'
+import { loadPlugins, pluginModules, pluginsFromEnv } from '../plugins/loader'
+import { MAX_DATA_STREAMS } from '../protocol/constants'
+import { BOOT_STREAMS_ENV, BootedWorkers, bootOf } from './links'
 import { ControlChannel } from '../protocol/control-channel'
 import { CPUMASK_ENV, parseCpuSet } from './affinity'
 import { serveSession } from './server'
@@ -56,11 +58,19 @@ export async function runServerOnUnixSocket(socketPath: string, software: string
 
 async function runServerOn(input: Readable, output: Writable, software: string, plugins: readonly string[], options: ServerRunOptions): Promise<number> {
   const channel = new ControlChannel(input, output, { side: 'server' })
+  let booted: BootedWorkers | undefined
   try {
-    const set = await loadPlugins({ plugins: [...pluginsFromEnv(), ...plugins] })
     const mask = process.env[CPUMASK_ENV]
     const cpus = mask ? parseCpuSet(mask) : undefined
-    await serveSession(channel, set, { software, defaultAddress: process.env.ESCP_BIND ?? sshServerAddress() ?? '127.0.0.1', ...(cpus ? { cpus } : {}), ...(options.log ? { log: options.log } : {}) })
+    const wanted = [...pluginsFromEnv(), ...plugins]
+    // Told how many streams are coming (the loopback child is), the workers boot alongside this
+    // process's own start-up; a session that turns out otherwise starts its own.
+    const streams = Number(process.env[BOOT_STREAMS_ENV])
+    if (Number.isInteger(streams) && streams >= 1 && streams <= MAX_DATA_STREAMS) {
+      booted = new BootedWorkers(bootOf({ plugins: { modules: pluginModules(wanted), options: {} }, cpus }), streams)
+    }
+    const set = await loadPlugins({ plugins: wanted })
+    await serveSession(channel, set, { software, defaultAddress: process.env.ESCP_BIND ?? sshServerAddress() ?? '127.0.0.1', ...(cpus ? { cpus } : {}), ...(options.log ? { log: options.log } : {}), ...(booted ? { booted } : {}) })
     return 0
   } catch (err) {
     const message = isEscpError(err) ? err.message : String(err)
@@ -70,6 +80,7 @@ async function runServerOn(input: Readable, output: Writable, software: string, 
     return 1
   } finally {
     channel.close()
+    await booted?.close()
   }
 }
 

@@ -7,7 +7,7 @@ import type { PluginSet } from '../plugins/loader'
 import type { ControlChannel } from '../protocol/control-channel'
 import type { SessionInit } from '../protocol/messages'
 import { acceptServerSession } from '../protocol/session'
-import { startReceiverLinks, startSenderLinks } from './links'
+import { BootedWorkers, bootOf, startReceiverLinks, startSenderLinks } from './links'
 import type { LinkSettings } from './links'
 import { resolveDestination } from './paths'
 import type { Destination } from './paths'
@@ -24,6 +24,8 @@ export interface ServeOptions {
   cpus?: readonly number[]
   /** This side's log: the session's settings, each failed file, the outcome. */
   log?: SessionLog
+  /** Stream workers booted before the session's request came (closed when it ends). */
+  booted?: BootedWorkers
 }
 
 export function linkSettings(init: SessionInit, set: PluginSet, side: 'client' | 'server', engine: string, cpus?: readonly number[]): LinkSettings {
@@ -45,7 +47,18 @@ export function linkSettings(init: SessionInit, set: PluginSet, side: 'client' |
 
 /** Serves one session on `channel`. Resolves when it is over; rejects with its error. */
 export async function serveSession(channel: ControlChannel, set: PluginSet, options: ServeOptions): Promise<void> {
+  let booted = options.booted
+  try {
+    await serve(channel, set, options, (streams) => (booted ??= new BootedWorkers(bootOf({ plugins: set.spec, cpus: options.cpus }), streams)))
+  } finally {
+    await booted?.close()
+  }
+}
+
+/** `boot` is called once the session's request is accepted, to start its stream workers early. */
+async function serve(channel: ControlChannel, set: PluginSet, options: ServeOptions, boot: (streams: number) => BootedWorkers): Promise<void> {
   let destination: Destination | undefined
+  let booted: BootedWorkers | undefined
   const session = await acceptServerSession(channel, set.registry, {
     software: options.software,
     defaultAddress: options.defaultAddress,
@@ -54,6 +67,8 @@ export async function serveSession(channel: ControlChannel, set: PluginSet, opti
       set.registry.resolve('engine', init.serverEngine)
       if (init.paths.length === 0) throw escpError('ESCP_ERR_BAD_ARGUMENT', 'no path was given')
       if (init.serverRole === 'receiver') destination = await resolveDestination(init.paths[0], init.sourceCount)
+      // The workers load their plugins while the data streams connect.
+      booted = boot(init.streams)
     },
   })
   const init = session.init
@@ -89,12 +104,12 @@ export async function serveSession(channel: ControlChannel, set: PluginSet, opti
         blockSizeBytes: init.blockSizeBytes,
         preserve: init.preserve,
       })
-      const links = await startReceiverLinks(session, settings, receiver.targetOf)
+      const links = await startReceiverLinks(session, settings, receiver.targetOf, booted)
       const r = await receiver.run(links)
       ended({ filesOk: r.entriesOk, failures: r.failures, bytes: r.bytes })
       await channel.send({ kind: 'done', done: { ok: r.failed === 0, filesOk: BigInt(r.entriesOk), filesFailed: BigInt(r.failed), bytes: BigInt(r.bytes) } })
     } else {
-      const links = await startSenderLinks(session, settings)
+      const links = await startSenderLinks(session, settings, booted)
       const engine = set.registry.resolve('engine', init.serverEngine)
       const s = await new Sender(session, links, { sources: init.paths, recursive: init.recursive, blockSizeBytes: init.blockSizeBytes, checksum, engine }).run()
       ended({ filesOk: s.entriesOk, failures: s.failures, bytes: s.bytes })

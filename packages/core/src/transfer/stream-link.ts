@@ -13,8 +13,8 @@ import type { RecordFrame } from '../protocol/record-decoder'
 import { RecordType } from '../protocol/constants'
 import { RECORD_FRAME_OVERHEAD } from '../protocol/record-crypto'
 import type { DetachedStream } from '../protocol/secure-stream'
-import type { FromWorker, StreamWorkerData, ToWorker, WriteTarget } from './worker-protocol'
-import { Outbox, deserializeError } from './worker-protocol'
+import type { FromWorker, StreamWorkerData, ToWorker, WorkerBoot, WriteTarget } from './worker-protocol'
+import { Outbox, deserializeError, ownBytes } from './worker-protocol'
 
 const WORKER_FILE = path.join(__dirname, 'stream-worker.js')
 
@@ -31,32 +31,63 @@ export function unitsOf(lengthBytes: number, blockSizeBytes: number): number {
   return Math.max(1, Math.ceil((lengthBytes * UNITS_PER_BLOCK) / blockSizeBytes))
 }
 
-/** Starts a stream's worker and resolves once it has loaded its plugins. */
-export async function startWorker(workerData: StreamWorkerData): Promise<Worker> {
-  const worker = new Worker(WORKER_FILE, { workerData })
-  await new Promise<void>((resolve, reject) => {
-    const onMessage = (m: FromWorker) => {
-      if (m.t === 'ready') done()
-      else if (m.t === 'fatal') done(deserializeError(m.error))
+/**
+ * A stream worker that loads its plugins from the moment it is made, so that a session can
+ * start its workers while it connects; start() then gives it its stream.
+ */
+export class BootingWorker {
+  readonly worker: Worker
+  /** Why the thread failed before start() was listening, if it did. */
+  private died: EscpError | undefined
+  private readonly onError = (err: Error) => (this.died ??= escpError('ESCP_ERR_TRANSFER', `a stream worker failed to start: ${err.message}`))
+  private readonly onExit = (code: number) => (this.died ??= escpError('ESCP_ERR_TRANSFER', `a stream worker exited (${code}) while starting`))
+
+  constructor(boot: WorkerBoot) {
+    this.worker = new Worker(WORKER_FILE, { workerData: boot })
+    this.worker.on('error', this.onError)
+    this.worker.on('exit', this.onExit)
+  }
+
+  /** Gives the worker its stream; resolves once it is set up for it. */
+  async start(workerData: StreamWorkerData): Promise<Worker> {
+    const { worker } = this
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onMessage = (m: FromWorker) => {
+          if (m.t === 'ready') done()
+          else if (m.t === 'fatal') done(deserializeError(m.error))
+        }
+        const onError = (err: Error) => done(escpError('ESCP_ERR_TRANSFER', `stream worker ${workerData.index} failed to start: ${err.message}`))
+        const onExit = (code: number) => done(escpError('ESCP_ERR_TRANSFER', `stream worker ${workerData.index} exited (${code}) while starting`))
+        const done = (err?: EscpError) => {
+          worker.off('message', onMessage)
+          worker.off('error', onError)
+          worker.off('exit', onExit)
+          if (err) reject(err)
+          else resolve()
+        }
+        if (this.died) {
+          reject(this.died)
+          return
+        }
+        worker.on('message', onMessage)
+        worker.once('error', onError)
+        worker.once('exit', onExit)
+        worker.postMessage({ t: 'start', data: workerData } satisfies ToWorker)
+      })
+    } catch (err) {
+      void worker.terminate()
+      throw err
+    } finally {
+      worker.off('error', this.onError)
+      worker.off('exit', this.onExit)
     }
-    const onError = (err: Error) => done(escpError('ESCP_ERR_TRANSFER', `stream worker ${workerData.index} failed to start: ${err.message}`))
-    const onExit = (code: number) => done(escpError('ESCP_ERR_TRANSFER', `stream worker ${workerData.index} exited (${code}) while starting`))
-    const done = (err?: EscpError) => {
-      worker.off('message', onMessage)
-      worker.off('error', onError)
-      worker.off('exit', onExit)
-      if (err) {
-        void worker.terminate()
-        reject(err)
-      } else {
-        resolve()
-      }
-    }
-    worker.on('message', onMessage)
-    worker.once('error', onError)
-    worker.once('exit', onExit)
-  })
-  return worker
+    return worker
+  }
+
+  terminate(): Promise<number> {
+    return this.worker.terminate()
+  }
 }
 
 /** Events: 'message' (FromWorker), 'error' (EscpError, once). */
@@ -219,7 +250,7 @@ export class SenderLink extends StreamLink {
     this.inFlight++
     this.inFlightUnits += units
     this.units.set(seq, units)
-    this.post({ t: 'read', seq, fileId, path, offset, length, only, toEnd })
+    this.post({ t: 'read', seq, fileId, path: ownBytes(path), offset, length, only, toEnd })
   }
 
   // By the read's seq: the last block of a file of unknown size comes back shorter than asked.
@@ -366,6 +397,8 @@ export class ReceiverLink extends StreamLink {
       this.waitingUnits -= units
       this.inFlightUnits += units
       this.units.set(this.seq, units)
+      // Kept compact on the file's target, for its later blocks too.
+      if (target) target.path = ownBytes(target.path)
       this.post({ t: 'frame', seq: this.seq++, raw: f.raw, target }, [f.raw.buffer as ArrayBuffer])
     }
     if (this.waitingUnits < this.windowUnits && this.readingPaused && !this.failure) {

@@ -16,11 +16,13 @@ import type { SessionKeys } from '../protocol/keys'
 import type { RecordHeader } from '../protocol/record-header'
 import { RECORD_FRAME_OVERHEAD, RecordOpener, RecordSealer } from '../protocol/record-crypto'
 import { frameOf } from '../protocol/record-decoder'
-import type { FromWorker, StreamWorkerData, ToWorker, WriteTarget } from './worker-protocol'
+import type { FromWorker, StreamWorkerData, ToWorker, WorkerBoot, WriteTarget } from './worker-protocol'
 import { Outbox, serializeError } from './worker-protocol'
 
-const data = workerData as StreamWorkerData
+const boot = workerData as WorkerBoot
 const port = parentPort as NonNullable<typeof parentPort>
+/** The worker's stream, from its 'start' message. */
+let data: StreamWorkerData
 
 const outbox = new Outbox<FromWorker>((messages, transfer) => port.postMessage({ t: 'batch', messages }, transfer))
 
@@ -50,10 +52,19 @@ function own(parts: Uint8Array[]): { frames: Uint8Array[]; transfer: ArrayBuffer
   return { frames, transfer }
 }
 
-async function main(): Promise<void> {
+// The plugins load as soon as the thread runs; the stream's set-up waits for them and for its
+// 'start'. A failure to load is told once the stream is asked of the worker.
+const loaded = (async () => {
   // Before the engine loads, so that the threads it starts inherit the CPU set.
-  if (data.cpus) await pinCurrentThread(data.cpus)
-  const { registry } = await loadPluginSet(data.plugins)
+  if (boot.cpus) await pinCurrentThread(boot.cpus)
+  return loadPluginSet(boot.plugins)
+})()
+loaded.catch(() => {})
+
+/** Sets the worker up for its stream; resolves to what handles the stream's messages. */
+async function start(given: StreamWorkerData): Promise<(msg: ToWorker) => void> {
+  data = given
+  const { registry } = await loaded
   const keys: SessionKeys = { secret: data.secret, sessionId: data.sessionId, cipher: registry.resolve('cipher', data.cipher) }
   const engine = registry.resolve('engine', data.engine)
   const checksum = data.checksum === 'none' ? null : registry.resolve('checksum', data.checksum)
@@ -80,8 +91,7 @@ async function main(): Promise<void> {
     }
     role.handle(msg)
   }
-  port.on('message', handle)
-  post({ t: 'ready' })
+  return handle
 }
 
 /**
@@ -396,4 +406,21 @@ class ReceiverRole {
   }
 }
 
-main().catch((err) => post({ t: 'fatal', error: serializeError(err) }))
+// One listener for the worker's life: the port must never be without one, or messages could
+// wait unseen. Whatever comes before the stream is set up waits for it.
+let handler: ((msg: ToWorker) => void) | undefined
+const early: ToWorker[] = []
+port.on('message', (m: ToWorker) => {
+  if (handler) handler(m)
+  else if (m.t !== 'start') early.push(m)
+  else {
+    start(m.data).then(
+      (h) => {
+        handler = h
+        for (const e of early.splice(0)) h(e)
+        post({ t: 'ready' })
+      },
+      (err) => post({ t: 'fatal', error: serializeError(err) }),
+    )
+  }
+})
