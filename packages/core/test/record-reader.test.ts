@@ -74,9 +74,9 @@ for (const userBuffers of [true, false]) {
     })
 
     /** Reads until END or an error; `pending`: bytes as if read off the socket before. */
-    function collect(pending = Buffer.alloc(0), onFirst?: (reader: protocol.RecordReader) => void): Promise<{ frames: protocol.RecordFrame[]; error?: EscpError }> {
+    function collect(pending = Buffer.alloc(0), onFirst?: (reader: protocol.RecordReader) => void): Promise<{ frames: protocol.SealedRecord[]; error?: EscpError }> {
       return new Promise((resolve) => {
-        const frames: protocol.RecordFrame[] = []
+        const frames: protocol.SealedRecord[] = []
         // Records given with the reader come before readRecords() returns it.
         const started: { reader?: protocol.RecordReader } = {}
         let first = true

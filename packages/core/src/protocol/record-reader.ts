@@ -6,27 +6,32 @@
 import type net from 'node:net'
 import type { EscpError } from '../errors'
 import { RECORD_HEADER_BYTES, TAG_BYTES } from './constants'
-import { RecordDecoder, checkDataRecord, frameOf } from './record-decoder'
-import type { RecordFrame } from './record-decoder'
+import { RecordDecoder, checkDataRecord } from './record-decoder'
 import { decodeHeader } from './record-header'
+import type { RecordHeader } from './record-header'
+
+/**
+ * A record as it came, still sealed: its checked header, and all its bytes in a buffer of its
+ * own (`raw` is the whole of its ArrayBuffer), to be transferred to a worker as it is.
+ */
+export interface SealedRecord {
+  header: RecordHeader
+  raw: Buffer
+}
 
 export interface RecordReaderOptions {
   blockSizeBytes: number
   /** A buffer of exactly `bytes` to hold a record (its contents may be anything). */
   allocate: (bytes: number) => Buffer
   /** Records, in the order they came; may call pause(). */
-  onRecords: (frames: RecordFrame[]) => void
+  onRecords: (records: SealedRecord[]) => void
   /** A record that breaks the protocol; nothing more is read. */
   onError: (err: EscpError) => void
   /** Reading from buffers of its own (net.Socket's `onread`); false: the socket's 'data' events. */
   userBuffers?: boolean
 }
 
-/**
- * The records of a socket that is already connected, starting with bytes read before. Each
- * record comes in a buffer of its own (its `raw` is the whole of its ArrayBuffer), so that it
- * can be transferred to a worker as it is.
- */
+/** The records of a socket that is already connected, starting with bytes read before. */
 export interface RecordReader {
   /** Bytes held that do not yet make a whole record (non-zero at the peer's end: a cut record). */
   readonly pendingBytes: number
@@ -147,7 +152,7 @@ class UserBufferReader implements RecordReader {
   }
 
   private cut(): void {
-    const out: RecordFrame[] = []
+    const out: SealedRecord[] = []
     let start = 0
     let next = this.fullBytes
     try {
@@ -161,14 +166,14 @@ class UserBufferReader implements RecordReader {
         }
         if (start === 0 && need === this.buf.byteLength) {
           // A full-size record fills its buffer exactly (reads stop at its end): it goes on as is.
-          out.push(frameOf(this.buf, this.options.blockSizeBytes))
+          out.push({ header, raw: this.buf })
           this.buf = this.options.allocate(this.fullBytes)
           this.filled = 0
           break
         }
         const raw = this.options.allocate(need)
         this.buf.copy(raw, 0, start, start + need)
-        out.push(frameOf(raw, this.options.blockSizeBytes))
+        out.push({ header, raw })
         start += need
       }
     } catch (err) {
@@ -215,7 +220,7 @@ class ChunkReader implements RecordReader {
 
   private push(chunk: Buffer): void {
     if (this.failed) return
-    let frames: RecordFrame[]
+    let frames
     try {
       frames = this.decoder.push(chunk)
     } catch (err) {
@@ -224,14 +229,14 @@ class ChunkReader implements RecordReader {
       this.options.onError(err as EscpError)
       return
     }
-    if (frames.length > 0) this.options.onRecords(frames.map((f) => this.whole(f)))
+    if (frames.length > 0) this.options.onRecords(frames.map((f) => ({ header: f.header, raw: this.whole(f.raw) })))
   }
 
   // A record that came within one chunk is a view into it: it is copied out, to go on whole.
-  private whole(f: RecordFrame): RecordFrame {
-    if (f.raw.byteOffset === 0 && f.raw.byteLength === f.raw.buffer.byteLength) return f
-    const raw = this.options.allocate(f.raw.byteLength)
-    f.raw.copy(raw)
-    return frameOf(raw, this.options.blockSizeBytes)
+  private whole(raw: Buffer): Buffer {
+    if (raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength) return raw
+    const own = this.options.allocate(raw.byteLength)
+    raw.copy(own)
+    return own
   }
 }

@@ -8,8 +8,7 @@ import { EventEmitter } from 'node:events'
 import { escpError } from '../errors'
 import type { EscpError } from '../errors'
 import { readRecords } from '../protocol/record-reader'
-import type { RecordReader } from '../protocol/record-reader'
-import type { RecordFrame } from '../protocol/record-decoder'
+import type { RecordReader, SealedRecord } from '../protocol/record-reader'
 import { RecordType } from '../protocol/constants'
 import { RECORD_FRAME_OVERHEAD } from '../protocol/record-crypto'
 import type { DetachedStream } from '../protocol/secure-stream'
@@ -329,7 +328,7 @@ export class ReceiverLink extends StreamLink {
   /** Set once the stream's first bytes (read before this link) are cut: they may fill the window. */
   private reader: RecordReader | null = null
   private readingPaused = false
-  private readonly waiting: RecordFrame[] = []
+  private readonly waiting: SealedRecord[] = []
   private waitingUnits = 0
   private inFlightUnits = 0
   /** The units of each record handed to the worker, by its seq, until the worker answers. */
@@ -437,7 +436,7 @@ export class ReceiverLink extends StreamLink {
     for (const c of pending) c.reject(this.failure ?? err)
   }
 
-  private onRecords(frames: RecordFrame[]): void {
+  private onRecords(frames: SealedRecord[]): void {
     if (this.failure) return
     for (const f of frames) {
       if (this.endFramed) {
@@ -456,7 +455,7 @@ export class ReceiverLink extends StreamLink {
   }
 
   /** A record's share of the window, by its payload (END and the like: one unit). */
-  private unitsOf(f: RecordFrame): number {
+  private unitsOf(f: SealedRecord): number {
     return unitsOf(f.header.length, this.blockSizeBytes)
   }
 
