@@ -74,17 +74,24 @@ for (const userBuffers of [true, false]) {
     })
 
     /** Reads until END or an error; `pending`: bytes as if read off the socket before. */
-    function collect(pending = Buffer.alloc(0), onFirst?: (reader: protocol.RecordReader) => void): Promise<{ frames: protocol.SealedRecord[]; error?: EscpError }> {
+    interface Watch {
+      onFirst?: (reader: protocol.RecordReader) => void
+      onBatch?: (records: number) => void
+      blockSizeBytes?: number
+    }
+
+    function collect(pending = Buffer.alloc(0), { onFirst, onBatch, blockSizeBytes = BLOCK }: Watch = {}): Promise<{ frames: protocol.SealedRecord[]; error?: EscpError }> {
       return new Promise((resolve) => {
         const frames: protocol.SealedRecord[] = []
         // Records given with the reader come before readRecords() returns it.
         const started: { reader?: protocol.RecordReader } = {}
         let first = true
         started.reader = readRecords(pair.server, pending, {
-          blockSizeBytes: BLOCK,
+          blockSizeBytes,
           allocate: (bytes) => Buffer.allocUnsafeSlow(bytes),
           userBuffers,
           onRecords: (got) => {
+            onBatch?.(got.length)
             frames.push(...got)
             if (first && onFirst && started.reader) onFirst(started.reader)
             first = false
@@ -125,9 +132,11 @@ for (const userBuffers of [true, false]) {
     it('reads nothing more while paused, and the rest once resumed', async function () {
       const sent = [...Array.from({ length: 20 }, () => record(RecordType.Block, BLOCK)), record(RecordType.End, 0)]
       let paused: protocol.RecordReader | undefined
-      const got = collect(Buffer.alloc(0), (reader) => {
-        reader.pause()
-        paused = reader
+      const got = collect(Buffer.alloc(0), {
+        onFirst: (reader) => {
+          reader.pause()
+          paused = reader
+        },
       })
       pair.client.write(Buffer.concat(sent))
       while (!paused) await new Promise((resolve) => setTimeout(resolve, 5))
@@ -138,6 +147,18 @@ for (const userBuffers of [true, false]) {
       const { frames, error } = await got
       expect(error).to.equal(undefined)
       expect(frames).to.have.length(sent.length)
+    })
+
+    it('hands on a flood of tiny records a read at a time, never more than 256 KiB of them at once', async function () {
+      const sent = [...Array.from({ length: 50_000 }, () => record(RecordType.Keepalive, 0)), record(RecordType.End, 0)]
+      let largest = 0
+      // Blocks of 4 MiB: a read into a whole record's buffer would bring 87,000 such records.
+      const got = collect(Buffer.alloc(0), { onBatch: (n) => (largest = Math.max(largest, n)), blockSizeBytes: 4 << 20 })
+      pair.client.write(Buffer.concat(sent))
+      const { frames, error } = await got
+      expect(error).to.equal(undefined)
+      expect(frames).to.have.length(sent.length)
+      expect(largest).to.be.at.most(Math.ceil((256 * 1024) / (RECORD_HEADER_BYTES + TAG_BYTES)) + 1)
     })
 
     it('stops at a record longer than a block, which no data stream carries', async function () {

@@ -87,17 +87,20 @@ function drainReadable(socket: net.Socket): Buffer[] {
   return out
 }
 
+/** The most one read brings when it is not finishing a full-size record. */
+const READ_CAP_BYTES = 256 * 1024
+
 /**
- * Each record is read into a buffer of the record size of the session. A read is bounded by the
- * end of the record whose header is known, so a full-size record fills its buffer exactly and
- * goes on in it, not copied; small records that arrive together are copied out, each into a
- * buffer of its own size, and a record's first bytes read with another's are moved to the front.
+ * Each record is read into a buffer of the record size of the session. Once a full-size
+ * record's header is in, reads stop at its end, so it fills its buffer exactly and goes on in
+ * it, not copied; small records that arrive together are copied out, each into a buffer of its
+ * own size, and a record's first bytes read with another's are moved to the front.
  */
 class UserBufferReader implements RecordReader {
   private readonly fullBytes: number
   private buf: Buffer
   private filled = 0
-  /** The end of the next read: the end of the record at the front, or of the buffer. */
+  /** The end of the next read (see cut()). */
   private limit: number
   private failed = false
 
@@ -109,10 +112,11 @@ class UserBufferReader implements RecordReader {
   ) {
     this.fullBytes = RECORD_HEADER_BYTES + options.blockSizeBytes + TAG_BYTES
     this.buf = options.allocate(this.fullBytes)
-    this.limit = this.fullBytes
+    this.limit = Math.min(this.fullBytes, READ_CAP_BYTES)
     // The socket reads into the view it is given after each read; bytes cut before it reads
     // move the view, so the first is given once they are.
     for (const bytes of [pending, ...drainReadable(socket)]) this.absorb(bytes)
+    if (this.failed) return
     hooks.install(
       this.view(),
       (bytes) => this.landed(bytes),
@@ -154,14 +158,14 @@ class UserBufferReader implements RecordReader {
   private cut(): void {
     const out: SealedRecord[] = []
     let start = 0
-    let next = this.fullBytes
+    let fullAtFront = false
     try {
       while (this.filled - start >= RECORD_HEADER_BYTES) {
         const header = decodeHeader(this.buf.subarray(start, start + RECORD_HEADER_BYTES), this.options.blockSizeBytes)
         const need = RECORD_HEADER_BYTES + header.length + TAG_BYTES
         checkDataRecord(header, this.options.blockSizeBytes)
         if (this.filled - start < need) {
-          next = need
+          fullAtFront = need === this.fullBytes
           break
         }
         if (start === 0 && need === this.buf.byteLength) {
@@ -186,7 +190,10 @@ class UserBufferReader implements RecordReader {
       this.buf.copy(this.buf, 0, start, this.filled)
       this.filled -= start
     }
-    this.limit = next
+    // A full-size record is read to its end and no further, so that it fills its buffer exactly.
+    // Otherwise a read may bring several records, though never more than READ_CAP_BYTES' worth:
+    // a peer's tiny records (48 bytes each) cost far more to hand on than to read.
+    this.limit = fullAtFront ? this.fullBytes : Math.min(this.fullBytes, this.filled + READ_CAP_BYTES)
     if (out.length > 0) this.options.onRecords(out)
   }
 }

@@ -193,16 +193,24 @@ export async function push(server: ServerProcess, request: TransferRequest, serv
 
 async function pushPrepared(server: ServerProcess, prepared: Prepared, request: TransferRequest, serverHost: string): Promise<TransferSummary> {
   const { o, set, engines } = prepared
-  const booted = bootWorkers(prepared)
+  let booted: BootedWorkers | undefined
   try {
+    booted = bootWorkers(prepared)
     return await withSession(server, set, sessionRequest(o, 'receiver', [request.destination], request.sources.length, engines.receiver), serverHost, async (session) => {
       const links = await startSenderLinks(session, linkSettings(session.init, set, 'client', engines.sender, o.cpus), booted)
       const checksum = o.checksum === 'none' ? null : set.registry.resolve('checksum', o.checksum)
       const engine = set.registry.resolve('engine', engines.sender)
       return new Sender(session, links, { sources: request.sources, recursive: o.recursive, blockSizeBytes: o.blockSizeBytes, checksum, engine, onProgress: request.onProgress, onIssue: request.onIssue }).run()
     })
+  } catch (err) {
+    // Nothing was asked of the server if the workers could not be made: it is stopped here.
+    if (!booted) {
+      server.kill()
+      await server.exited
+    }
+    throw err
   } finally {
-    await booted.close()
+    await booted?.close()
   }
 }
 
@@ -213,8 +221,9 @@ export async function pull(server: ServerProcess, request: TransferRequest, serv
   // The destination is checked before anything is asked of the server.
   const destination = await resolveDestination(request.destination, request.sources.length)
   const started = Date.now()
-  const booted = bootWorkers(prepared)
+  let booted: BootedWorkers | undefined
   try {
+    booted = bootWorkers(prepared)
     return await withSession(server, set, sessionRequest(o, 'sender', request.sources, request.sources.length, engines.sender), serverHost, async (session) => {
     const checksum = o.checksum === 'none' ? null : set.registry.resolve('checksum', o.checksum)
     const engine = set.registry.resolve('engine', engines.receiver)
@@ -237,8 +246,14 @@ export async function pull(server: ServerProcess, request: TransferRequest, serv
       compressor: session.init.compressor,
     }
     })
+  } catch (err) {
+    if (!booted) {
+      server.kill()
+      await server.exited
+    }
+    throw err
   } finally {
-    await booted.close()
+    await booted?.close()
   }
 }
 

@@ -37,7 +37,14 @@ export class BootedWorkers {
     private readonly boot: WorkerBoot,
     count: number,
   ) {
-    this.idle = Array.from({ length: count }, () => new BootingWorker(boot))
+    this.idle = []
+    try {
+      for (let i = 0; i < count; i++) this.idle.push(new BootingWorker(boot))
+    } catch (err) {
+      // A thread that cannot be made (a limit reached) must not leave those made running.
+      for (const w of this.idle.splice(0)) void w.terminate()
+      throw err
+    }
   }
 
   /** A booted worker for `settings`, or a new one where none is left or they boot otherwise. */

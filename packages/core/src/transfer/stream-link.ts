@@ -357,11 +357,7 @@ export class ReceiverLink extends StreamLink {
     this.fullFrameBytes = blockSizeBytes + RECORD_FRAME_OVERHEAD
     // As many as can be in flight and waiting, and one being gathered.
     this.spareLimit = 2 * queueDepth + 1
-    this.socket.on('end', () => {
-      if (this.endFramed || this.failure) return
-      const why = (this.reader?.pendingBytes ?? 0) > 0 ? 'ended in the middle of a record' : 'ended without END'
-      this.fail(escpError('ESCP_ERR_STREAM_CLOSED', `data stream ${this.index} ${why}`))
-    })
+    this.socket.on('end', () => this.ended())
     this.reader = readRecords(this.socket, stream.pending, {
       blockSizeBytes,
       allocate: (bytes) => this.allocate(bytes),
@@ -370,10 +366,18 @@ export class ReceiverLink extends StreamLink {
     })
     if (this.readingPaused) this.reader.pause()
     else this.reader.resume()
+    // The peer's FIN may have come while the stream waited to be taken over: its 'end' is gone.
+    if (this.socket.readableEnded) this.ended()
   }
 
   protected get finished(): boolean {
     return this.endFramed
+  }
+
+  private ended(): void {
+    if (this.endFramed || this.failure) return
+    const why = (this.reader?.pendingBytes ?? 0) > 0 ? 'ended in the middle of a record' : 'ended without END'
+    this.fail(escpError('ESCP_ERR_STREAM_CLOSED', `data stream ${this.index} ${why}`))
   }
 
   /** Call when files are announced: frames held for them move on. */
