@@ -273,6 +273,20 @@ function statsOf(records: readonly RunRecord[], bytes: number): ToolStats[] {
   return stats
 }
 
+/**
+ * Where a target asks more of the link than it carries: scp's rate times the factor, against the
+ * bottleneck's rate (its payload is less still, by the packets' headers).
+ */
+function beyondLink(text: string, stats: readonly ToolStats[], bytes: number, rateBps: number): string {
+  const factor = TARGETS.find((t) => text.startsWith(`${t.tool} `))?.factor
+  const scp = stats.find((s) => s.tool === 'scp')?.medianSeconds ?? null
+  if (!factor || scp === null || !rateBps) return ''
+  const scpMBps = bytes / scp / 1e6
+  const linkMBps = rateBps / 8 / 1e6
+  if (factor * scpMBps <= linkMBps) return ''
+  return `; beyond this link: ${factor}× scp's ${scpMBps.toFixed(0)} MB/s is ${(factor * scpMBps).toFixed(0)} MB/s, more than the ${linkMBps.toFixed(0)} MB/s its bottleneck carries`
+}
+
 function renderSection(report: WanReport, jsonFile: string): string {
   const { link, method } = report
   const rate = link.rateBps ? `${link.rateBps / 1e9} Gbit/s bottleneck per direction (buffer: one rate × RTT product)` : 'no rate limit'
@@ -305,7 +319,7 @@ function renderSection(report: WanReport, jsonFile: string): string {
             '',
           ]
         : []),
-      ...cc.targets.map((t) => `- Target: ${t.text}: ${t.speedup === null ? 'not measured' : `${t.speedup.toFixed(2)}× (median against median), **${t.met ? 'met' : 'not met'}**`}`),
+      ...cc.targets.map((t) => `- Target: ${t.text}: ${t.speedup === null ? 'not measured' : `${t.speedup.toFixed(2)}× (median against median), **${t.met ? 'met' : 'not met'}**`}${beyondLink(t.text, cc.stats, method.bytes, link.rateBps)}`),
       '',
     ]
   })
