@@ -34,6 +34,20 @@ function escp(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv }
   })
 }
 
+/** Pids of the processes whose environment holds `mark`. */
+function processesMarked(mark: string): number[] {
+  const pids: number[] = []
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      if (fs.readFileSync(`/proc/${d}/environ`, 'latin1').includes(mark)) pids.push(Number(d))
+    } catch {
+      // It exited while we looked, or is not ours to read.
+    }
+  }
+  return pids
+}
+
 describe('escp command', function () {
   this.timeout(120_000)
   let work: string
@@ -53,6 +67,23 @@ describe('escp command', function () {
       expect(r.code, r.stderr).to.equal(0)
       expect(r.stderr).to.match(/4\/4 entries/)
       expect(describeTree(path.join(work, 'dst'), true)).to.deep.equal(describeTree(path.join(work, 'src'), true))
+    })
+
+    it('leaves no receiver process behind when it stops before copying, or at a refused option', async function () {
+      fs.writeFileSync(path.join(work, 'a.txt'), 'a')
+      for (const args of [['--blocksize', '1', 'a.txt', 'b.txt'], ['--cipher', 'nope', 'a.txt', 'b.txt']]) {
+        // The receiver child, started as the command starts, inherits this mark.
+        const mark = `escp-test-${process.pid}-${Date.now()}`
+        const r = await escp(args, { cwd: work, env: { ESCP_TEST_MARK: mark } })
+        expect(r.code, args.join(' ')).to.not.equal(0)
+        let left = processesMarked(mark)
+        for (let waited = 0; left.length > 0 && waited < 5000; waited += 100) {
+          await new Promise((resolve) => setTimeout(resolve, 100))
+          left = processesMarked(mark)
+        }
+        expect(left, `${args.join(' ')}: processes still running`).to.deep.equal([])
+        expect(fs.existsSync(path.join(work, 'b.txt'))).to.equal(false)
+      }
     })
 
     it('copies with -C and a chosen cipher, checksum and stream count', async function () {

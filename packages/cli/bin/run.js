@@ -6,10 +6,13 @@
 // libuv's pool serves every file operation of every stream worker; it must be sized before its
 // first use. Measured on 2 cores: 1 thread beats 4 (4 writers of one file spin on its inode lock).
 if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = require('../dist/pool-size').defaultPoolSize()
-require('reflect-metadata')
 const { normalizeArgv } = require('../dist/argv')
+const args = normalizeArgv(process.argv.slice(2))
+// A local copy's receiver child starts now, and loads while this process loads oclif.
+require('../dist/prestart').prestartForLocalCopy(args)
+require('reflect-metadata')
 
 ;(async () => {
   const oclif = await import('@oclif/core')
-  await oclif.execute({ dir: __dirname, args: normalizeArgv(process.argv.slice(2)) })
+  await oclif.execute({ dir: __dirname, args })
 })()

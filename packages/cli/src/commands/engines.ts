@@ -2,6 +2,7 @@
 // can run on this machine and, when not, why.
 import { Command, Flags } from '@oclif/core'
 import { loadPlugins, pluginsFromEnv, PLUGIN_KINDS } from '@escp/core'
+import { BUNDLED_PLUGINS, bundledPluginModules } from '../bundled'
 
 export default class Engines extends Command {
   static override summary = 'List engines, ciphers, compressors and checksums, with availability'
@@ -30,15 +31,14 @@ export default class Engines extends Command {
   }
 }
 
-/** escp's own engine packages, which the CLI ships with and loads like any plugin. */
-export const BUNDLED_PLUGINS: readonly string[] = ['@escp/engine-posix', '@escp/engine-shm', '@escp/engine-uring']
+export { BUNDLED_PLUGINS }
 
 /**
  * Module paths of the bundled plugins, then of installed oclif plugins whose package.json has
  * an "escp" entry.
  */
 export function escpPluginModules(plugins: Iterable<{ root: string; pjson: unknown }>): string[] {
-  const out: string[] = BUNDLED_PLUGINS.map((name) => require.resolve(name))
+  const out: string[] = bundledPluginModules()
   for (const p of plugins) {
     const pjson = p.pjson as { escp?: { plugin?: string }; main?: string }
     if (pjson.escp) out.push(require('node:path').join(p.root, pjson.escp.plugin ?? pjson.main ?? 'index.js'))

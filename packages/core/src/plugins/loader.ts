@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url'
 import { container as rootContainer, Lifecycle } from 'tsyringe'
 import type { DependencyContainer, InjectionToken } from 'tsyringe'
 import { escpError, escpErrorWith, isEscpError } from '../errors'
+import { PLUGINS_ENV } from '../env-names'
 import { checkPlugin, KIND_TOKENS, PLUGIN_KINDS } from './manifest'
 import type { EscpPlugin, PluginManifest, PluginOptions } from './manifest'
 import { emptyRegistrationLog, recordingContainer } from './recording-container'
@@ -14,8 +15,7 @@ import { LOADED_PLUGINS, PluginRegistry, REGISTRATION_OWNERS } from './registry'
 /** The built-in plugin, always loaded first. */
 export const BUILTIN_PLUGIN = '@escp/core/builtin'
 
-/** Environment variable with extra plugin modules, comma-separated (package names or paths). */
-export const PLUGINS_ENV = 'ESCP_PLUGINS'
+export { PLUGINS_ENV }
 
 export const PLUGIN_OPTIONS: InjectionToken<PluginOptions> = Symbol.for('escp:plugin-options')
 

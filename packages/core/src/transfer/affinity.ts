@@ -5,9 +5,9 @@ import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import { escpError } from '../errors'
+import { CPUMASK_ENV } from '../env-names'
 
-/** Environment variable with the server side's CPU set (the loopback child, `escp server`). */
-export const CPUMASK_ENV = 'ESCP_CPUMASK'
+export { CPUMASK_ENV }
 
 /**
  * CPUs from a list ("0-3,8,10-11") or a hex mask ("0x0f": bit i is CPU i; unlike EScp's

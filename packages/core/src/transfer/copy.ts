@@ -2,71 +2,27 @@
 // the control protocol on its stdio: the loopback child (same code, this host), or
 // `ssh host escp server`. Data never goes through that process's pipes: it crosses N
 // encrypted TCP streams.
-import { spawn } from 'node:child_process'
 import net from 'node:net'
-import os from 'node:os'
-import path from 'node:path'
-import type { Readable, Writable } from 'node:stream'
 import { escpError, isEscpError, remoteError } from '../errors'
 import type { EscpError } from '../errors'
-import { loadPlugins, pluginModules, pluginsFromEnv, PLUGINS_ENV } from '../plugins/loader'
+import { loadPlugins, pluginModules, pluginsFromEnv } from '../plugins/loader'
 import type { PluginSet } from '../plugins/loader'
 import { ControlChannel } from '../protocol/control-channel'
 import { startClientSession } from '../protocol/session'
 import type { Session, SessionRequest } from '../protocol/session'
 import type { SourceIssue } from './enumerate'
-import { BOOT_STREAMS_ENV, BootedWorkers, bootOf, startReceiverLinks, startSenderLinks } from './links'
+import { BootedWorkers, bootOf, startReceiverLinks, startSenderLinks } from './links'
+import { loopbackStreams, spawnLoopbackServer } from './loopback-child'
+import type { ServerProcess } from './loopback-child'
 import { splitEngines, withDefaults } from './options'
 import type { TransferOptions } from './options'
 import { resolveDestination } from './paths'
 import { Receiver } from './receiver'
 import { Sender } from './sender'
-import { CPUMASK_ENV } from './affinity'
-import { LOGFILE_ENV } from './session-log'
 import { linkSettings } from './server'
 import type { TransferProgress, TransferSummary } from './summary'
 
-const SERVER_MAIN = path.join(__dirname, 'server-main.js')
 const SOFTWARE = `escp ${(require('../../package.json') as { version: string }).version}`
-/**
- * node:crypto allocates a fresh buffer per record; with glibc's default thresholds each one is
- * an mmap/munmap pair and its page faults. Raising them (measured: ~30% less CPU at the
- * receiver) only works from the environment a process starts with, so the child gets it.
- */
-export const MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456'
-
-/** A process serving the other side of a session on its stdin/stdout. */
-export interface ServerProcess {
-  stdout: Readable
-  stdin: Writable
-  /** The end of what it wrote to stderr (ssh's and the server's own messages). */
-  stderrTail(): string
-  exited: Promise<number | null>
-  kill(): void
-}
-
-/** Starts `command args` as a server process (ssh, or the loopback child). */
-export function spawnServer(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): ServerProcess {
-  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env })
-  let stderr = ''
-  child.stderr.setEncoding('utf8')
-  child.stderr.on('data', (s: string) => (stderr = (stderr + s).slice(-8192)))
-  const exited = new Promise<number | null>((resolve) => {
-    child.once('exit', (code) => resolve(code))
-    child.once('error', (err) => {
-      stderr += `\n${err.message}`
-      resolve(127)
-    })
-  })
-  child.stdin.on('error', () => {})
-  return {
-    stdout: child.stdout,
-    stdin: child.stdin,
-    stderrTail: () => stderr.trim(),
-    exited,
-    kill: () => void child.kill('SIGTERM'),
-  }
-}
 
 /** A server already listening on a Unix socket (`escp server --mgmt PATH`). */
 export async function connectUnixServer(socketPath: string): Promise<ServerProcess> {
@@ -77,22 +33,6 @@ export async function connectUnixServer(socketPath: string): Promise<ServerProce
   socket.on('error', () => {})
   const exited = new Promise<number | null>((resolve) => socket.once('close', () => resolve(0)))
   return { stdout: socket, stdin: socket, stderrTail: () => '', exited, kill: () => void socket.destroy() }
-}
-
-/** The loopback server: this package's server entry point in a child Node process. */
-export function spawnLoopbackServer(plugins: readonly string[], cpus?: readonly number[], logFile?: string, streams?: number): ServerProcess {
-  return spawnServer(process.execPath, [SERVER_MAIN], {
-    ...process.env,
-    [PLUGINS_ENV]: plugins.join(','),
-    ...(streams ? { [BOOT_STREAMS_ENV]: String(streams) } : {}),
-    // Both ends run on this host: the receiver's workers keep to the same CPUs.
-    ...(cpus ? { [CPUMASK_ENV]: cpus.join(',') } : {}),
-    ...(logFile ? { [LOGFILE_ENV]: logFile } : {}),
-    GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? MALLOC_TUNABLES,
-    // One libuv pool thread per core beyond the first (at most 4): on 2 cores one thread
-    // measured fastest, as concurrent writers of one file contend for its inode lock.
-    UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(Math.max(1, Math.min(4, os.availableParallelism() - 1))),
-  })
 }
 
 export interface TransferRequest {
@@ -159,15 +99,6 @@ function bootWorkers({ o, set }: Prepared): BootedWorkers {
   return new BootedWorkers(bootOf({ plugins: set.spec, cpus: o.cpus }), o.streams)
 }
 
-/**
- * Streams of a local copy when none are asked for: one per two cores, 1 to 4. Both ends share
- * the machine and loopback has no latency to hide, so more streams only add threads; measured on
- * 2 cores (2 GiB, 3 runs each): 1 stream 3.2 s median and 157 MiB peak RSS, 4 streams 3.5 s and 310 MiB.
- */
-export function loopbackStreams(cores: number = os.availableParallelism()): number {
-  return Math.max(1, Math.min(4, Math.floor(cores / 2)))
-}
-
 /** Copies `sources` to `destination` on this host, through a loopback child receiver. */
 export async function copy(request: TransferRequest): Promise<TransferSummary> {
   const streams = request.options?.streams ?? loopbackStreams()
@@ -193,25 +124,12 @@ export async function push(server: ServerProcess, request: TransferRequest, serv
 
 async function pushPrepared(server: ServerProcess, prepared: Prepared, request: TransferRequest, serverHost: string): Promise<TransferSummary> {
   const { o, set, engines } = prepared
-  let booted: BootedWorkers | undefined
-  try {
-    booted = bootWorkers(prepared)
-    return await withSession(server, set, sessionRequest(o, 'receiver', [request.destination], request.sources.length, engines.receiver), serverHost, async (session) => {
-      const links = await startSenderLinks(session, linkSettings(session.init, set, 'client', engines.sender, o.cpus), booted)
-      const checksum = o.checksum === 'none' ? null : set.registry.resolve('checksum', o.checksum)
-      const engine = set.registry.resolve('engine', engines.sender)
-      return new Sender(session, links, { sources: request.sources, recursive: o.recursive, blockSizeBytes: o.blockSizeBytes, checksum, engine, onProgress: request.onProgress, onIssue: request.onIssue }).run()
-    })
-  } catch (err) {
-    // Nothing was asked of the server if the workers could not be made: it is stopped here.
-    if (!booted) {
-      server.kill()
-      await server.exited
-    }
-    throw err
-  } finally {
-    await booted?.close()
-  }
+  return withSession(server, prepared, sessionRequest(o, 'receiver', [request.destination], request.sources.length, engines.receiver), serverHost, async (session, booted) => {
+    const links = await startSenderLinks(session, linkSettings(session.init, set, 'client', engines.sender, o.cpus), booted)
+    const checksum = o.checksum === 'none' ? null : set.registry.resolve('checksum', o.checksum)
+    const engine = set.registry.resolve('engine', engines.sender)
+    return new Sender(session, links, { sources: request.sources, recursive: o.recursive, blockSizeBytes: o.blockSizeBytes, checksum, engine, onProgress: request.onProgress, onIssue: request.onIssue }).run()
+  })
 }
 
 /** Fetches `sources` on the server's host into the local `destination`. */
@@ -221,10 +139,7 @@ export async function pull(server: ServerProcess, request: TransferRequest, serv
   // The destination is checked before anything is asked of the server.
   const destination = await resolveDestination(request.destination, request.sources.length)
   const started = Date.now()
-  let booted: BootedWorkers | undefined
-  try {
-    booted = bootWorkers(prepared)
-    return await withSession(server, set, sessionRequest(o, 'sender', request.sources, request.sources.length, engines.sender), serverHost, async (session) => {
+  return withSession(server, prepared, sessionRequest(o, 'sender', request.sources, request.sources.length, engines.sender), serverHost, async (session, booted) => {
     const checksum = o.checksum === 'none' ? null : set.registry.resolve('checksum', o.checksum)
     const engine = set.registry.resolve('engine', engines.receiver)
     const receiver = new Receiver(session, { destination, checksum, engine, blockSizeBytes: o.blockSizeBytes, preserve: o.preserve, onProgress: request.onProgress })
@@ -245,19 +160,37 @@ export async function pull(server: ServerProcess, request: TransferRequest, serv
       checksum: checksum?.name ?? 'none',
       compressor: session.init.compressor,
     }
-    })
+  })
+}
+
+/**
+ * Runs a session with `server`. This side's stream workers boot first, so that they load their
+ * plugins while the session connects; those `run` does not take are stopped at the end.
+ */
+async function withSession(
+  server: ServerProcess,
+  prepared: Prepared,
+  request: SessionRequest,
+  serverHost: string,
+  run: (session: Session, booted: BootedWorkers) => Promise<TransferSummary>,
+): Promise<TransferSummary> {
+  let booted: BootedWorkers
+  try {
+    booted = bootWorkers(prepared)
   } catch (err) {
-    if (!booted) {
-      server.kill()
-      await server.exited
-    }
+    // Nothing was asked of the server yet.
+    server.kill()
+    await server.exited
     throw err
+  }
+  try {
+    return await runSession(server, prepared.set, request, serverHost, (session) => run(session, booted))
   } finally {
-    await booted?.close()
+    await booted.close()
   }
 }
 
-async function withSession(
+async function runSession(
   server: ServerProcess,
   set: PluginSet,
   request: SessionRequest,

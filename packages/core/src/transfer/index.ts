@@ -1,6 +1,8 @@
 // The transfer: enumerate, schedule, send, receive, verify; loopback copies as a library call.
-export { MALLOC_TUNABLES, checkPlugins, connectUnixServer, copy, loopbackStreams, pull, push, sessionRequest, spawnLoopbackServer, spawnServer } from './copy'
-export type { CopyRequest, ServerProcess, TransferRequest } from './copy'
+export { checkPlugins, connectUnixServer, copy, pull, push, sessionRequest } from './copy'
+export type { CopyRequest, TransferRequest } from './copy'
+export { MALLOC_TUNABLES, loopbackStreams, prestartLoopbackServer, spawnLoopbackServer, spawnServer } from './loopback-child'
+export type { ServerProcess } from './loopback-child'
 export { DEFAULT_OPTIONS, splitEngines, withDefaults } from './options'
 export { CPUMASK_ENV, parseCpuSet } from './affinity'
 export type { TransferOptions } from './options'

@@ -22,9 +22,6 @@ function workerData(session: Session, s: LinkSettings, role: 'sender' | 'receive
   }
 }
 
-/** Tells a loopback child how many streams to boot workers for before the session's request. */
-export const BOOT_STREAMS_ENV = 'ESCP_BOOT_STREAMS'
-
 /**
  * Stream workers booted before their session is set up, one per stream it asks for: they load
  * their plugins while the session connects (on 2 cores, while the other side starts up). A

@@ -2,6 +2,7 @@
 // --logfile FILE` or, for a loopback child, ESCP_LOGFILE. A log that cannot be opened is said on
 // stderr and the session goes on without it: logging never fails a transfer.
 import pino from 'pino'
+import { LOGFILE_ENV } from '../env-names'
 
 /** What the server logs through; a pino logger is one. Nothing secret is ever passed to it. */
 export interface SessionLog {
@@ -10,8 +11,7 @@ export interface SessionLog {
   error(fields: object, message: string): void
 }
 
-/** Environment variable naming the loopback child's log file. */
-export const LOGFILE_ENV = 'ESCP_LOGFILE'
+export { LOGFILE_ENV }
 
 /** A JSON-lines log appended to `file` (directories created), or undefined if it cannot be opened. */
 export function openSessionLog(file: string, side: 'server' | 'client' = 'server'): SessionLog | undefined {

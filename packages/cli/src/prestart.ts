@@ -1,0 +1,37 @@
+// A local copy's receiver is a child process of the escp command. Started here, from the entry
+// point, before oclif and the command's modules load, the child's own start-up (Node, escp's
+// core and its plugins) overlaps the command's instead of following it.
+import { loopbackStreams, prestartLoopbackServer } from '@escp/core/loopback'
+import { bundledPluginModules } from './bundled'
+
+/**
+ * Flags after which the command does something else than copy here with the bundled plugins:
+ * a usage message, sources from a file (maybe remote), a control socket, or a child set apart
+ * by its CPUs or log file. With any of them, the copy starts its own child if it needs one.
+ */
+const NOT_PLAIN = ['--help', '-h', '--filelist', '--mgmt', '--cpumask', '--logfile']
+
+/**
+ * Starts the loopback child for `args` (normalized: the command first) when they are a plain
+ * local copy: the copy command, at least two operands, no ':' in any argument (a remote
+ * operand has one: host:path, scp://), and no extra plugins. Says whether it started one.
+ */
+export function prestartForLocalCopy(args: readonly string[], env: NodeJS.ProcessEnv = process.env): boolean {
+  if (args[0] !== 'copy' || (env.ESCP_PLUGINS ?? '').trim() !== '') return false
+  const rest = args.slice(1)
+  if (rest.some((a) => a.includes(':') || NOT_PLAIN.some((f) => a === f || a.startsWith(`${f}=`)))) return false
+  if (rest.filter((a) => !a.startsWith('-')).length < 2) return false
+  prestartLoopbackServer(bundledPluginModules(), streamsAsked(rest) ?? loopbackStreams())
+  return true
+}
+
+// -t N or --parallel N (or --parallel=N): only a hint to the child, which boots that many workers.
+function streamsAsked(args: readonly string[]): number | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]
+    const value = a === '-t' || a === '--parallel' ? args[i + 1] : a.startsWith('--parallel=') ? a.slice('--parallel='.length) : undefined
+    const n = Number(value)
+    if (value !== undefined && Number.isInteger(n) && n >= 1 && n <= 128) return n
+  }
+  return undefined
+}
