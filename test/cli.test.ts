@@ -86,6 +86,13 @@ describe('escp command', function () {
       }
     })
 
+    it('takes repeatable options (-o, --plugin-option) before the operands, as scp takes -o', async function () {
+      fs.writeFileSync(path.join(work, 'a.txt'), 'a')
+      const r = await escp(['-o', 'BatchMode=yes', '-o', 'Compression=no', '--plugin-option', 'uringQueueDepth=32', 'a.txt', 'b.txt'], { cwd: work })
+      expect(r.code, r.stderr).to.equal(0)
+      expect(fs.readFileSync(path.join(work, 'b.txt'), 'utf8')).to.equal('a')
+    })
+
     it('copies with -C and a chosen cipher, checksum and stream count', async function () {
       fs.writeFileSync(path.join(work, 'log.txt'), 'GET /index.html 200\n'.repeat(100_000))
       const r = await escp(['-C', '-t', '2', '--cipher', 'chacha20-poly1305', '--checksum', 'blake3', 'log.txt', 'copy.txt'], { cwd: work })
@@ -218,6 +225,17 @@ describe('escp command', function () {
       const without = await escp(['--checksum', 'sha3-256', 'f', 'h'], { cwd: work })
       expect(without.code).to.equal(2)
       expect(without.stderr).to.contain("no checksum named 'sha3-256'")
+      // Plugin options reach the plugin on both ends (the receiver child too): digests cut to 16
+      // bytes on one end only would verify no file.
+      const cut = await escp(['--checksum', 'sha3-256', '--plugin-option', 'sha3-256.digestBytes=16', 'f', 'i'], { cwd: work, env })
+      expect(cut.code, cut.stderr).to.equal(0)
+      expect(fs.readFileSync(path.join(work, 'i'), 'utf8')).to.equal('plugin data')
+      const refused = await escp(['--checksum', 'sha3-256', '--plugin-option', 'sha3-256.digestBytes=99', 'f', 'j'], { cwd: work, env })
+      expect(refused.code).to.equal(2)
+      expect(refused.stderr).to.contain('ESCP_ERR_BAD_ARGUMENT: the plugin option sha3-256.digestBytes must be 1 to 32, not 99')
+      const malformed = await escp(['--plugin-option', 'digestBytes', 'f', 'k'], { cwd: work, env })
+      expect(malformed.code).to.equal(2)
+      expect(malformed.stderr).to.contain("plugin option 'digestBytes': write NAME=VALUE")
     })
 
     it('runs the control channel over a Unix socket with --mgmt', async function () {

@@ -7,9 +7,9 @@ import { bundledPluginModules } from './bundled'
 /**
  * Flags after which the command does something else than copy here with the bundled plugins:
  * a usage message, sources from a file (maybe remote), a control socket, or a child set apart
- * by its CPUs or log file. With any of them, the copy starts its own child if it needs one.
+ * by its CPUs, log file or plugin options. With any of them, the copy starts its own child if it needs one.
  */
-const NOT_PLAIN = ['--help', '-h', '--filelist', '--mgmt', '--cpumask', '--logfile']
+const NOT_PLAIN = ['--help', '-h', '--filelist', '--mgmt', '--cpumask', '--logfile', '--plugin-option']
 
 /**
  * Starts the loopback child for `args` (normalized: the command first) when they are a plain

@@ -3,6 +3,8 @@
 
 /** Extra plugin modules, comma-separated (package names or paths). */
 export const PLUGINS_ENV = 'ESCP_PLUGINS'
+/** Options for every plugin, a JSON object of strings, numbers and booleans (`uringQueueDepth`). */
+export const PLUGIN_OPTIONS_ENV = 'ESCP_PLUGIN_OPTIONS'
 /** CPUs a server's stream workers keep to (a list such as 0-3,8). */
 export const CPUMASK_ENV = 'ESCP_CPUMASK'
 /** Where a loopback child logs its session (JSON lines). */

@@ -12,11 +12,15 @@ export {
   BUILTIN_PLUGIN,
   PLUGINS_ENV,
   PLUGIN_OPTIONS,
+  PLUGIN_OPTIONS_ENV,
+  checkPluginOptions,
   loadPluginSet,
   loadPlugins,
+  parsePluginOption,
+  pluginOptionsFromEnv,
   pluginsFromEnv,
   resolvePluginModule,
 } from './plugins/loader'
-export type { LoadPluginsOptions, LoadedPlugin, PluginSet, PluginSetSpec } from './plugins/loader'
+export type { LoadPluginsOptions, LoadedPlugin, PluginOptionValue, PluginSet, PluginSetSpec } from './plugins/loader'
 export * as protocol from './protocol'
 export * from './transfer'

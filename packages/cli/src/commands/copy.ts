@@ -2,9 +2,9 @@
 import fs from 'node:fs'
 import { Args, Command, Flags } from '@oclif/core'
 import type { Interfaces } from '@oclif/core'
-import type { TransferOptions, TransferSummary } from '@escp/core'
+import type { PluginOptionValue, TransferOptions, TransferSummary } from '@escp/core'
 import { configArgv, configFiles, loadConfig } from '../config'
-import { escpError, parseCpuSet } from '@escp/core'
+import { escpError, parseCpuSet, parsePluginOption } from '@escp/core'
 import { LineCounter, parseDocument } from 'yaml'
 import { EXIT, exitCodeOf } from '../exit-codes'
 import { escpPluginModules } from './engines'
@@ -48,9 +48,10 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
     'escp-portrange': Flags.integer({ description: 'ports the receiver may use from the first', default: 10, min: 1, max: 1000 }),
     bind: Flags.string({ description: 'address the receiver listens on and the sender connects to' }),
     cpumask: Flags.string({ description: "CPUs for this host's stream workers, a list (0-3,8) or a hex mask (0x0f); the remote host uses its own config's cpumask" }),
+    'plugin-option': Flags.string({ description: "NAME=VALUE for this host's plugins, e.g. uringQueueDepth=64 (repeatable); the remote host uses its own config's", multiple: true, multipleNonGreedy: true, default: [] }),
     filelist: Flags.string({ description: 'sources from FILE, one per line; or a YAML list of [SRC, DST] pairs, each copied in turn' }),
     port: Flags.integer({ char: 'P', description: 'ssh port', min: 1, max: 65535 }),
-    'ssh-option': Flags.string({ char: 'o', description: 'ssh option (repeatable)', multiple: true, default: [] }),
+    'ssh-option': Flags.string({ char: 'o', description: 'ssh option (repeatable)', multiple: true, multipleNonGreedy: true, default: [] }),
     ssh: Flags.string({ char: 'S', description: 'ssh program', default: 'ssh' }),
     escp: Flags.string({ char: 'D', description: 'escp program on the remote host', default: 'escp' }),
     identity: Flags.string({ char: 'i', description: 'ssh identity file' }),
@@ -102,8 +103,10 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
       this.exit(EXIT.usage)
     }
     let cpus: number[] | undefined
+    let pluginOptions: Record<string, PluginOptionValue>
     try {
       cpus = flags.cpumask === undefined ? undefined : parseCpuSet(flags.cpumask)
+      pluginOptions = Object.fromEntries(flags['plugin-option'].map(parsePluginOption))
     } catch (err) {
       process.stderr.write(`escp: ${(err as Error).message}\n`)
       this.exit(exitCodeOf(err))
@@ -126,6 +129,7 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
       ...(flags.bind ? { bindAddress: flags.bind } : {}),
       ...(flags.limit ? { limitBytesPerSec: flags.limit } : {}),
       plugins: escpPluginModules(this.config.plugins.values()),
+      pluginOptions,
     }
     let worst: number = EXIT.ok
     for (const operands of jobs) worst = Math.max(worst, await this.copyOnce(operands, options, flags))

@@ -5,7 +5,7 @@
 import net from 'node:net'
 import { escpError, isEscpError, remoteError } from '../errors'
 import type { EscpError } from '../errors'
-import { loadPlugins, pluginModules, pluginsFromEnv } from '../plugins/loader'
+import { loadPlugins, pluginModules, pluginOptionsFromEnv, pluginsFromEnv } from '../plugins/loader'
 import type { PluginSet } from '../plugins/loader'
 import { ControlChannel } from '../protocol/control-channel'
 import { startClientSession } from '../protocol/session'
@@ -89,7 +89,7 @@ interface Prepared {
 async function prepare(request: TransferRequest): Promise<Prepared> {
   const o = withDefaults(request.options)
   if (request.sources.length === 0) throw escpError('ESCP_ERR_BAD_ARGUMENT', 'no source was given')
-  const set = await loadPlugins({ plugins: [...pluginsFromEnv(), ...o.plugins] })
+  const set = await loadPlugins({ plugins: [...pluginsFromEnv(), ...o.plugins], options: { ...pluginOptionsFromEnv(), ...o.pluginOptions } })
   checkPlugins(set, o)
   return { o, set, engines: splitEngines(o.engine) }
 }
@@ -105,7 +105,7 @@ export async function copy(request: TransferRequest): Promise<TransferSummary> {
   const options = { ...request.options, streams, bindAddress: request.options?.bindAddress || '127.0.0.1' }
   const o = withDefaults(options)
   // The child starts first: its start-up (a Node process loading its plugins) overlaps this one's.
-  const server = spawnLoopbackServer(pluginModules([...pluginsFromEnv(), ...o.plugins]).slice(1), o.cpus, o.serverLogFile, o.streams)
+  const server = spawnLoopbackServer(pluginModules([...pluginsFromEnv(), ...o.plugins]).slice(1), { cpus: o.cpus, logFile: o.serverLogFile, streams: o.streams, pluginOptions: o.pluginOptions })
   let prepared: Prepared
   try {
     prepared = await prepare({ ...request, options })

@@ -6,7 +6,7 @@ import type { ChildProcess } from 'node:child_process'
 import os from 'node:os'
 import path from 'node:path'
 import type { Readable, Writable } from 'node:stream'
-import { BOOT_STREAMS_ENV, CPUMASK_ENV, LOGFILE_ENV, PLUGINS_ENV } from '../env-names'
+import { BOOT_STREAMS_ENV, CPUMASK_ENV, LOGFILE_ENV, PLUGIN_OPTIONS_ENV, PLUGINS_ENV } from '../env-names'
 
 const SERVER_MAIN = path.join(__dirname, 'server-main.js')
 
@@ -69,10 +69,23 @@ export function spawnServer(command: string, args: readonly string[], env: NodeJ
   return server
 }
 
-function loopbackEnv(plugins: readonly string[], cpus?: readonly number[], logFile?: string, streams?: number): NodeJS.ProcessEnv {
+/** How a loopback child is set apart, besides its plugins. */
+export interface LoopbackSettings {
+  /** CPUs its stream workers keep to. */
+  cpus?: readonly number[]
+  /** Its session's JSON-lines log. */
+  logFile?: string
+  /** The session's stream count, for the child to boot its workers before the session asks. */
+  streams?: number
+  /** Options for its plugins, over those this process has in ESCP_PLUGIN_OPTIONS. */
+  pluginOptions?: Readonly<Record<string, string | number | boolean>>
+}
+
+function loopbackEnv(plugins: readonly string[], { cpus, logFile, streams, pluginOptions }: LoopbackSettings): NodeJS.ProcessEnv {
   return {
     ...process.env,
     [PLUGINS_ENV]: plugins.join(','),
+    ...(pluginOptions && Object.keys(pluginOptions).length > 0 ? { [PLUGIN_OPTIONS_ENV]: withInherited(pluginOptions) } : {}),
     ...(streams ? { [BOOT_STREAMS_ENV]: String(streams) } : {}),
     // Both ends run on this host: the receiver's workers keep to the same CPUs.
     ...(cpus ? { [CPUMASK_ENV]: cpus.join(',') } : {}),
@@ -84,16 +97,28 @@ function loopbackEnv(plugins: readonly string[], cpus?: readonly number[], logFi
   }
 }
 
+// The child's ESCP_PLUGIN_OPTIONS: this process's, with `options` over them. Where this
+// process's cannot be read, they go on as they are: the copy reports them before it starts.
+function withInherited(options: Readonly<Record<string, string | number | boolean>>): string {
+  const inherited = process.env[PLUGIN_OPTIONS_ENV]?.trim()
+  try {
+    return JSON.stringify({ ...(inherited ? (JSON.parse(inherited) as object) : {}), ...options })
+  } catch {
+    return inherited as string
+  }
+}
+
 /**
  * The loopback server: this package's server entry point in a child Node process. A child
  * started early with the same plugins (prestartLoopbackServer) is taken instead, when there is
- * one and nothing else sets it apart (CPUs, a log file).
+ * one and nothing else sets it apart (CPUs, a log file, plugin options).
  */
-export function spawnLoopbackServer(plugins: readonly string[], cpus?: readonly number[], logFile?: string, streams?: number): ServerProcess {
+export function spawnLoopbackServer(plugins: readonly string[], settings: LoopbackSettings = {}): ServerProcess {
   const early = takePrestarted(plugins.join(','))
-  if (early && !cpus && !logFile) return early
+  const apart = settings.cpus || settings.logFile || Object.keys(settings.pluginOptions ?? {}).length > 0
+  if (early && !apart) return early
   early?.kill()
-  return spawnServer(process.execPath, [SERVER_MAIN], loopbackEnv(plugins, cpus, logFile, streams))
+  return spawnServer(process.execPath, [SERVER_MAIN], loopbackEnv(plugins, settings))
 }
 
 /** Where a child started early waits, shared by every copy of this module a process loads. */
@@ -109,7 +134,7 @@ const registry = globalThis as unknown as { [PRESTARTED]?: Prestarted }
  */
 export function prestartLoopbackServer(plugins: readonly string[], streams?: number): void {
   registry[PRESTARTED]?.server.kill()
-  const server = start(process.execPath, [SERVER_MAIN], loopbackEnv(plugins, undefined, undefined, streams))
+  const server = start(process.execPath, [SERVER_MAIN], loopbackEnv(plugins, { streams }))
   server.child.unref()
   for (const pipe of [server.child.stdin, server.child.stdout, server.child.stderr]) (pipe as unknown as { unref?: () => void } | null)?.unref?.()
   registry[PRESTARTED] = { plugins: plugins.join(','), server }

@@ -1,6 +1,8 @@
 // What a transfer can be asked to do, with escp's defaults.
 import os from 'node:os'
 import { escpError } from '../errors'
+import { checkPluginOptions } from '../plugins/loader'
+import type { PluginOptionValue } from '../plugins/loader'
 import { DEFAULT_BLOCK_BYTES, MAX_BLOCK_BYTES, MAX_DATA_STREAMS, MAX_QUEUE_DEPTH, MIN_BLOCK_BYTES } from '../protocol/constants'
 
 export interface TransferOptions {
@@ -33,6 +35,11 @@ export interface TransferOptions {
   bindAddress: string
   /** Extra plugin modules (package names or paths), as for ESCP_PLUGINS. */
   plugins: string[]
+  /**
+   * Options for this side's plugins (`loadPlugins`' `options`), over those in
+   * ESCP_PLUGIN_OPTIONS; a loopback child gets the same. A remote host uses its own.
+   */
+  pluginOptions: Record<string, PluginOptionValue>
   /** Pacing of each data stream at the sender, in bytes per second (EScp's --limit). */
   limitBytesPerSec?: number
   /**
@@ -60,6 +67,7 @@ export const DEFAULT_OPTIONS: TransferOptions = {
   portRange: 10,
   bindAddress: '',
   plugins: [],
+  pluginOptions: {},
 }
 
 export function withDefaults(options: Partial<TransferOptions> = {}): TransferOptions {
@@ -80,6 +88,7 @@ export function withDefaults(options: Partial<TransferOptions> = {}): TransferOp
       throw escpError('ESCP_ERR_BAD_ARGUMENT', `cpus must name CPUs of this host (0-${count - 1}), got [${o.cpus.join(', ')}]`)
     }
   }
+  checkPluginOptions(o.pluginOptions, 'pluginOptions')
   if (o.limitBytesPerSec !== undefined && !(o.limitBytesPerSec > 0)) {
     throw escpError('ESCP_ERR_BAD_ARGUMENT', `a rate limit must be positive, got ${o.limitBytesPerSec}`)
   }

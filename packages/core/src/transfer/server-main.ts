@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import type { Readable, Writable } from 'node:stream'
 import { escpError, isEscpError } from '../errors'
-import { loadPlugins, pluginModules, pluginsFromEnv } from '../plugins/loader'
+import { loadPlugins, pluginModules, pluginOptionsFromEnv, pluginsFromEnv } from '../plugins/loader'
 import { MAX_DATA_STREAMS } from '../protocol/constants'
 import { BOOT_STREAMS_ENV } from '../env-names'
 import { BootedWorkers, bootOf } from './links'
@@ -64,13 +64,14 @@ async function runServerOn(input: Readable, output: Writable, software: string, 
     const mask = process.env[CPUMASK_ENV]
     const cpus = mask ? parseCpuSet(mask) : undefined
     const wanted = [...pluginsFromEnv(), ...plugins]
+    const pluginOptions = pluginOptionsFromEnv()
     // Told how many streams are coming (the loopback child is), the workers boot alongside this
     // process's own start-up; a session that turns out otherwise starts its own.
     const streams = Number(process.env[BOOT_STREAMS_ENV])
     if (Number.isInteger(streams) && streams >= 1 && streams <= MAX_DATA_STREAMS) {
-      booted = new BootedWorkers(bootOf({ plugins: { modules: pluginModules(wanted), options: {} }, cpus }), streams)
+      booted = new BootedWorkers(bootOf({ plugins: { modules: pluginModules(wanted), options: pluginOptions }, cpus }), streams)
     }
-    const set = await loadPlugins({ plugins: wanted })
+    const set = await loadPlugins({ plugins: wanted, options: pluginOptions })
     await serveSession(channel, set, { software, defaultAddress: process.env.ESCP_BIND ?? sshServerAddress() ?? '127.0.0.1', ...(cpus ? { cpus } : {}), ...(options.log ? { log: options.log } : {}), ...(booted ? { booted } : {}) })
     return 0
   } catch (err) {
