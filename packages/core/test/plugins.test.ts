@@ -5,7 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { expect } from 'chai'
-import { ESCP_PLUGIN_API_VERSION, PluginRegistry, combineDigests, loadPluginSet, loadPlugins, pluginsFromEnv } from '@escp/core'
+import { ESCP_PLUGIN_API_VERSION, PluginRegistry, checkPluginOptions, combineDigests, loadPluginSet, loadPlugins, parsePluginOption, pluginOptionsFromEnv, pluginsFromEnv } from '@escp/core'
 import { checksumCompliance, expectCode } from '@escp/core/testing'
 
 const CORE = path.dirname(require.resolve('@escp/core/package.json'))
@@ -31,6 +31,26 @@ describe('plugin registry', function () {
     const err = (await expectCode(() => registry.resolve('cipher', 'rot13'), 'ESCP_ERR_UNKNOWN_PLUGIN')) as Error
     expect(err.message).to.contain("no cipher named 'rot13'")
     expect(err.message).to.contain('aes-128-gcm, aes-256-gcm, chacha20-poly1305')
+  })
+})
+
+describe('plugin options', function () {
+  it('reads NAME=VALUE as the command line gives it: plain decimals as numbers, true/false as booleans', function () {
+    expect(['depth=64', 'ratio=-0.5', 'on=true', 'off=false', 'hex=0x10', 'exp=1e3', 'pad= 5', 'empty=', 'eq=a=b'].map(parsePluginOption)).to.deep.equal([
+      ['depth', 64], ['ratio', -0.5], ['on', true], ['off', false], ['hex', '0x10'], ['exp', '1e3'], ['pad', ' 5'], ['empty', ''], ['eq', 'a=b'],
+    ])
+  })
+
+  it('refuses an option that is not NAME=VALUE, and values that are not plain', async function () {
+    await expectCode(() => parsePluginOption('depth'), 'ESCP_ERR_BAD_ARGUMENT')
+    await expectCode(() => parsePluginOption('=5'), 'ESCP_ERR_BAD_ARGUMENT')
+    for (const bad of [[], null, 'x', { n: NaN }, { n: Infinity }, { o: {} }, { a: [1] }]) await expectCode(() => checkPluginOptions(bad, 'test'), 'ESCP_ERR_BAD_ARGUMENT')
+  })
+
+  it('reads ESCP_PLUGIN_OPTIONS as a JSON object, and refuses anything else', async function () {
+    expect(pluginOptionsFromEnv({ ESCP_PLUGIN_OPTIONS: '{"uringQueueDepth": 128, "x": "y"}' })).to.deep.equal({ uringQueueDepth: 128, x: 'y' })
+    expect(pluginOptionsFromEnv({})).to.deep.equal({})
+    for (const bad of ['nope', '[1]', '"ab"', '{"a": null}']) await expectCode(() => pluginOptionsFromEnv({ ESCP_PLUGIN_OPTIONS: bad }), 'ESCP_ERR_BAD_ARGUMENT')
   })
 })
 

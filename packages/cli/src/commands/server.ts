@@ -1,7 +1,7 @@
 // escp server: the peer that `escp` starts over ssh (or as its loopback child). It speaks the
 // control protocol on stdin/stdout; users do not run it by hand.
 import { Command, Flags } from '@oclif/core'
-import { CPUMASK_ENV, PLUGIN_OPTIONS_ENV, openSessionLog, parsePluginOption, runServerOnStdio, runServerOnUnixSocket } from '@escp/core'
+import { CPUMASK_ENV, PLUGIN_OPTIONS_ENV, openSessionLog, parsePluginOption, pluginOptionsFromEnv, runServerOnStdio, runServerOnUnixSocket } from '@escp/core'
 import { configFiles, loadConfig } from '../config'
 import Copy from './copy'
 import { escpPluginModules } from './engines'
@@ -18,20 +18,19 @@ export default class Server extends Command {
     const { flags } = await this.parse(Server)
     // This host's CPU set for its stream workers, and its plugins' options, come from its own
     // config, as each host knows its CPUs and its storage; the environment wins.
-    if (process.env[CPUMASK_ENV] === undefined || process.env[PLUGIN_OPTIONS_ENV] === undefined) {
-      try {
-        const config = loadConfig(configFiles(), new Set(Object.keys(Copy.flags)))
-        const mask = config.cpumask
-        if (mask !== undefined) process.env[CPUMASK_ENV] ??= String(mask)
-        const options = config['plugin-option']
-        if (options !== undefined) {
-          const pairs = (Array.isArray(options) ? options : [options]).map((o) => parsePluginOption(String(o)))
-          process.env[PLUGIN_OPTIONS_ENV] ??= JSON.stringify(Object.fromEntries(pairs))
-        }
-      } catch (err) {
-        process.stderr.write(`escp server: ${(err as Error).message}\n`)
-        this.exit(1)
+    // Plugin options merge name by name, the environment's over the config's.
+    try {
+      const config = loadConfig(configFiles(), new Set(Object.keys(Copy.flags)))
+      const mask = config.cpumask
+      if (mask !== undefined) process.env[CPUMASK_ENV] ??= String(mask)
+      const options = config['plugin-option']
+      if (options !== undefined) {
+        const pairs = (Array.isArray(options) ? options : [options]).map((o) => parsePluginOption(String(o)))
+        process.env[PLUGIN_OPTIONS_ENV] = JSON.stringify({ ...Object.fromEntries(pairs), ...pluginOptionsFromEnv() })
       }
+    } catch (err) {
+      process.stderr.write(`escp server: ${(err as Error).message}\n`)
+      this.exit(1)
     }
     const software = `escp ${this.config.version}`
     // Plugins installed with `escp plugins` serve remote sessions too.

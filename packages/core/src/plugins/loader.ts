@@ -62,7 +62,8 @@ export type PluginOptionValue = string | number | boolean
 export function checkPluginOptions(options: unknown, from: string): Record<string, PluginOptionValue> {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) throw escpError('ESCP_ERR_BAD_ARGUMENT', `${from}: plugin options must be an object of names and values`)
   for (const [name, value] of Object.entries(options)) {
-    if (!['string', 'number', 'boolean'].includes(typeof value)) throw escpError('ESCP_ERR_BAD_ARGUMENT', `${from}: the plugin option '${name}' must be a string, a number or a boolean`)
+    const plain = typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))
+    if (!plain) throw escpError('ESCP_ERR_BAD_ARGUMENT', `${from}: the plugin option '${name}' must be a string, a finite number or a boolean`)
   }
   return options as Record<string, PluginOptionValue>
 }
@@ -81,15 +82,15 @@ export function pluginOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Reco
 }
 
 /**
- * One `NAME=VALUE` plugin option as the command line gives it: a value that reads as a number or
- * as true/false is one; anything else stays a string.
+ * One `NAME=VALUE` plugin option as the command line gives it: a plain decimal (`64`, `-1`,
+ * `0.5`) is a number and true/false a boolean; anything else (`0x10`, `1e3`, ` 5`) stays a string.
  */
 export function parsePluginOption(text: string): [string, PluginOptionValue] {
   const eq = text.indexOf('=')
   if (eq <= 0) throw escpError('ESCP_ERR_BAD_ARGUMENT', `plugin option '${text}': write NAME=VALUE`)
   const name = text.slice(0, eq)
   const raw = text.slice(eq + 1)
-  const value: PluginOptionValue = raw === 'true' ? true : raw === 'false' ? false : raw.trim() !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw
+  const value: PluginOptionValue = raw === 'true' ? true : raw === 'false' ? false : /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw
   return [name, value]
 }
 

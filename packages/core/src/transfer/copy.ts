@@ -12,7 +12,7 @@ import { startClientSession } from '../protocol/session'
 import type { Session, SessionRequest } from '../protocol/session'
 import type { SourceIssue } from './enumerate'
 import { BootedWorkers, bootOf, startReceiverLinks, startSenderLinks } from './links'
-import { loopbackStreams, spawnLoopbackServer } from './loopback-child'
+import { discardPrestartedLoopbackServer, loopbackStreams, spawnLoopbackServer } from './loopback-child'
 import type { ServerProcess } from './loopback-child'
 import { splitEngines, withDefaults } from './options'
 import type { TransferOptions } from './options'
@@ -106,20 +106,28 @@ export async function copy(request: TransferRequest): Promise<TransferSummary> {
   const o = withDefaults(options)
   // The child starts first: its start-up (a Node process loading its plugins) overlaps this one's.
   const server = spawnLoopbackServer(pluginModules([...pluginsFromEnv(), ...o.plugins]).slice(1), { cpus: o.cpus, logFile: o.serverLogFile, streams: o.streams, pluginOptions: o.pluginOptions })
-  let prepared: Prepared
-  try {
-    prepared = await prepare({ ...request, options })
-  } catch (err) {
-    server.kill()
-    await server.exited
-    throw err
-  }
+  const prepared = await beforeSession(server, () => prepare({ ...request, options }))
   return pushPrepared(server, prepared, request, '127.0.0.1')
 }
 
 /** Sends local `sources` to `destination` on the server's host. */
 export async function push(server: ServerProcess, request: TransferRequest, serverHost: string): Promise<TransferSummary> {
-  return pushPrepared(server, await prepare(request), request, serverHost)
+  discardPrestartedLoopbackServer()
+  return pushPrepared(server, await beforeSession(server, () => prepare(request)), request, serverHost)
+}
+
+/**
+ * Runs what must succeed before a session is asked of `server`; if it fails, the server (an ssh
+ * that may have asked for a password already) is stopped, not left running.
+ */
+async function beforeSession<T>(server: ServerProcess, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step()
+  } catch (err) {
+    server.kill()
+    await server.exited
+    throw err
+  }
 }
 
 async function pushPrepared(server: ServerProcess, prepared: Prepared, request: TransferRequest, serverHost: string): Promise<TransferSummary> {
@@ -134,10 +142,11 @@ async function pushPrepared(server: ServerProcess, prepared: Prepared, request: 
 
 /** Fetches `sources` on the server's host into the local `destination`. */
 export async function pull(server: ServerProcess, request: TransferRequest, serverHost: string): Promise<TransferSummary> {
-  const prepared = await prepare(request)
+  discardPrestartedLoopbackServer()
+  const prepared = await beforeSession(server, () => prepare(request))
   const { o, set, engines } = prepared
   // The destination is checked before anything is asked of the server.
-  const destination = await resolveDestination(request.destination, request.sources.length)
+  const destination = await beforeSession(server, () => resolveDestination(request.destination, request.sources.length))
   const started = Date.now()
   return withSession(server, prepared, sessionRequest(o, 'sender', request.sources, request.sources.length, engines.sender), serverHost, async (session, booted) => {
     const checksum = o.checksum === 'none' ? null : set.registry.resolve('checksum', o.checksum)
@@ -174,15 +183,7 @@ async function withSession(
   serverHost: string,
   run: (session: Session, booted: BootedWorkers) => Promise<TransferSummary>,
 ): Promise<TransferSummary> {
-  let booted: BootedWorkers
-  try {
-    booted = bootWorkers(prepared)
-  } catch (err) {
-    // Nothing was asked of the server yet.
-    server.kill()
-    await server.exited
-    throw err
-  }
+  const booted = await beforeSession(server, async () => bootWorkers(prepared))
   try {
     return await runSession(server, prepared.set, request, serverHost, (session) => run(session, booted))
   } finally {

@@ -98,14 +98,17 @@ function loopbackEnv(plugins: readonly string[], { cpus, logFile, streams, plugi
 }
 
 // The child's ESCP_PLUGIN_OPTIONS: this process's, with `options` over them. Where this
-// process's cannot be read, they go on as they are: the copy reports them before it starts.
+// process's are not a JSON object, they go on as they are: the copy reports them before it starts.
 function withInherited(options: Readonly<Record<string, string | number | boolean>>): string {
   const inherited = process.env[PLUGIN_OPTIONS_ENV]?.trim()
+  if (!inherited) return JSON.stringify(options)
+  let parsed: unknown
   try {
-    return JSON.stringify({ ...(inherited ? (JSON.parse(inherited) as object) : {}), ...options })
+    parsed = JSON.parse(inherited)
   } catch {
-    return inherited as string
+    return inherited
   }
+  return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? JSON.stringify({ ...parsed, ...options }) : inherited
 }
 
 /**
@@ -138,6 +141,12 @@ export function prestartLoopbackServer(plugins: readonly string[], streams?: num
   server.child.unref()
   for (const pipe of [server.child.stdin, server.child.stdout, server.child.stderr]) (pipe as unknown as { unref?: () => void } | null)?.unref?.()
   registry[PRESTARTED] = { plugins: plugins.join(','), server }
+}
+
+/** Stops a child started early that no copy will take (the session goes to another host). */
+export function discardPrestartedLoopbackServer(): void {
+  registry[PRESTARTED]?.server.kill()
+  registry[PRESTARTED] = undefined
 }
 
 // The prestarted child, if its plugins are these; a child started with others is stopped.
