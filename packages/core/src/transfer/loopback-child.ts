@@ -1,12 +1,15 @@
 // Server processes on the other end of a control channel: ssh's, and the loopback child. This
-// module loads nothing but Node's own: the escp command starts the loopback child from it
-// before it loads anything else, so that the child's start-up overlaps its own.
+// module loads nothing but Node's own and escp's errors, environment names and plugin-option
+// parsing: the escp command starts the loopback child from it before it loads anything else,
+// so that the child's start-up overlaps its own.
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import os from 'node:os'
 import path from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import { BOOT_STREAMS_ENV, CPUMASK_ENV, LOGFILE_ENV, PLUGIN_OPTIONS_ENV, PLUGINS_ENV } from '../env-names'
+import { pluginOptionsFromEnv } from '../plugins/options'
+import type { PluginOptionValue } from '../plugins/options'
 
 const SERVER_MAIN = path.join(__dirname, 'server-main.js')
 
@@ -77,15 +80,15 @@ export interface LoopbackSettings {
   logFile?: string
   /** The session's stream count, for the child to boot its workers before the session asks. */
   streams?: number
-  /** Options for its plugins, over those this process has in ESCP_PLUGIN_OPTIONS. */
-  pluginOptions?: Readonly<Record<string, string | number | boolean>>
+  /** Options for its plugins, over those this process has in ESCP_PLUGIN_OPTIONS (ESCP_ERR_BAD_ARGUMENT where those are not a JSON object of plain values). */
+  pluginOptions?: Readonly<Record<string, PluginOptionValue>>
 }
 
 function loopbackEnv(plugins: readonly string[], { cpus, logFile, streams, pluginOptions }: LoopbackSettings): NodeJS.ProcessEnv {
   return {
     ...process.env,
     [PLUGINS_ENV]: plugins.join(','),
-    ...(pluginOptions && Object.keys(pluginOptions).length > 0 ? { [PLUGIN_OPTIONS_ENV]: withInherited(pluginOptions) } : {}),
+    ...(pluginOptions && Object.keys(pluginOptions).length > 0 ? { [PLUGIN_OPTIONS_ENV]: JSON.stringify({ ...pluginOptionsFromEnv(), ...pluginOptions }) } : {}),
     ...(streams ? { [BOOT_STREAMS_ENV]: String(streams) } : {}),
     // Both ends run on this host: the receiver's workers keep to the same CPUs.
     ...(cpus ? { [CPUMASK_ENV]: cpus.join(',') } : {}),
@@ -95,20 +98,6 @@ function loopbackEnv(plugins: readonly string[], { cpus, logFile, streams, plugi
     // measured fastest, as concurrent writers of one file contend for its inode lock.
     UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(Math.max(1, Math.min(4, os.availableParallelism() - 1))),
   }
-}
-
-// The child's ESCP_PLUGIN_OPTIONS: this process's, with `options` over them. Where this
-// process's are not a JSON object, they go on as they are: the copy reports them before it starts.
-function withInherited(options: Readonly<Record<string, string | number | boolean>>): string {
-  const inherited = process.env[PLUGIN_OPTIONS_ENV]?.trim()
-  if (!inherited) return JSON.stringify(options)
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(inherited)
-  } catch {
-    return inherited
-  }
-  return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? JSON.stringify({ ...parsed, ...options }) : inherited
 }
 
 /**

@@ -1,8 +1,8 @@
 // What a transfer can be asked to do, with escp's defaults.
 import os from 'node:os'
 import { escpError } from '../errors'
-import { checkPluginOptions } from '../plugins/loader'
-import type { PluginOptionValue } from '../plugins/loader'
+import { checkPluginOptions } from '../plugins/options'
+import type { PluginOptionValue } from '../plugins/options'
 import { DEFAULT_BLOCK_BYTES, MAX_BLOCK_BYTES, MAX_DATA_STREAMS, MAX_QUEUE_DEPTH, MIN_BLOCK_BYTES } from '../protocol/constants'
 
 export interface TransferOptions {
