@@ -206,10 +206,7 @@ export class SenderLink extends StreamLink {
   // Records wait here, in the order they were sealed (their nonces' order), for their turn.
   private readonly paced: { bytes: number; write: () => void }[] = []
   private paceTimer: NodeJS.Timeout | null = null
-  /** Frames of a full block written to the socket, to give back to the worker together. */
-  private readonly written: ArrayBuffer[] = []
   private readonly fullFrameBytes: number
-  private givingBack = false
 
   constructor(
     stream: DetachedStream,
@@ -284,18 +281,10 @@ export class SenderLink extends StreamLink {
   }
 
   // Once written (the socket's callback), a full-block frame's bytes are the kernel's: its
-  // buffer goes back to the worker, in one message for all those written in this turn.
+  // buffer goes back to the worker (with the other messages of this turn, in the Outbox's batch).
   private giveBack(frames: Uint8Array[]): void {
-    for (const f of frames) {
-      if (f.buffer.byteLength === this.fullFrameBytes && f.buffer instanceof ArrayBuffer) this.written.push(f.buffer)
-    }
-    if (this.written.length === 0 || this.givingBack) return
-    this.givingBack = true
-    setImmediate(() => {
-      this.givingBack = false
-      const buffers = this.written.splice(0)
-      if (!this.closing) this.post({ t: 'frames', buffers }, buffers)
-    })
+    const buffers = frames.flatMap((f) => (f.buffer.byteLength === this.fullFrameBytes && f.buffer instanceof ArrayBuffer ? [f.buffer] : []))
+    if (buffers.length > 0 && !this.closing) this.post({ t: 'frames', buffers }, buffers)
   }
 
   // One timer for the queue, never one per record: a record whose turn has come must not pass

@@ -256,7 +256,6 @@ class ReceiverRole {
   private readonly handles = new Map<bigint, Promise<WriteHandle>>()
   private readonly writes = new Map<bigint, Set<Promise<unknown>>>()
   private failed = false
-  private readonly spare: ArrayBuffer[] = []
 
   constructor(
     private readonly engine: IoEngine,
@@ -321,16 +320,11 @@ class ReceiverRole {
   }
 
   // A full-size record's buffer, once nothing reads it, goes back to the main thread to gather
-  // another record into: with those of the same turn, in one message after the answers.
+  // another record into (with the other messages of this turn, in the Outbox's batch).
   private giveBack(raw: Uint8Array): void {
     const whole = raw.buffer
     if (!(whole instanceof ArrayBuffer) || raw.byteLength !== whole.byteLength || whole.byteLength !== data.blockSizeBytes + RECORD_FRAME_OVERHEAD) return
-    this.spare.push(whole)
-    if (this.spare.length > 1) return
-    setImmediate(() => {
-      const buffers = this.spare.splice(0)
-      post({ t: 'records', buffers }, buffers)
-    })
+    post({ t: 'records', buffers: [whole] }, [whole])
   }
 
   private async write(fileId: bigint, target: WriteTarget, offset: number, rawLength: number, compressed: boolean, plain: Uint8Array): Promise<Uint8Array | null> {
