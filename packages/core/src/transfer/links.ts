@@ -29,11 +29,11 @@ function workerData(session: Session, s: LinkSettings, role: 'sender' | 'receive
  */
 export class BootedWorkers {
   private readonly idle: BootingWorker[]
+  /** The boot as JSON: plain data, so the same plugins and CPUs make the same text. */
+  private readonly bootKey: string
 
-  constructor(
-    private readonly boot: WorkerBoot,
-    count: number,
-  ) {
+  constructor(boot: WorkerBoot, count: number) {
+    this.bootKey = JSON.stringify(boot)
     this.idle = []
     try {
       for (let i = 0; i < count; i++) this.idle.push(new BootingWorker(boot))
@@ -47,9 +47,7 @@ export class BootedWorkers {
   /** A booted worker for `settings`, or a new one where none is left or they boot otherwise. */
   take(settings: LinkSettings): BootingWorker {
     const boot = bootOf(settings)
-    // Plain data both: the same plugins and CPUs make the same JSON.
-    const same = JSON.stringify(boot) === JSON.stringify(this.boot)
-    return (same ? this.idle.shift() : undefined) ?? new BootingWorker(boot)
+    return (JSON.stringify(boot) === this.bootKey ? this.idle.shift() : undefined) ?? new BootingWorker(boot)
   }
 
   async close(): Promise<void> {

@@ -24,7 +24,7 @@ export interface ServeOptions {
   cpus?: readonly number[]
   /** This side's log: the session's settings, each failed file, the outcome. */
   log?: SessionLog
-  /** Stream workers booted before the session's request came (closed when it ends). */
+  /** Stream workers booted before the session's request came; whoever booted them closes them. */
   booted?: BootedWorkers
 }
 
@@ -47,11 +47,11 @@ export function linkSettings(init: SessionInit, set: PluginSet, side: 'client' |
 
 /** Serves one session on `channel`. Resolves when it is over; rejects with its error. */
 export async function serveSession(channel: ControlChannel, set: PluginSet, options: ServeOptions): Promise<void> {
-  let booted = options.booted
+  let own: BootedWorkers | undefined
   try {
-    await serve(channel, set, options, (streams) => (booted ??= new BootedWorkers(bootOf({ plugins: set.spec, cpus: options.cpus }), streams)))
+    await serve(channel, set, options, (streams) => options.booted ?? (own ??= new BootedWorkers(bootOf({ plugins: set.spec, cpus: options.cpus }), streams)))
   } finally {
-    await booted?.close()
+    await own?.close()
   }
 }
 
