@@ -87,6 +87,33 @@ function drainReadable(socket: net.Socket): Buffer[] {
   return out
 }
 
+/** What both ways of reading share: pausing the socket, and stopping it at a broken record. */
+abstract class SocketReader implements RecordReader {
+  protected failed = false
+
+  constructor(
+    protected readonly socket: net.Socket,
+    protected readonly options: RecordReaderOptions,
+  ) {}
+
+  abstract get pendingBytes(): number
+
+  pause(): void {
+    this.socket.pause()
+  }
+
+  resume(): void {
+    if (!this.failed) this.socket.resume()
+  }
+
+  /** A record broke the protocol: nothing more is read. */
+  protected stop(err: unknown): void {
+    this.failed = true
+    this.socket.pause()
+    this.options.onError(err as EscpError)
+  }
+}
+
 /** The most one read brings when it is not finishing a full-size record. */
 const READ_CAP_BYTES = 256 * 1024
 
@@ -96,20 +123,15 @@ const READ_CAP_BYTES = 256 * 1024
  * it, not copied; small records that arrive together are copied out, each into a buffer of its
  * own size, and a record's first bytes read with another's are moved to the front.
  */
-class UserBufferReader implements RecordReader {
+class UserBufferReader extends SocketReader {
   private readonly fullBytes: number
   private buf: Buffer
   private filled = 0
   /** The end of the next read (see cut()). */
   private limit: number
-  private failed = false
 
-  constructor(
-    private readonly socket: net.Socket,
-    hooks: UserBufferHooks,
-    pending: Buffer,
-    private readonly options: RecordReaderOptions,
-  ) {
+  constructor(socket: net.Socket, hooks: UserBufferHooks, pending: Buffer, options: RecordReaderOptions) {
+    super(socket, options)
     this.fullBytes = RECORD_HEADER_BYTES + options.blockSizeBytes + TAG_BYTES
     this.buf = options.allocate(this.fullBytes)
     this.limit = Math.min(this.fullBytes, READ_CAP_BYTES)
@@ -126,14 +148,6 @@ class UserBufferReader implements RecordReader {
 
   get pendingBytes(): number {
     return this.filled
-  }
-
-  pause(): void {
-    this.socket.pause()
-  }
-
-  resume(): void {
-    if (!this.failed) this.socket.resume()
   }
 
   private view(): Uint8Array {
@@ -181,9 +195,7 @@ class UserBufferReader implements RecordReader {
         start += need
       }
     } catch (err) {
-      this.failed = true
-      this.socket.pause()
-      this.options.onError(err as EscpError)
+      this.stop(err)
       return
     }
     if (start > 0) {
@@ -199,15 +211,11 @@ class UserBufferReader implements RecordReader {
 }
 
 /** Records from the socket's 'data' events, gathered by a RecordDecoder. */
-class ChunkReader implements RecordReader {
+class ChunkReader extends SocketReader {
   private readonly decoder: RecordDecoder
-  private failed = false
 
-  constructor(
-    private readonly socket: net.Socket,
-    pending: Buffer,
-    private readonly options: RecordReaderOptions,
-  ) {
+  constructor(socket: net.Socket, pending: Buffer, options: RecordReaderOptions) {
+    super(socket, options)
     this.decoder = new RecordDecoder(options.blockSizeBytes, options.allocate, true)
     socket.on('data', (chunk: Buffer) => this.push(chunk))
     if (pending.byteLength > 0) this.push(pending)
@@ -217,23 +225,13 @@ class ChunkReader implements RecordReader {
     return this.decoder.pendingBytes
   }
 
-  pause(): void {
-    this.socket.pause()
-  }
-
-  resume(): void {
-    if (!this.failed) this.socket.resume()
-  }
-
   private push(chunk: Buffer): void {
     if (this.failed) return
     let frames
     try {
       frames = this.decoder.push(chunk)
     } catch (err) {
-      this.failed = true
-      this.socket.pause()
-      this.options.onError(err as EscpError)
+      this.stop(err)
       return
     }
     if (frames.length > 0) this.options.onRecords(frames.map((f) => ({ header: f.header, raw: this.whole(f.raw) })))
