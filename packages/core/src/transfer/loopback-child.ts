@@ -125,11 +125,21 @@ const registry = globalThis as unknown as { [PRESTARTED]?: Prestarted }
  * usage message) closes the child's stdin by exiting, and the child ends.
  */
 export function prestartLoopbackServer(plugins: readonly string[], streams?: number): void {
-  registry[PRESTARTED]?.server.kill()
+  discardPrestartedLoopbackServer()
   const server = start(process.execPath, [SERVER_MAIN], loopbackEnv(plugins, { streams }))
-  server.child.unref()
-  for (const pipe of [server.child.stdin, server.child.stdout, server.child.stderr]) (pipe as unknown as { unref?: () => void } | null)?.unref?.()
+  holdsProcess(server.child, false)
   registry[PRESTARTED] = { plugins: plugins.join(','), server }
+}
+
+/** Whether `child`, and the pipes to it, keep this process running (as a child does by default). */
+function holdsProcess(child: ChildProcess, holds: boolean): void {
+  if (holds) child.ref()
+  else child.unref()
+  for (const pipe of [child.stdin, child.stdout, child.stderr]) {
+    const handle = pipe as unknown as { ref?: () => void; unref?: () => void } | null
+    if (holds) handle?.ref?.()
+    else handle?.unref?.()
+  }
 }
 
 /** Stops a child started early that no copy will take (the session goes to another host). */
@@ -148,7 +158,6 @@ function takePrestarted(plugins: string): ServerProcess | undefined {
     return undefined
   }
   const { child, ...server } = early.server
-  child.ref()
-  for (const pipe of [child.stdin, child.stdout, child.stderr]) (pipe as unknown as { ref?: () => void } | null)?.ref?.()
+  holdsProcess(child, true)
   return server
 }
