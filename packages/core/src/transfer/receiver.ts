@@ -55,8 +55,7 @@ interface InFile {
   written?: Uint8Array
   /** The sender dropped the file (unreadable): no verdict is owed. */
   dropped: boolean
-  finishing: boolean
-  /** finishFile() under way, once begun. */
+  /** finishFile() under way (or done), once begun. */
   finished?: Promise<void>
   /** A discarding engine has been told the file's outcome (finishInSink). */
   sinkTold?: boolean
@@ -263,7 +262,6 @@ export class Receiver extends SessionSide<ReceiverLink> {
       // engine that discards has no file to finish: its handles are closed as usual.
       finishedByWriter: spec.type === 'file' && !holes && !spec.sizeAtEnd && spec.size > 0n && spec.size <= BigInt(this.options.blockSizeBytes) && !this.options.engine.discards,
       dropped: false,
-      finishing: false,
       settled: false,
     }
     this.files.set(spec.id, f)
@@ -447,12 +445,11 @@ export class Receiver extends SessionSide<ReceiverLink> {
   // A file is finished once the sender said so (FileDone or an error report) and every block
   // it sent has been written or dropped.
   private maybeFinish(f: InFile): void {
-    if (f.finishing || f.settled) return
+    if (f.finished || f.settled) return
     // A dropped file finishes at once: its later blocks are discarded on arrival, and closing
     // it in the workers waits for the writes already under way.
     const expected = f.done ? Number(f.done.blocks) : undefined
     if (!f.dropped && (expected === undefined || f.processed < expected)) return
-    f.finishing = true
     f.finished = this.finishFile(f).catch((e: EscpError) => this.abort(e))
   }
 
