@@ -86,8 +86,8 @@ interface Prepared {
   engines: { sender: string; receiver: string }
 }
 
-async function prepare(request: TransferRequest): Promise<Prepared> {
-  const o = withDefaults(request.options)
+/** `o`: the request's options with the defaults, when the caller has them already. */
+async function prepare(request: TransferRequest, o: TransferOptions = withDefaults(request.options)): Promise<Prepared> {
   if (request.sources.length === 0) throw escpError('ESCP_ERR_BAD_ARGUMENT', 'no source was given')
   const set = await loadPlugins({ plugins: [...pluginsFromEnv(), ...o.plugins], options: { ...pluginOptionsFromEnv(), ...o.pluginOptions } })
   checkPlugins(set, o)
@@ -102,11 +102,10 @@ function bootWorkers({ o, set }: Prepared): BootedWorkers {
 /** Copies `sources` to `destination` on this host, through a loopback child receiver. */
 export async function copy(request: TransferRequest): Promise<TransferSummary> {
   const streams = request.options?.streams ?? loopbackStreams()
-  const options = { ...request.options, streams, bindAddress: request.options?.bindAddress || '127.0.0.1' }
-  const o = withDefaults(options)
+  const o = withDefaults({ ...request.options, streams, bindAddress: request.options?.bindAddress || '127.0.0.1' })
   // The child starts first: its start-up (a Node process loading its plugins) overlaps this one's.
   const server = spawnLoopbackServer(pluginModules([...pluginsFromEnv(), ...o.plugins]).slice(1), { cpus: o.cpus, logFile: o.serverLogFile, streams: o.streams, pluginOptions: o.pluginOptions })
-  const prepared = await beforeSession(server, () => prepare({ ...request, options }))
+  const prepared = await beforeSession(server, () => prepare(request, o))
   return pushPrepared(server, prepared, request, '127.0.0.1')
 }
 
