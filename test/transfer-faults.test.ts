@@ -235,6 +235,69 @@ describe('loopback transfer under faults and attacks', function () {
     })
   })
 
+  describe('a sender of bundles (several small files in one record, protocol 1.3)', function () {
+    let dest: string
+
+    beforeEach(function () {
+      dest = path.join(work, 'dest')
+      fs.mkdirSync(dest)
+    })
+
+    const small = [Buffer.from('first file'), Buffer.alloc(3000, 'b'), Buffer.from('third')]
+    const announced = (first = 0n): EntrySpec[] => small.map((data, i) => ({ id: first + BigInt(i), path: `f${i}.txt`, size: BigInt(data.length) }))
+
+    it('gets each file of a bundle it made by hand written and verified', async function () {
+      const peer = await HostileSender.start(set, dest, opts())
+      await peer.announce([{ id: 0n, path: 'sub', type: 'directory', mode: 0o755 }, ...announced(1n).map((e) => ({ ...e, path: `sub/${String(e.path)}` }))])
+      await peer.bundle(1n, small)
+      await peer.done(small.map((data, i) => ({ id: BigInt(i + 1), size: BigInt(data.length), blocks: 1n, digest: peer.digestOf([data]) })))
+      await peer.sessionEnd(4)
+      await within(peer.finish(), 15_000, 'the end of the session')
+      expect([...peer.verdicts.values()].every((v) => v.ok)).to.equal(true)
+      small.forEach((data, i) => expect(fs.readFileSync(path.join(dest, 'sub', `f${i}.txt`))).to.deep.equal(data))
+      expect(leftoverTemps(dest)).to.deep.equal([])
+      await peer.close()
+    })
+
+    it('fails the session with ESCP_ERR_PROTOCOL for a bundle whose bytes disagree with the sizes announced', async function () {
+      const peer = await HostileSender.start(set, dest, opts())
+      await peer.announce(announced())
+      await peer.bundle(0n, [...small.slice(0, 2), Buffer.from('third, longer')])
+      await peer.expectFatal(dest, /bundle of \d+ bytes whose 3 files announce/)
+    })
+
+    it('fails the session with ESCP_ERR_PROTOCOL for a bundle that holds a directory', async function () {
+      const peer = await HostileSender.start(set, dest, opts())
+      await peer.announce([...announced(), { id: 3n, path: 'dir', type: 'directory', mode: 0o755 }])
+      await peer.bundle(1n, [small[1], small[2], Buffer.alloc(0)])
+      const fatal = await within(peer.fatal(), 10_000, "the server's Fatal")
+      expect(fatal.code).to.equal('ESCP_ERR_PROTOCOL')
+      // The directory was answered when it was announced.
+      expect(fatal.message).to.contain('entry 3, which is already answered')
+      await peer.close()
+      expect(leftoverTemps(dest)).to.deep.equal([])
+    })
+
+    it('fails the session with ESCP_ERR_PROTOCOL for a bundle holding a file that already had its block', async function () {
+      const peer = await HostileSender.start(set, dest, opts())
+      await peer.announce(announced())
+      await peer.block(0n, 0, small[0])
+      await peer.done([{ id: 0n, size: BigInt(small[0].length), blocks: 1n, digest: peer.digestOf([small[0]]) }])
+      await peer.bundle(0n, small, 1)
+      const fatal = await within(peer.fatal(), 10_000, "the server's Fatal")
+      expect(fatal.code).to.equal('ESCP_ERR_PROTOCOL')
+      await peer.close()
+      expect(leftoverTemps(dest)).to.deep.equal([])
+    })
+
+    it('fails the session with ESCP_ERR_PROTOCOL for a bundle in a protocol 1.2 session', async function () {
+      const peer = await HostileSender.start(set, dest, opts(), 2)
+      await peer.announce(announced())
+      await peer.bundle(0n, small)
+      await peer.expectFatal(dest, /bundle record in a protocol 1\.2 session/)
+    })
+  })
+
   describe('a transfer hit mid-file', function () {
     const SIZE = 1024 * MiB
     const HIT_AFTER = 64 * MiB
@@ -329,6 +392,24 @@ describe('loopback transfer under faults and attacks', function () {
       expect(summary?.entriesOk).to.equal((summary?.entries ?? 0) - 1)
       const expected = describeTree(src)
       expected.delete('secret.bin')
+      expect(describeTree(path.join(dest, 'src'))).to.deep.equal(expected)
+      expect(leftoverTemps(dest)).to.deep.equal([])
+    })
+
+    it('reports an unreadable small file sent in a bundle by name with EACCES, and verifies the files sent with it', async function () {
+      const src = path.join(work, 'src')
+      for (const name of ['a.txt', 'b.txt', 'c.txt', 'd.txt']) writeRandom(path.join(src, name), 2 * KiB)
+      fs.chmodSync(path.join(src, 'b.txt'), 0o000)
+      const dest = path.join(work, 'dest')
+      fs.mkdirSync(dest)
+      fs.chownSync(dest, NOBODY, NOBODY)
+
+      const { summary, error } = copyAsNobody([src], dest, opts({ recursive: true, streams: 1 }))
+      expect(error, JSON.stringify(error)).to.equal(undefined)
+      expect(summary?.failures.map((f) => [f.path, f.error.code, f.error.errno])).to.deep.equal([[path.join(src, 'b.txt'), 'ESCP_ERR_IO', 'EACCES']])
+      expect(summary?.entriesOk).to.equal(4)
+      const expected = describeTree(src)
+      expected.delete('b.txt')
       expect(describeTree(path.join(dest, 'src'))).to.deep.equal(expected)
       expect(leftoverTemps(dest)).to.deep.equal([])
     })

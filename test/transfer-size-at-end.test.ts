@@ -84,7 +84,7 @@ describe('files whose size is known only at their end (protocol 1.2), at the rec
 
   it('writes the file, takes its size from FileDone, and verifies its digest', async function () {
     const peer = await start()
-    expect(peer.session.sharedMinor).to.equal(2)
+    expect(peer.session.sharedMinor).to.be.at.least(2)
     // The short last block first, as streams may deliver it.
     await send(peer, [[2 * BLOCK, tail], [0, full[0]], [BLOCK, full[1]]])
     await peer.done([{ id: 0n, size: BigInt(2 * BLOCK + 100), blocks: 3n, digest: peer.digestOf([...full, tail]) }])

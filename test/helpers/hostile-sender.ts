@@ -91,6 +91,12 @@ export class HostileSender {
     return this.session.data[stream].send({ type: protocol.RecordType.Block, flags: 0, rawLength: data.byteLength, fileId, offset: BigInt(offset) }, data)
   }
 
+  /** A Bundle record (1.3): the whole contents of the files of consecutive entries from `firstId`, in order. */
+  bundle(firstId: bigint, files: Buffer[], stream = 0): Promise<void> {
+    const data = Buffer.concat(files)
+    return this.session.data[stream].send({ type: protocol.RecordType.Bundle, flags: 0, rawLength: data.byteLength, fileId: firstId, offset: BigInt(files.length) }, data)
+  }
+
   /** The file digest a faithful sender would report for these blocks, in order. */
   digestOf(blocks: Buffer[]): Uint8Array {
     return combineDigests(this.checksum, blocks.map((b) => this.checksum.block(b)))

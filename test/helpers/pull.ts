@@ -35,7 +35,7 @@ export async function pullSpeaking(set: PluginSet, o: TransferOptions, minor: nu
       blockSizeBytes: o.blockSizeBytes,
       preserve: false,
     })
-    const links = await startReceiverLinks(session, linkSettings(session.init, set, 'client', engines.client), receiver.targetOf)
+    const links = await startReceiverLinks(session, linkSettings(session.init, set, 'client', engines.client), receiver)
     const r = await within(receiver.run(links), 30_000, 'the pull')
     const done = await channel.receive(30_000, "the server's SessionDone")
     if (done.kind !== 'done') throw new Error(`expected SessionDone, got ${done.kind}`)

@@ -4,12 +4,17 @@ export const PROTOCOL_MAJOR = 1
 /**
  * 1.1 adds sparse files: a sender may skip blocks that lie in holes (FileSpec.sparse_bytes).
  * 1.2 adds files whose size is known only at their end (FileSpec.size_at_end).
+ * 1.3 adds bundles: several small whole files in one data record (RecordType.Bundle).
  */
-export const PROTOCOL_MINOR = 2
+export const PROTOCOL_MINOR = 3
 /** The first minor version in which a sender may skip the holes of sparse files. */
 export const MINOR_SPARSE_FILES = 1
 /** The first minor version in which a sender may announce a file whose size it learns at its end. */
 export const MINOR_SIZE_AT_END = 2
+/** The first minor version in which a sender may send small files together in Bundle records. */
+export const MINOR_BUNDLES = 3
+/** Files in one Bundle record at most: bounds a receiver's work per record. */
+export const MAX_BUNDLE_FILES = 1024
 
 /** Written by the server before anything else on the control channel. */
 export const CONTROL_PREAMBLE = Buffer.from('ESCP\x00CTL', 'latin1')
@@ -39,6 +44,8 @@ export enum RecordType {
   Rekey = 9,
   BlockDigests = 10,
   SessionEnd = 11,
+  /** Whole files of consecutive entries in one record (1.3): fileId is the first, offset the count. */
+  Bundle = 12,
 }
 
 /** Record flags (header byte 1). */

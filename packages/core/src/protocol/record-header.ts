@@ -1,16 +1,18 @@
 // The 32-byte record header. It travels in clear and is the AAD of its record, so every field
 // is authenticated; the decoder checks it before allocating anything for the payload.
 import { escpError } from '../errors'
-import { FLAG_COMPRESSED, KNOWN_FLAGS, MAX_BLOCK_BYTES, MAX_META_PAYLOAD_BYTES, RECORD_HEADER_BYTES, RecordType, STREAM_PREFIX_BYTES } from './constants'
+import { FLAG_COMPRESSED, KNOWN_FLAGS, MAX_BLOCK_BYTES, MAX_BUNDLE_FILES, MAX_META_PAYLOAD_BYTES, RECORD_HEADER_BYTES, RecordType, STREAM_PREFIX_BYTES } from './constants'
 
 export interface RecordHeader {
   type: RecordType
   flags: number
   /** Ciphertext bytes after the header, the 16-byte tag not included. */
   length: number
-  /** Block records: file bytes the record stands for (after decompression). Otherwise 0. */
+  /** Block and Bundle records: file bytes the record stands for (after decompression). Otherwise 0. */
   rawLength: number
+  /** Block: the file's entry id; Bundle: the first of its files' consecutive entry ids. */
   fileId: bigint
+  /** Block: the block's offset in its file; Bundle: how many files it holds. */
   offset: bigint
 }
 
@@ -30,6 +32,7 @@ export function encodeHeader(h: RecordHeader, into: Buffer = Buffer.allocUnsafe(
 export function maxRecordLength(type: RecordType, blockSizeBytes: number): number {
   switch (type) {
     case RecordType.Block:
+    case RecordType.Bundle:
       // A compressed block that grew is sent raw, so a block record never exceeds the block.
       return blockSizeBytes
     case RecordType.Hello:
@@ -56,13 +59,17 @@ export function decodeHeader(buf: Uint8Array, blockSizeBytes: number = MAX_BLOCK
   const max = maxRecordLength(type, blockSizeBytes)
   if (length > max) throw escpError('ESCP_ERR_PROTOCOL', `a ${RecordType[type]} record of ${length} bytes exceeds the limit of ${max}`)
   const rawLength = b.readUInt32BE(8)
-  if (type === RecordType.Block) {
-    if (rawLength > blockSizeBytes) throw escpError('ESCP_ERR_PROTOCOL', `a block of ${rawLength} bytes exceeds the block size ${blockSizeBytes}`)
-    if ((flags & FLAG_COMPRESSED) === 0 && rawLength !== length) throw escpError('ESCP_ERR_PROTOCOL', 'an uncompressed block whose lengths differ')
+  const carriesFiles = type === RecordType.Block || type === RecordType.Bundle
+  if (carriesFiles) {
+    if (rawLength > blockSizeBytes) throw escpError('ESCP_ERR_PROTOCOL', `a ${type === RecordType.Block ? 'block' : 'bundle'} of ${rawLength} bytes exceeds the block size ${blockSizeBytes}`)
+    if ((flags & FLAG_COMPRESSED) === 0 && rawLength !== length) throw escpError('ESCP_ERR_PROTOCOL', `an uncompressed ${type === RecordType.Block ? 'block' : 'bundle'} whose lengths differ`)
   }
   const fileId = b.readBigUInt64BE(16)
   const offset = b.readBigUInt64BE(24)
-  if (type !== RecordType.Block && (rawLength !== 0 || flags !== 0 || fileId !== 0n || offset !== 0n)) {
+  if (type === RecordType.Bundle && (offset < 1n || offset > BigInt(MAX_BUNDLE_FILES))) {
+    throw escpError('ESCP_ERR_PROTOCOL', `a bundle of ${offset} files, where one holds 1 to ${MAX_BUNDLE_FILES}`)
+  }
+  if (!carriesFiles && (rawLength !== 0 || flags !== 0 || fileId !== 0n || offset !== 0n)) {
     throw escpError('ESCP_ERR_PROTOCOL', `a ${RecordType[type]} record with block fields set`)
   }
   return { type, flags, length, rawLength, fileId, offset }

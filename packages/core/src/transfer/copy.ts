@@ -151,7 +151,7 @@ export async function pull(server: ServerProcess, request: TransferRequest, serv
     const checksum = o.checksum === 'none' ? null : set.registry.resolve('checksum', o.checksum)
     const engine = set.registry.resolve('engine', engines.receiver)
     const receiver = new Receiver(session, { destination, checksum, engine, blockSizeBytes: o.blockSizeBytes, preserve: o.preserve, onProgress: request.onProgress })
-    const links = await startReceiverLinks(session, linkSettings(session.init, set, 'client', engines.receiver, o.cpus), receiver.targetOf, booted)
+    const links = await startReceiverLinks(session, linkSettings(session.init, set, 'client', engines.receiver, o.cpus), receiver, booted)
     const r = await receiver.run(links)
     return {
       ok: r.failures.length === 0,

@@ -1,7 +1,8 @@
 // Starting a session's stream workers and their links on either side.
 import type { Session } from '../protocol/session'
 import { BootingWorker, ReceiverLink, SenderLink } from './stream-link'
-import type { StreamSettings, StreamWorkerData, WorkerBoot, WriteTarget } from './worker-protocol'
+import type { RecordTargets } from './stream-link'
+import type { StreamSettings, StreamWorkerData, WorkerBoot } from './worker-protocol'
 
 export interface LinkSettings extends StreamSettings {
   /** Pacing of each sending stream, bytes per second; 0 for none. */
@@ -82,13 +83,13 @@ export function startSenderLinks(session: Session, s: LinkSettings, booted?: Boo
   )
 }
 
-export function startReceiverLinks(session: Session, s: LinkSettings, targetOf: (fileId: bigint) => WriteTarget | null | undefined, booted?: BootedWorkers): Promise<ReceiverLink[]> {
+export function startReceiverLinks(session: Session, s: LinkSettings, targets: RecordTargets, booted?: BootedWorkers): Promise<ReceiverLink[]> {
   return startAll(
     session,
     async (i) => {
       const d = session.data[i].detach()
       const worker = await (booted?.take(s) ?? new BootingWorker(bootOf(s))).start(workerData(session, s, 'receiver', d.index, d.send, d.receive))
-      return new ReceiverLink(d, worker, s.blockSizeBytes, s.queueDepth, targetOf)
+      return new ReceiverLink(d, worker, s.blockSizeBytes, s.queueDepth, targets)
     },
     (l) => l.close(),
   )

@@ -11,7 +11,7 @@ import type { EscpError } from '../errors'
 import type { Checksum } from '../contracts/checksum'
 import type { IoEngine } from '../contracts/io-engine'
 import { MAX_FILE_SIZE_BYTES, displayPath } from '../contracts/io-engine'
-import { MINOR_SIZE_AT_END, MINOR_SPARSE_FILES, RecordType } from '../protocol/constants'
+import { MINOR_BUNDLES, MINOR_SIZE_AT_END, MINOR_SPARSE_FILES, RecordType } from '../protocol/constants'
 import { decodeErrorReport, decodeFileBatch, decodeFileDone, decodeSessionEnd, encodeErrorReport, encodeVerdicts, errorFromInfo, errorInfoOf } from '../protocol/messages'
 import type { FileDone, FileSpec, Verdict } from '../protocol/messages'
 import type { Session } from '../protocol/session'
@@ -22,7 +22,7 @@ import { checkRelativePath } from './paths'
 import type { Destination } from './paths'
 import type { ReceiverLink } from './stream-link'
 import type { FileFailure, TransferProgress } from './summary'
-import type { FromWorker, WriteTarget } from './worker-protocol'
+import type { BundlePart, FromWorker, WriteTarget } from './worker-protocol'
 import { deserializeError } from './worker-protocol'
 
 interface InFile {
@@ -126,6 +126,36 @@ export class Receiver extends SessionSide<ReceiverLink> {
    * more block than the file's FileDone counts, which could land during or after verification.
    */
   readonly targetOf = (fileId: bigint): WriteTarget | null | undefined => {
+    const f = this.fileFor(fileId)
+    return f && this.ready(f) ? this.claim(f) : undefined
+  }
+
+  /**
+   * For the links: the files of a Bundle record (1.3), each as the one block of its file, or
+   * undefined to hold the record until every one of them is announced and placed. Its files are
+   * `count` consecutive entries from `firstId`, each a file of known size, at most a block and
+   * not empty, whose sizes add up to the record's `rawLength`; anything else is ESCP_ERR_PROTOCOL.
+   */
+  readonly bundleOf = (firstId: bigint, count: number, rawLength: number): BundlePart[] | undefined => {
+    if (this.session.sharedMinor < MINOR_BUNDLES) throw escpError('ESCP_ERR_PROTOCOL', `a bundle record in a protocol 1.${this.session.sharedMinor} session`)
+    const files: InFile[] = []
+    let total = 0
+    for (let i = 0; i < count; i++) {
+      const f = this.fileFor(firstId + BigInt(i))
+      if (!f) return undefined
+      if (f.spec.sizeAtEnd || f.holes || f.spec.size === 0n || f.spec.size > BigInt(this.options.blockSizeBytes)) {
+        throw escpError('ESCP_ERR_PROTOCOL', `a bundle holding '${f.shown}', which is not a file of one block sent whole`)
+      }
+      total += Number(f.spec.size)
+      files.push(f)
+    }
+    if (total !== rawLength) throw escpError('ESCP_ERR_PROTOCOL', `a bundle of ${rawLength} bytes whose ${count} files announce ${total}`)
+    if (!files.every((f) => this.ready(f))) return undefined
+    return files.map((f) => ({ fileId: f.spec.id, length: Number(f.spec.size), target: this.claim(f) }))
+  }
+
+  // The file that a block for `fileId` belongs to; undefined while it may yet be announced.
+  private fileFor(fileId: bigint): InFile | undefined {
     const f = this.files.get(fileId)
     if (!f) {
       // Answered entries are forgotten: no block may follow a verdict.
@@ -134,10 +164,21 @@ export class Receiver extends SessionSide<ReceiverLink> {
       return undefined
     }
     if (f.spec.type !== 'file') throw escpError('ESCP_ERR_PROTOCOL', `a block for '${f.shown}', which is not a file`)
+    return f
+  }
+
+  // Whether a block of the file can go on now: it is placed, or its blocks are dropped.
+  private ready(f: InFile): boolean {
     // Dropped by the sender: blocks already on their way are expected, and no FileDone comes.
-    if (f.dropped) return null
-    if (!f.failed && !f.target) return undefined
+    if (f.dropped) return true
+    if (!f.failed && !f.target) return false
     if (f.done && f.claimed >= Number(f.done.blocks)) throw tooManyBlocks(f)
+    return true
+  }
+
+  // A block of a ready file goes to its target, or is dropped (null).
+  private claim(f: InFile): WriteTarget | null {
+    if (f.dropped) return null
     f.claimed++
     return f.failed ? null : f.target
   }
@@ -148,6 +189,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
       l.on('message', (m: FromWorker) => this.onLinkMessage(l, m))
       l.once('error', (e: EscpError) => this.abort(e))
     }
+    this.noticeEarlyFailures()
     try {
       await this.readMeta()
       while (this.unsettled > 0) await this.sleep()

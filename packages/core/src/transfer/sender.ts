@@ -8,7 +8,7 @@ import type { EscpError } from '../errors'
 import type { Checksum } from '../contracts/checksum'
 import { MAX_FILE_SIZE_BYTES, displayPath } from '../contracts/io-engine'
 import type { IoEngine } from '../contracts/io-engine'
-import { MINOR_SIZE_AT_END, MINOR_SPARSE_FILES, RecordType } from '../protocol/constants'
+import { MAX_BUNDLE_FILES, MINOR_BUNDLES, MINOR_SIZE_AT_END, MINOR_SPARSE_FILES, RecordType } from '../protocol/constants'
 import { decodeErrorReport, decodeVerdicts, encodeErrorReport, encodeFileBatch, encodeFileDone, encodeSessionEnd, errorFromInfo, errorInfoOf } from '../protocol/messages'
 import type { FileDone, FileSpec } from '../protocol/messages'
 import type { Session } from '../protocol/session'
@@ -24,6 +24,8 @@ import type { FromWorker } from './worker-protocol'
 import { deserializeError } from './worker-protocol'
 
 const BATCH_ENTRIES = 256
+/** Files of at most this fraction of a block go together in bundles, to a peer of 1.3 or later. */
+const BUNDLE_FILE_FRACTION = 4
 /** Entries announced and not yet answered by a verdict; bounds memory on both sides. */
 const MAX_OUTSTANDING = 8192
 
@@ -84,6 +86,8 @@ export class Sender extends SessionSide<SenderLink> {
   private holeBytes = 0
   private wireBytes = 0
   private enumerationDone = false
+  /** A flush of the batch is due at the end of this turn (the streams are idle). */
+  private flushSoon = false
   private unsealedFiles = 0
   private readonly started = Date.now()
   private readonly zeros: ZeroBlockDigests | null
@@ -91,6 +95,8 @@ export class Sender extends SessionSide<SenderLink> {
   private readonly skipsHoles: boolean
   /** Files whose size is known only at their end go only to a peer whose protocol carries them (1.2). */
   private readonly sendsSizeAtEnd: boolean
+  /** Small files go together in Bundle records only to a peer whose protocol has them (1.3). */
+  private readonly bundles: boolean
 
   constructor(
     session: Session,
@@ -102,6 +108,7 @@ export class Sender extends SessionSide<SenderLink> {
     this.zeros = options.checksum ? new ZeroBlockDigests(options.checksum, options.blockSizeBytes) : null
     this.skipsHoles = session.sharedMinor >= MINOR_SPARSE_FILES
     this.sendsSizeAtEnd = session.sharedMinor >= MINOR_SIZE_AT_END
+    this.bundles = session.sharedMinor >= MINOR_BUNDLES
   }
 
   async run(): Promise<TransferSummary> {
@@ -109,6 +116,7 @@ export class Sender extends SessionSide<SenderLink> {
       l.on('message', (m: FromWorker) => this.onLinkMessage(m))
       l.once('error', (e: EscpError) => this.abort(e))
     }
+    this.noticeEarlyFailures()
     const metaDone = this.readMeta()
     metaDone.catch((e: EscpError) => this.abort(e))
     try {
@@ -228,8 +236,17 @@ export class Sender extends SessionSide<SenderLink> {
     this.bytesTotal += (entry.sizeBytes ?? 0) - e.holeBytes
     if (entry.type === 'file') this.unsealedFiles++
     this.batch.push(e)
-    // Small batches while the streams are idle keep them busy; full ones otherwise.
-    if (this.batch.length >= BATCH_ENTRIES || (this.queue.length === 0 && this.links.some((l) => l.hasCredit))) this.flushBatch(false)
+    // Small batches while the streams are idle keep them busy; full ones otherwise. An idle
+    // stream waits for the end of this turn, so that the entries found together (a directory's
+    // window of lookups) go together, and their small files in bundles.
+    if (this.batch.length >= BATCH_ENTRIES) this.flushBatch(false)
+    else if (!this.flushSoon && this.queue.length === 0 && this.links.some((l) => l.hasCredit)) {
+      this.flushSoon = true
+      setImmediate(() => {
+        this.flushSoon = false
+        if (!this.enumerationDone) this.flushBatch(false)
+      })
+    }
   }
 
   private flushBatch(last: boolean): void {
@@ -280,6 +297,16 @@ export class Sender extends SessionSide<SenderLink> {
         this.readToEnd(e, link)
         continue
       }
+      if (this.bundles && this.bundled(e)) {
+        const files = this.takeBundle()
+        if (files.length > 1) {
+          link.readBundle(
+            this.seq++,
+            files.map((f) => ({ fileId: f.id, path: f.entry.absPath, length: f.sizeBytes as number })),
+          )
+          continue
+        }
+      }
       const block = e.nextBlock++
       if (e.nextBlock >= e.runs[e.run].end && ++e.run < e.runs.length) e.nextBlock = e.runs[e.run].start
       if (e.run >= e.runs.length) this.queue.shift()
@@ -290,6 +317,32 @@ export class Sender extends SessionSide<SenderLink> {
       if (!only) e.readers.add(link)
       link.read(this.seq++, e.id, e.entry.absPath, offset, length, only)
     }
+  }
+
+  /** A file small enough to go in a bundle: one block, sent whole, of at most a fraction of a block. */
+  private bundled(e: OutEntry): boolean {
+    return !e.toEnd && e.blocks === 1 && e.holeBytes === 0 && e.nextBlock === 0 && (e.sizeBytes as number) <= this.options.blockSizeBytes / BUNDLE_FILE_FRACTION
+  }
+
+  /**
+   * Takes the files at the head of the queue that go in one bundle: small files of consecutive
+   * entries (a Bundle record names only its first and its count), together at most a block.
+   * One file alone is left at the head, to go as a block.
+   */
+  private takeBundle(): OutEntry[] {
+    const files: OutEntry[] = [this.queue[0]]
+    let bytes = this.queue[0].sizeBytes as number
+    for (let i = 1; i < this.queue.length && files.length < MAX_BUNDLE_FILES; i++) {
+      const e = this.queue[i]
+      if (e.failed || e.id !== files[files.length - 1].id + 1n || !this.bundled(e) || bytes + (e.sizeBytes as number) > this.options.blockSizeBytes) break
+      files.push(e)
+      bytes += e.sizeBytes as number
+    }
+    if (files.length > 1) {
+      this.queue.splice(0, files.length)
+      for (const e of files) e.nextBlock = 1
+    }
+    return files
   }
 
   /**

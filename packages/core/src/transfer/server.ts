@@ -104,7 +104,7 @@ async function serve(channel: ControlChannel, set: PluginSet, options: ServeOpti
         blockSizeBytes: init.blockSizeBytes,
         preserve: init.preserve,
       })
-      const links = await startReceiverLinks(session, settings, receiver.targetOf, booted)
+      const links = await startReceiverLinks(session, settings, receiver, booted)
       const r = await receiver.run(links)
       ended({ filesOk: r.entriesOk, failures: r.failures, bytes: r.bytes })
       await channel.send({ kind: 'done', done: { ok: r.failed === 0, filesOk: BigInt(r.entriesOk), filesFailed: BigInt(r.failed), bytes: BigInt(r.bytes) } })

@@ -36,7 +36,7 @@ export class MetaBatch<T> {
   }
 }
 
-export abstract class SessionSide<Link extends { fail(err: EscpError): void }> {
+export abstract class SessionSide<Link extends { fail(err: EscpError): void; readonly error: EscpError | undefined }> {
   protected fatal: EscpError | undefined
   protected links: Link[] = []
   private wake: (() => void) | undefined
@@ -61,6 +61,15 @@ export abstract class SessionSide<Link extends { fail(err: EscpError): void }> {
     for (const l of this.links) l.fail(err)
     this.session.meta.destroy(err)
     this.poke()
+  }
+
+  /**
+   * Fails the session for a link that failed before this side listened to it: a stream's first
+   * records are read as its link is made, and its 'error' then had no one to hear it.
+   */
+  protected noticeEarlyFailures(): void {
+    const failed = this.links.find((l) => l.error)
+    if (failed?.error) this.abort(failed.error)
   }
 
   protected check(): void {

@@ -12,7 +12,7 @@ import type { RecordReader, SealedRecord } from '../protocol/record-reader'
 import { RecordType } from '../protocol/constants'
 import { RECORD_FRAME_OVERHEAD } from '../protocol/record-crypto'
 import type { DetachedStream } from '../protocol/secure-stream'
-import type { FromWorker, StreamWorkerData, ToWorker, WorkerBoot, WriteTarget } from './worker-protocol'
+import type { BundlePart, BundleRead, FromWorker, StreamWorkerData, ToWorker, WorkerBoot, WriteTarget } from './worker-protocol'
 import { Outbox, deserializeError, ownBytes } from './worker-protocol'
 
 const WORKER_FILE = path.join(__dirname, 'stream-worker.js')
@@ -249,6 +249,18 @@ export class SenderLink extends StreamLink {
     this.post({ t: 'read', seq, fileId, path: ownBytes(path), offset, length, only, toEnd })
   }
 
+  /** Small whole files, read and sealed together as one Bundle record. */
+  readBundle(seq: number, files: BundleRead[]): void {
+    const units = unitsOf(
+      files.reduce((n, f) => n + f.length, 0),
+      this.blockSizeBytes,
+    )
+    this.inFlight++
+    this.inFlightUnits += units
+    this.units.set(seq, units)
+    this.post({ t: 'readBundle', seq, files: files.map((f) => ({ ...f, path: ownBytes(f.path) })) })
+  }
+
   // By the read's seq: the last block of a file of unknown size comes back shorter than asked.
   private landed(seq: number): void {
     this.inFlight--
@@ -261,12 +273,13 @@ export class SenderLink extends StreamLink {
   }
 
   protected onWorkerMessage(m: FromWorker): void {
-    if (m.t === 'sealed') {
+    if (m.t === 'sealed' || m.t === 'bundleSealed') {
       const write = () =>
         this.writeFrames(m.frames, () => {
           this.giveBack(m.frames)
           this.landed(m.seq)
-          this.emit('message', m)
+          if (m.t === 'sealed') this.emit('message', m)
+          else this.emitParts(m)
         })
       if (this.rateLimitBytesPerSec <= 0) {
         write()
@@ -278,6 +291,17 @@ export class SenderLink extends StreamLink {
       this.landed(m.seq)
       this.emit('message', m)
     }
+  }
+
+  // Each file of a sealed bundle is told to the sender as the one block of its file (sealed),
+  // or as a read that failed; the record's bytes on the wire count with its first file read.
+  private emitParts(m: Extract<FromWorker, { t: 'bundleSealed' }>): void {
+    const first = m.parts.findIndex((p) => !p.error)
+    m.parts.forEach((p, i) => {
+      const wireBytes = i === first ? m.wireBytes : 0
+      if (p.error) this.emit('message', { t: 'readFailed', seq: m.seq, fileId: p.fileId, length: p.length, error: p.error } satisfies FromWorker)
+      else this.emit('message', { t: 'sealed', seq: m.seq, fileId: p.fileId, offset: 0, length: p.length, wireBytes, digest: p.digest, frames: [] } satisfies FromWorker)
+    })
   }
 
   // Once written (the socket's callback), a full-block frame's bytes are the kernel's: its
@@ -305,6 +329,17 @@ export class SenderLink extends StreamLink {
       next.write()
     }
   }
+}
+
+/** Where a receiver's records go: the receiver answers for the files announced to it. */
+export interface RecordTargets {
+  /**
+   * Where the blocks of a file go; null drops them; undefined holds them (not announced yet, or
+   * still being placed). Throws ESCP_ERR_PROTOCOL for a block no announcement can claim.
+   */
+  targetOf(fileId: bigint): WriteTarget | null | undefined
+  /** The files of a Bundle record, or undefined to hold it until each is ready. Throws ESCP_ERR_PROTOCOL. */
+  bundleOf(firstId: bigint, count: number, rawLength: number): BundlePart[] | undefined
 }
 
 /**
@@ -339,7 +374,7 @@ export class ReceiverLink extends StreamLink {
     worker: Worker,
     private readonly blockSizeBytes: number,
     queueDepth: number,
-    private readonly targetOf: (fileId: bigint) => WriteTarget | null | undefined,
+    private readonly targets: RecordTargets,
   ) {
     super(stream, worker)
     this.windowUnits = queueDepth * UNITS_PER_BLOCK
@@ -375,23 +410,29 @@ export class ReceiverLink extends StreamLink {
       const f = this.waiting[0]
       const units = this.unitsOf(f)
       if (this.inFlightUnits + units > this.windowUnits) break
+      const { type, fileId, offset, rawLength } = f.header
       let target: WriteTarget | null | undefined = null
-      if (f.header.type === RecordType.Block) {
-        try {
-          target = this.targetOf(f.header.fileId)
-        } catch (err) {
-          this.fail(err as EscpError)
-          return
-        }
-        if (target === undefined) break
+      let parts: BundlePart[] | undefined
+      try {
+        if (type === RecordType.Block) target = this.targets.targetOf(fileId)
+        else if (type === RecordType.Bundle) parts = this.targets.bundleOf(fileId, Number(offset), rawLength)
+      } catch (err) {
+        this.fail(err as EscpError)
+        return
       }
+      if (target === undefined || (type === RecordType.Bundle && !parts)) break
       this.waiting.shift()
       this.waitingUnits -= units
       this.inFlightUnits += units
       this.units.set(this.seq, units)
       // Kept compact on the file's target, for its later blocks too.
       if (target) target.path = ownBytes(target.path)
-      this.post({ t: 'frame', seq: this.seq++, raw: f.raw, target }, [f.raw.buffer as ArrayBuffer])
+      if (parts) {
+        for (const p of parts) if (p.target) p.target.path = ownBytes(p.target.path)
+        this.post({ t: 'bundle', seq: this.seq++, raw: f.raw, parts }, [f.raw.buffer as ArrayBuffer])
+      } else {
+        this.post({ t: 'frame', seq: this.seq++, raw: f.raw, target }, [f.raw.buffer as ArrayBuffer])
+      }
     }
     if (this.waitingUnits < this.windowUnits && this.readingPaused && !this.failure) {
       this.readingPaused = false
@@ -452,6 +493,18 @@ export class ReceiverLink extends StreamLink {
     return unitsOf(f.header.length, this.blockSizeBytes)
   }
 
+  // Each file of a written bundle is told to the receiver as the one block of its file: written
+  // (the record's bytes on the wire count with its first), failed, or dropped.
+  private emitParts(m: Extract<FromWorker, { t: 'bundleWritten' }>): void {
+    m.parts.forEach((p, i) => {
+      const { seq } = m
+      const { fileId } = p
+      if (p.dropped) this.emit('message', { t: 'discarded', seq, fileId } satisfies FromWorker)
+      else if (p.error) this.emit('message', { t: 'writeFailed', seq, fileId, error: p.error } satisfies FromWorker)
+      else this.emit('message', { t: 'written', seq, fileId, offset: 0, length: p.length, wireBytes: i === 0 ? m.wireBytes : 0, digest: p.digest } satisfies FromWorker)
+    })
+  }
+
   // A full-size record is gathered into a buffer the worker gave back, when there is one: the
   // receiver's memory then stays at its window, not at what the workers' collectors have yet to
   // free, and no page of a new buffer is faulted in per record.
@@ -461,11 +514,12 @@ export class ReceiverLink extends StreamLink {
   }
 
   protected onWorkerMessage(m: FromWorker): void {
-    if (m.t === 'written' || m.t === 'discarded' || m.t === 'writeFailed' || m.t === 'endReceived' || m.t === 'rekeyed') {
+    if (m.t === 'written' || m.t === 'discarded' || m.t === 'writeFailed' || m.t === 'endReceived' || m.t === 'rekeyed' || m.t === 'bundleWritten') {
       this.inFlightUnits -= this.units.get(m.seq) ?? 0
       this.units.delete(m.seq)
       if (m.t === 'endReceived') this.endReceived = true
-      if (m.t !== 'rekeyed') this.emit('message', m)
+      if (m.t === 'bundleWritten') this.emitParts(m)
+      else if (m.t !== 'rekeyed') this.emit('message', m)
       this.pump()
     } else if (m.t === 'records') {
       for (const b of m.buffers) if (this.spare.length < this.spareLimit && b.byteLength === this.fullFrameBytes) this.spare.push(b)

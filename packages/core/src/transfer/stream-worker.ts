@@ -16,7 +16,7 @@ import type { SessionKeys } from '../protocol/keys'
 import type { RecordHeader } from '../protocol/record-header'
 import { RECORD_FRAME_OVERHEAD, RecordOpener, RecordSealer } from '../protocol/record-crypto'
 import { frameOf } from '../protocol/record-decoder'
-import type { FromWorker, StreamWorkerData, ToWorker, WorkerBoot, WriteTarget } from './worker-protocol'
+import type { BundleOutcome, FromWorker, StreamWorkerData, ToWorker, WorkerBoot, WriteTarget } from './worker-protocol'
 import { Outbox, serializeError } from './worker-protocol'
 
 const boot = workerData as WorkerBoot
@@ -146,11 +146,11 @@ class SenderRole {
   // blocks before them (a consumer region that takes blocks in order) could otherwise hold a
   // stream's whole window with later blocks while the one they wait for queues behind them.
   handle(msg: ToWorker): void {
-    if (msg.t === 'read') {
+    if (msg.t === 'read' || msg.t === 'readBundle') {
       const mine = this.turn
       let done = (): void => {}
       this.turn = new Promise<void>((resolve) => (done = resolve))
-      void this.read(msg, mine).finally(done)
+      void (msg.t === 'read' ? this.read(msg, mine) : this.readBundle(msg, mine)).finally(done)
     } else if (msg.t === 'close') void this.close(msg.fileId)
     else if (msg.t === 'frames') this.spareFrames.push(...msg.buffers.slice(0, data.queueDepth + 2 - this.spareFrames.length))
   }
@@ -189,15 +189,7 @@ class SenderRole {
       }
       const view = buf.subarray(0, msg.length)
       const digest = this.checksum ? this.checksum.block(view) : null
-      let payload: Uint8Array = view
-      let flags = 0
-      if (this.compressor && packed) {
-        const c = this.compressor.compress(view, packed.subarray(0, msg.length - 1), data.compressionLevel)
-        if (c !== null) {
-          payload = packed.subarray(0, c)
-          flags = FLAG_COMPRESSED
-        }
-      }
+      const { flags, payload } = this.compress(view, packed)
       let o: { frames: Uint8Array[]; transfer: ArrayBuffer[] }
       try {
         o = this.seal({ type: RecordType.Block, flags, rawLength: msg.length, fileId: msg.fileId, offset: BigInt(msg.offset) }, payload)
@@ -214,6 +206,76 @@ class SenderRole {
       this.pool.release(buffers)
       if (msg.only) void this.close(msg.fileId)
     }
+  }
+
+  /**
+   * Small whole files read one after another into one buffer and sealed as one Bundle record.
+   * A file that cannot be read, or whose size changed, goes as zeros and is answered with its
+   * error: the sender drops it, the receiver with it, and the others still arrive.
+   */
+  private async readBundle(msg: Extract<ToWorker, { t: 'readBundle' }>, turn: Promise<void>): Promise<void> {
+    const buffers = await this.pool.acquire(this.compressor ? 2 : 1)
+    const [buf, packed] = buffers
+    try {
+      const views: Uint8Array[] = []
+      let total = 0
+      for (const f of msg.files) {
+        views.push(buf.subarray(total, total + f.length))
+        total += f.length
+      }
+      const errors = await Promise.all(
+        msg.files.map((f, i) =>
+          this.readWhole(Buffer.from(f.path.buffer, f.path.byteOffset, f.path.byteLength), views[i]).then(
+            () => undefined,
+            (err: unknown) => {
+              views[i].fill(0)
+              return serializeError(err)
+            },
+          ),
+        ),
+      )
+      await turn
+      const parts: BundleOutcome[] = msg.files.map((f, i) => {
+        const error = errors[i]
+        return error ? { fileId: f.fileId, length: f.length, digest: null, error } : { fileId: f.fileId, length: f.length, digest: this.checksum ? this.checksum.block(views[i]) : null }
+      })
+      const { flags, payload } = this.compress(buf.subarray(0, total), packed)
+      let o: { frames: Uint8Array[]; transfer: ArrayBuffer[] }
+      try {
+        o = this.seal({ type: RecordType.Bundle, flags, rawLength: total, fileId: msg.files[0].fileId, offset: BigInt(msg.files.length) }, payload)
+      } catch (err) {
+        post({ t: 'fatal', error: serializeError(err) })
+        return
+      }
+      post({ t: 'bundleSealed', seq: msg.seq, wireBytes: payload.byteLength, frames: o.frames, parts }, o.transfer)
+    } finally {
+      this.pool.release(buffers)
+    }
+  }
+
+  // A whole small file of exactly `view.byteLength` bytes, in one engine call where it has one.
+  private async readWhole(path: Buffer, view: Uint8Array): Promise<void> {
+    let n: number
+    if (this.engine.readFile) {
+      n = await this.engine.readFile(path, view)
+    } else {
+      const h = await this.engine.openRead(path, { direct: false })
+      try {
+        n = await h.read(view, 0)
+      } finally {
+        await h.close().catch(() => {})
+      }
+    }
+    if (n !== view.byteLength) throw escpError('ESCP_ERR_SOURCE_CHANGED', path.toString(), `read ${n} bytes where ${view.byteLength} were expected (the file shrank)`)
+  }
+
+  // The compressed form of `view` in `packed` where a compressor makes it smaller; else `view` raw.
+  private compress(view: Uint8Array, packed: Uint8Array | undefined): { flags: number; payload: Uint8Array } {
+    if (this.compressor && packed && view.byteLength > 0) {
+      const c = this.compressor.compress(view, packed.subarray(0, view.byteLength - 1), data.compressionLevel)
+      if (c !== null) return { flags: FLAG_COMPRESSED, payload: packed.subarray(0, c) }
+    }
+    return { flags: 0, payload: view }
   }
 
   // With a cipher that seals into a buffer, the record is sealed straight from the block into
@@ -267,36 +329,46 @@ class ReceiverRole {
 
   handle(msg: ToWorker): void {
     if (msg.t === 'frame') this.frame(msg)
+    else if (msg.t === 'bundle') this.bundle(msg)
     else if (msg.t === 'close') void this.close(msg.fileId)
   }
 
-  // Opening is synchronous and in arrival order: the nonce counter demands it. Writes then
-  // run concurrently.
-  private frame(msg: Extract<ToWorker, { t: 'frame' }>): void {
-    if (this.failed) return
+  /**
+   * Opens a record where it lies (its buffer came whole from the main thread); null once the
+   * record is dealt with: a key change or END answered, or the stream failed. Opening is
+   * synchronous and in arrival order, as the nonce counter demands; writes then run concurrently.
+   */
+  private open(raw: Uint8Array, seq: number, expected: RecordType): { header: RecordHeader; plain: Uint8Array } | null {
+    if (this.failed) return null
     let plain: Uint8Array | null
     let f
     try {
-      f = frameOf(Buffer.from(msg.raw.buffer, msg.raw.byteOffset, msg.raw.byteLength), data.blockSizeBytes)
-      // The record's buffer came whole from the main thread: its payload is decrypted where it lies.
+      f = frameOf(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength), data.blockSizeBytes)
       plain = this.opener.openInPlace(f.header, f.headerBytes, f.ciphertext, f.tag)
     } catch (err) {
       this.failed = true
       const e = (err as { code?: string }).code === 'ESCP_ERR_AUTH' ? escpError('ESCP_ERR_AUTH', `a record on data stream ${data.index}`) : err
       post({ t: 'fatal', error: serializeError(e) })
-      return
+      return null
     }
     const h = f.header
     if (plain === null || h.type === RecordType.End) {
-      this.giveBack(msg.raw)
-      post(plain === null ? { t: 'rekeyed', seq: msg.seq } : { t: 'endReceived', seq: msg.seq })
-      return
+      this.giveBack(raw)
+      post(plain === null ? { t: 'rekeyed', seq } : { t: 'endReceived', seq })
+      return null
     }
-    if (h.type !== RecordType.Block) {
+    if (h.type !== expected) {
       this.failed = true
       post({ t: 'fatal', error: serializeError(escpError('ESCP_ERR_PROTOCOL', `a ${RecordType[h.type]} record on data stream ${data.index}`)) })
-      return
+      return null
     }
+    return { header: h, plain }
+  }
+
+  private frame(msg: Extract<ToWorker, { t: 'frame' }>): void {
+    const opened = this.open(msg.raw, msg.seq, RecordType.Block)
+    if (!opened) return
+    const { header: h, plain } = opened
     const fileId = h.fileId
     const offset = Number(h.offset)
     if (!msg.target) {
@@ -311,7 +383,56 @@ class ReceiverRole {
         (err) => post({ t: 'writeFailed', seq: msg.seq, fileId, error: serializeError(err) }),
       )
       .finally(() => this.giveBack(msg.raw))
-    // A file finished here gets no 'close': its closing has nothing to wait for.
+    this.track(fileId, target, p)
+  }
+
+  /**
+   * A Bundle: its plaintext (decompressed once, whole) is cut into its files, in the lengths the
+   * main thread gives from their announcements, and each is written as the one block of its file.
+   */
+  private bundle(msg: Extract<ToWorker, { t: 'bundle' }>): void {
+    const opened = this.open(msg.raw, msg.seq, RecordType.Bundle)
+    if (!opened) return
+    const { header: h, plain } = opened
+    void (async () => {
+      let buf: Uint8Array | undefined
+      try {
+        let bytes = plain
+        if ((h.flags & FLAG_COMPRESSED) !== 0) {
+          if (!this.compressor) throw escpError('ESCP_ERR_PROTOCOL', 'a compressed bundle in a session without compression')
+          ;[buf] = await this.pool.acquire(1)
+          const n = this.compressor.decompress(plain, buf)
+          if (n !== h.rawLength) throw escpError('ESCP_ERR_CORRUPT_BLOCK', `a bundle decompressed to ${n} bytes, its header says ${h.rawLength}`)
+          bytes = buf.subarray(0, n)
+        }
+        const total = msg.parts.reduce((n, part) => n + part.length, 0)
+        if (total !== bytes.byteLength) throw escpError('ESCP_ERR_PROTOCOL', `a bundle of ${bytes.byteLength} bytes whose files make ${total}`)
+        let at = 0
+        const outcomes = msg.parts.map((part): Promise<BundleOutcome> => {
+          const view = bytes.subarray(at, (at += part.length))
+          const { fileId, length, target } = part
+          if (!target) return Promise.resolve({ fileId, length, digest: null, dropped: true })
+          const p = this.write(fileId, target, 0, length, false, view).then(
+            (digest) => ({ fileId, length, digest }),
+            (err: unknown) => ({ fileId, length, digest: null, error: serializeError(err) }),
+          )
+          this.track(fileId, target, p)
+          return p
+        })
+        post({ t: 'bundleWritten', seq: msg.seq, wireBytes: h.length, parts: await Promise.all(outcomes) })
+      } catch (err) {
+        this.failed = true
+        post({ t: 'fatal', error: serializeError(err) })
+      } finally {
+        if (buf) this.pool.release([buf])
+        this.giveBack(msg.raw)
+      }
+    })()
+  }
+
+  // A file finished here gets no 'close': its closing has nothing to wait for. Others wait, at
+  // their close, for their writes under way.
+  private track(fileId: bigint, target: WriteTarget, p: Promise<unknown>): void {
     if (target.finish) return
     let set = this.writes.get(fileId)
     if (!set) this.writes.set(fileId, (set = new Set()))

@@ -120,6 +120,30 @@ export class Outbox<M> {
   }
 }
 
+/** One file of a bundle a sender's worker reads: whole, `length` bytes as announced. */
+export interface BundleRead {
+  fileId: bigint
+  path: Uint8Array
+  length: number
+}
+
+/** One file of a bundle a receiver's worker writes: its bytes follow those of the files before it. */
+export interface BundlePart {
+  fileId: bigint
+  length: number
+  /** null: its bytes are dropped (the file failed, or the sender dropped it). */
+  target: WriteTarget | null
+}
+
+/** How one file of a bundle fared in a worker: its digest, or why it failed; `dropped`: not written (its target was null). */
+export interface BundleOutcome {
+  fileId: bigint
+  length: number
+  digest: Uint8Array | null
+  error?: SerializedError
+  dropped?: boolean
+}
+
 export type ToWorker =
   /** The worker's stream: sent once, first. */
   | { t: 'start'; data: StreamWorkerData }
@@ -128,7 +152,11 @@ export type ToWorker =
    * `toEnd`: the file's size is known only at its end; a short or empty read is that end.
    */
   | { t: 'read'; seq: number; fileId: bigint; path: Uint8Array; offset: number; length: number; only: boolean; toEnd: boolean }
+  /** Small whole files, sealed together as one Bundle record, in the order given. */
+  | { t: 'readBundle'; seq: number; files: BundleRead[] }
   | { t: 'frame'; seq: number; raw: Uint8Array; target: WriteTarget | null }
+  /** A Bundle record and where each of its files goes. */
+  | { t: 'bundle'; seq: number; raw: Uint8Array; parts: BundlePart[] }
   | { t: 'close'; fileId: bigint }
   /** A sender's frames of a full block, written to the socket and given back to seal into again. */
   | { t: 'frames'; buffers: ArrayBuffer[] }
@@ -139,11 +167,14 @@ export type FromWorker =
   | { t: 'ready' }
   | { t: 'sealed'; seq: number; fileId: bigint; offset: number; length: number; wireBytes: number; digest: Uint8Array | null; frames: Uint8Array[] }
   | { t: 'readFailed'; seq: number; fileId: bigint; length: number; error: SerializedError }
+  /** A bundle sealed: its files that could not be read went as zeros, with their error. */
+  | { t: 'bundleSealed'; seq: number; wireBytes: number; frames: Uint8Array[]; parts: BundleOutcome[] }
   /** A read of a file of unknown size found nothing at its offset: the file ended at `sizeBytes`. */
   | { t: 'readEnded'; seq: number; fileId: bigint; sizeBytes: number }
   | { t: 'written'; seq: number; fileId: bigint; offset: number; length: number; wireBytes: number; digest: Uint8Array | null }
   | { t: 'discarded'; seq: number; fileId: bigint }
   | { t: 'writeFailed'; seq: number; fileId: bigint; error: SerializedError }
+  | { t: 'bundleWritten'; seq: number; wireBytes: number; parts: BundleOutcome[] }
   | { t: 'endReceived'; seq: number }
   /** A key change consumed (REKEY): the record is answered like any other. */
   | { t: 'rekeyed'; seq: number }
