@@ -11,8 +11,9 @@ import { decodeHeader } from './record-header'
 import type { RecordHeader } from './record-header'
 
 /**
- * A record as it came, still sealed: its checked header, and all its bytes in a buffer of its
- * own (`raw` is the whole of its ArrayBuffer), to be transferred to a worker as it is.
+ * A record as it came, still sealed: its checked header, and all its bytes at the start of a
+ * buffer of its own (`raw` starts its ArrayBuffer; a large record's may be longer, a full-size
+ * record's buffer), to be transferred to a worker as it is.
  */
 export interface SealedRecord {
   header: RecordHeader
@@ -114,14 +115,21 @@ abstract class SocketReader implements RecordReader {
   }
 }
 
-/** The most one read brings when it is not finishing a full-size record. */
+/** The most one read brings when it is not finishing a large record. */
 const READ_CAP_BYTES = 256 * 1024
+/**
+ * A record of at least this share of a full-size one goes on in the buffer it was read into.
+ * Its buffer is a full-size one, so a stream's window of such records holds at most 4/3 of the
+ * memory its full blocks would.
+ */
+const LARGE_RECORD_SHARE = 3 / 4
 
 /**
- * Each record is read into a buffer of the record size of the session. Once a full-size
- * record's header is in, reads stop at its end, so it fills its buffer exactly and goes on in
- * it, not copied; small records that arrive together are copied out, each into a buffer of its
- * own size, and a record's first bytes read with another's are moved to the front.
+ * Each record is read into a buffer of the record size of the session. Once a large record's
+ * header is in (at least LARGE_RECORD_SHARE of a full one: a block, or a bundle of small files),
+ * reads stop at its end, so it lies alone at the front of its buffer and goes on in it, not
+ * copied; small records that arrive together are copied out, each into a buffer of its own
+ * size, and a record's first bytes read with another's are moved to the front.
  */
 class UserBufferReader extends SocketReader {
   private readonly fullBytes: number
@@ -172,19 +180,21 @@ class UserBufferReader extends SocketReader {
   private cut(): void {
     const out: SealedRecord[] = []
     let start = 0
-    let fullAtFront = false
+    /** The length of the large record whose first bytes are in, to be read to its end. */
+    let large = 0
     try {
       while (this.filled - start >= RECORD_HEADER_BYTES) {
         const header = decodeHeader(this.buf.subarray(start, start + RECORD_HEADER_BYTES), this.options.blockSizeBytes)
         const need = RECORD_HEADER_BYTES + header.length + TAG_BYTES
         checkDataRecord(header, this.options.blockSizeBytes)
+        const isLarge = need >= this.fullBytes * LARGE_RECORD_SHARE
         if (this.filled - start < need) {
-          fullAtFront = need === this.fullBytes
+          if (isLarge) large = need
           break
         }
-        if (start === 0 && need === this.buf.byteLength) {
-          // A full-size record fills its buffer exactly (reads stop at its end): it goes on as is.
-          out.push({ header, raw: this.buf })
+        if (start === 0 && isLarge && this.filled === need) {
+          // A large record is read to its end and no further: it goes on in its buffer as is.
+          out.push({ header, raw: this.buf.subarray(0, need) })
           this.buf = this.options.allocate(this.fullBytes)
           this.filled = 0
           break
@@ -202,10 +212,10 @@ class UserBufferReader extends SocketReader {
       this.buf.copy(this.buf, 0, start, this.filled)
       this.filled -= start
     }
-    // A full-size record is read to its end and no further, so that it fills its buffer exactly.
+    // A large record is read to its end and no further, so that it lies alone in its buffer.
     // Otherwise a read may bring several records, though never more than READ_CAP_BYTES' worth:
     // a peer's tiny records (48 bytes each) cost far more to hand on than to read.
-    this.limit = fullAtFront ? this.fullBytes : Math.min(this.fullBytes, this.filled + READ_CAP_BYTES)
+    this.limit = large > 0 ? large : Math.min(this.fullBytes, this.filled + READ_CAP_BYTES)
     if (out.length > 0) this.options.onRecords(out)
   }
 }

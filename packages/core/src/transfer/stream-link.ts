@@ -273,7 +273,11 @@ export class SenderLink extends StreamLink {
   }
 
   protected onWorkerMessage(m: FromWorker): void {
-    if (m.t === 'sealed' || m.t === 'bundleSealed') {
+    if (m.t === 'bundleSealed' && m.frames.length === 0) {
+      // A bundle that could not be sealed: no record, and each of its files failed.
+      this.landed(m.seq)
+      this.emitParts(m)
+    } else if (m.t === 'sealed' || m.t === 'bundleSealed') {
       const write = () =>
         this.writeFrames(m.frames, () => {
           this.giveBack(m.frames)
@@ -494,14 +498,15 @@ export class ReceiverLink extends StreamLink {
   }
 
   // Each file of a written bundle is told to the receiver as the one block of its file: written
-  // (the record's bytes on the wire count with its first), failed, or dropped.
+  // (the record's bytes on the wire count with its first written), failed, or dropped.
   private emitParts(m: Extract<FromWorker, { t: 'bundleWritten' }>): void {
+    const first = m.parts.findIndex((p) => !p.dropped && !p.error)
     m.parts.forEach((p, i) => {
       const { seq } = m
       const { fileId } = p
       if (p.dropped) this.emit('message', { t: 'discarded', seq, fileId } satisfies FromWorker)
       else if (p.error) this.emit('message', { t: 'writeFailed', seq, fileId, error: p.error } satisfies FromWorker)
-      else this.emit('message', { t: 'written', seq, fileId, offset: 0, length: p.length, wireBytes: i === 0 ? m.wireBytes : 0, digest: p.digest } satisfies FromWorker)
+      else this.emit('message', { t: 'written', seq, fileId, offset: 0, length: p.length, wireBytes: i === first ? m.wireBytes : 0, digest: p.digest } satisfies FromWorker)
     })
   }
 

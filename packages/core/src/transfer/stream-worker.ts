@@ -95,6 +95,34 @@ async function start(given: StreamWorkerData): Promise<(msg: ToWorker) => void> 
 }
 
 /**
+ * Files a worker has open at once for the bundles it reads or writes through an engine without
+ * whole-file calls (each from its open to its close): a stream's window of bundles of tiny files
+ * could otherwise open thousands at once, and run out of descriptors.
+ */
+const OPEN_FILES_AT_ONCE = 64
+
+/** At most `count` calls under way at once; the others wait, in turn. */
+class Slots {
+  private readonly waiting: Array<() => void> = []
+
+  constructor(private free: number) {}
+
+  async run<T>(call: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free--
+    else await new Promise<void>((resolve) => this.waiting.push(resolve))
+    try {
+      return await call()
+    } finally {
+      const next = this.waiting.shift()
+      if (next) next()
+      else this.free++
+    }
+  }
+}
+
+const openFiles = new Slots(OPEN_FILES_AT_ONCE)
+
+/**
  * A buffer pool whose buffers are waited for, in turn, once all are lent. A block that needs two
  * takes both at once, so that blocks holding one each cannot wait on one another.
  */
@@ -248,6 +276,11 @@ class SenderRole {
         return
       }
       post({ t: 'bundleSealed', seq: msg.seq, wireBytes: payload.byteLength, frames: o.frames, parts }, o.transfer)
+    } catch (err) {
+      // The compressor or the checksum failed: no record goes, and each file is answered failed.
+      await turn
+      const error = serializeError(err)
+      post({ t: 'bundleSealed', seq: msg.seq, wireBytes: 0, frames: [], parts: msg.files.map((f) => ({ fileId: f.fileId, length: f.length, digest: null, error })) })
     } finally {
       this.pool.release(buffers)
     }
@@ -259,12 +292,14 @@ class SenderRole {
     if (this.engine.readFile) {
       n = await this.engine.readFile(path, view)
     } else {
-      const h = await this.engine.openRead(path, { direct: false })
-      try {
-        n = await h.read(view, 0)
-      } finally {
-        await h.close().catch(() => {})
-      }
+      n = await openFiles.run(async () => {
+        const h = await this.engine.openRead(path, { direct: false })
+        try {
+          return await h.read(view, 0)
+        } finally {
+          await h.close().catch(() => {})
+        }
+      })
     }
     if (n !== view.byteLength) throw escpError('ESCP_ERR_SOURCE_CHANGED', path.toString(), `read ${n} bytes where ${view.byteLength} were expected (the file shrank)`)
   }
@@ -412,7 +447,9 @@ class ReceiverRole {
           const view = bytes.subarray(at, (at += part.length))
           const { fileId, length, target } = part
           if (!target) return Promise.resolve({ fileId, length, digest: null, dropped: true })
-          const p = this.write(fileId, target, 0, length, false, view).then(
+          const write = () => this.write(fileId, target, 0, length, false, view)
+          // A file made in one engine call holds no descriptor between calls; others do.
+          const p = (target.createMode !== undefined && this.engine.createFile ? write() : openFiles.run(write)).then(
             (digest) => ({ fileId, length, digest }),
             (err: unknown) => ({ fileId, length, digest: null, error: serializeError(err) }),
           )
@@ -440,11 +477,12 @@ class ReceiverRole {
     void p.finally(() => set.delete(p))
   }
 
-  // A full-size record's buffer, once nothing reads it, goes back to the main thread to gather
-  // another record into (with the other messages of this turn, in the Outbox's batch).
+  // A full-size buffer (a full-size record's, or a large one's read into it), once nothing reads
+  // it, goes back to the main thread to gather another record into (with the other messages of
+  // this turn, in the Outbox's batch).
   private giveBack(raw: Uint8Array): void {
     const whole = raw.buffer
-    if (!(whole instanceof ArrayBuffer) || raw.byteLength !== whole.byteLength || whole.byteLength !== data.blockSizeBytes + RECORD_FRAME_OVERHEAD) return
+    if (!(whole instanceof ArrayBuffer) || raw.byteOffset !== 0 || whole.byteLength !== data.blockSizeBytes + RECORD_FRAME_OVERHEAD) return
     post({ t: 'records', buffers: [whole] }, [whole])
   }
 
