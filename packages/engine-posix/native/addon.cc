@@ -123,7 +123,9 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
                              InstanceMethod("extents", &PosixAddon::Extents),
                              InstanceMethod("setAttributes", &PosixAddon::SetAttributes),
                              InstanceMethod("close", &PosixAddon::Close),
+                             InstanceMethod("listDirectory", &PosixAddon::ListDirectory),
                              InstanceMethod("readWholeMany", &PosixAddon::ReadWholeMany),
+                             InstanceMethod("renameMany", &PosixAddon::RenameMany),
                              InstanceMethod("createWholeMany", &PosixAddon::CreateWholeMany),
                              InstanceMethod("stats", &PosixAddon::Stats),
                              InstanceValue("alignment", Napi::Number::New(env, kDirectAlignment)),
@@ -219,11 +221,22 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
     return promises;
   }
 
+  // listDirectory(path) → a promise of { names, meta } (MakeListDirectory)
+  Napi::Value ListDirectory(const Napi::CallbackInfo& info) { return Submit(info.Env(), MakeListDirectory(info.Env(), ArgPath(info, 0))); }
+
   // readWholeMany([[path, buffer], ...]) → a promise of the bytes read for each
   Napi::Value ReadWholeMany(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     std::vector<std::unique_ptr<Job>> jobs;
     for (const ArrayArgs& call : ArgCalls(info)) jobs.push_back(MakeReadWhole(env, ArgPath(call, 0), ArgView(call, 1)));
+    return SubmitBatch(env, std::move(jobs));
+  }
+
+  // renameMany([[from, to], ...]) → a promise for each
+  Napi::Value RenameMany(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<std::unique_ptr<Job>> jobs;
+    for (const ArrayArgs& call : ArgCalls(info)) jobs.push_back(MakeRename(env, ArgPath(call, 0), ArgPath(call, 1)));
     return SubmitBatch(env, std::move(jobs));
   }
 

@@ -1,5 +1,6 @@
 #include "file-ops.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
@@ -485,6 +486,123 @@ class ReadWholeJob : public BufferJob {
   std::string path_;
 };
 
+// A directory's entries with what lstat tells of each, and a symlink's target, in one job: a
+// walk over a tree of small files otherwise costs the JavaScript thread a request, a wake and a
+// stats object per entry. Resolves to { names, meta }: the names (and link targets) one after
+// another in one buffer, and kListFields numbers per entry (see ListDirectoryJob::Result), the
+// entries in byte order of their names. An entry lstat or readlink failed on has its errno.
+class ListDirectoryJob : public NumberJob {
+ public:
+  ListDirectoryJob(Napi::Env env, std::string path) : NumberJob(env), path_(std::move(path)) {}
+
+  void Execute() override {
+    int fd = open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Fail("open");
+    DIR* dir = fdopendir(fd);
+    if (dir == nullptr) {
+      Fail("fdopendir");
+      close(fd);
+      return;
+    }
+    for (;;) {
+      errno = 0;
+      dirent* d = readdir(dir);
+      if (d == nullptr) {
+        if (errno != 0) Fail("scandir");
+        break;
+      }
+      const char* name = d->d_name;
+      if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
+      Entry e;
+      e.name_start = bytes_.size();
+      e.name_length = std::strlen(name);
+      bytes_.append(name, e.name_length);
+      if (fstatat(dirfd(dir), name, &e.st, AT_SYMLINK_NOFOLLOW) != 0) {
+        e.err = errno;
+      } else if (S_ISLNK(e.st.st_mode)) {
+        ReadLink(dirfd(dir), name, &e);
+      }
+      entries_.push_back(e);
+    }
+    closedir(dir);
+    // In byte order of their names, as Buffer.compare orders them.
+    std::sort(entries_.begin(), entries_.end(), [this](const Entry& a, const Entry& b) {
+      int c = std::memcmp(bytes_.data() + a.name_start, bytes_.data() + b.name_start, std::min(a.name_length, b.name_length));
+      return c != 0 ? c < 0 : a.name_length < b.name_length;
+    });
+  }
+
+ protected:
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("names", Napi::Buffer<char>::Copy(env, bytes_.data(), bytes_.size()));
+    Napi::Float64Array meta = Napi::Float64Array::New(env, entries_.size() * kListFields);
+    double* m = meta.Data();
+    for (const Entry& e : entries_) {
+      const struct stat& st = e.st;
+      double fields[kListFields] = {
+          static_cast<double>(e.name_start), static_cast<double>(e.name_length), static_cast<double>(e.err),
+          static_cast<double>(st.st_mode), static_cast<double>(st.st_uid), static_cast<double>(st.st_gid),
+          static_cast<double>(st.st_size), static_cast<double>(st.st_blocks) * 512, static_cast<double>(st.st_atim.tv_sec),
+          static_cast<double>(st.st_atim.tv_nsec), static_cast<double>(st.st_mtim.tv_sec), static_cast<double>(st.st_mtim.tv_nsec),
+          static_cast<double>(e.link_start), static_cast<double>(e.link_length)};
+      std::copy(fields, fields + kListFields, m);
+      m += kListFields;
+    }
+    out.Set("meta", meta);
+    return out;
+  }
+
+ private:
+  static constexpr size_t kListFields = 14;
+  struct Entry {
+    size_t name_start = 0, name_length = 0, link_start = 0, link_length = 0;
+    int err = 0;
+    struct stat st = {};
+  };
+
+  // A symlink's target into bytes_, growing the buffer for a long one; errno into e->err.
+  void ReadLink(int dfd, const char* name, Entry* e) {
+    std::vector<char> buf(256);
+    for (;;) {
+      ssize_t n = readlinkat(dfd, name, buf.data(), buf.size());
+      if (n < 0) {
+        e->err = errno;
+        return;
+      }
+      if (static_cast<size_t>(n) < buf.size()) {
+        e->link_start = bytes_.size();
+        e->link_length = static_cast<size_t>(n);
+        bytes_.append(buf.data(), static_cast<size_t>(n));
+        return;
+      }
+      if (buf.size() >= 1 << 20) {
+        e->err = ENAMETOOLONG;
+        return;
+      }
+      buf.resize(buf.size() * 4);
+    }
+  }
+
+  std::string path_;
+  std::string bytes_;
+  std::vector<Entry> entries_;
+};
+
+// rename(2): a finished file into its final name, in a batch with others.
+class RenameJob : public NumberJob {
+ public:
+  RenameJob(Napi::Env env, std::string from, std::string to) : NumberJob(env), from_(std::move(from)), to_(std::move(to)) {}
+
+  void Execute() override {
+    if (rename(from_.c_str(), to_.c_str()) != 0) Fail("rename");
+  }
+
+ private:
+  std::string from_;
+  std::string to_;
+};
+
 // A whole small file in one job: created exclusively (nothing may be at the name, a symlink
 // included), written at offset 0, sized, given its attributes and closed. Whatever fails after
 // the create removes the file again, so a failure leaves nothing behind.
@@ -575,6 +693,8 @@ std::unique_ptr<Job> MakeSetAttributes(Napi::Env env, int fd, int64_t mode, int6
   timespec m{static_cast<time_t>(mtime_sec), static_cast<long>(mtime_nsec)};
   return std::make_unique<SetAttributesJob>(env, fd, mode, uid, gid, has_times, a, m);
 }
+std::unique_ptr<Job> MakeListDirectory(Napi::Env env, std::string path) { return std::make_unique<ListDirectoryJob>(env, std::move(path)); }
+std::unique_ptr<Job> MakeRename(Napi::Env env, std::string from, std::string to) { return std::make_unique<RenameJob>(env, std::move(from), std::move(to)); }
 std::unique_ptr<Job> MakeReadWhole(Napi::Env env, std::string path, Napi::TypedArray view) {
   return std::make_unique<ReadWholeJob>(env, std::move(path), view);
 }

@@ -49,6 +49,10 @@ std::unique_ptr<Job> MakeSetAttributes(Napi::Env env, int fd, int64_t mode, int6
 // padded end: the padding is cut if nothing was written after it. drop_cache: fadvise DONTNEED.
 std::unique_ptr<Job> MakeClose(Napi::Env env, FileTable* files, int fd, bool drop_cache, int64_t logical_end, int64_t padded_end);
 
+// A directory's entries (not . and ..) with their lstat and a symlink's target: { names, meta }.
+std::unique_ptr<Job> MakeListDirectory(Napi::Env env, std::string path);
+// rename(from, to).
+std::unique_ptr<Job> MakeRename(Napi::Env env, std::string from, std::string to);
 // Reads a whole file of at most the view's length from offset 0: open, read, close in one job.
 std::unique_ptr<Job> MakeReadWhole(Napi::Env env, std::string path, Napi::TypedArray view);
 // Creates path exclusively with perms, writes the view at offset 0 (skip_zero: not when all

@@ -26,6 +26,26 @@ export interface NativeStats {
   inFlight: number
 }
 
+/** Numbers per entry in listDirectory's `meta`, and where each is. */
+export const LIST_FIELDS = 14
+export const LIST_FIELD = {
+  nameStart: 0,
+  nameLength: 1,
+  /** errno of the lstat, or of a symlink's readlink (its mode then says symlink); 0 if none. */
+  errno: 2,
+  mode: 3,
+  uid: 4,
+  gid: 5,
+  size: 6,
+  allocated: 7,
+  atimeSec: 8,
+  atimeNsec: 9,
+  mtimeSec: 10,
+  mtimeNsec: 11,
+  linkStart: 12,
+  linkLength: 13,
+} as const
+
 export const OPEN_WRITE = 1
 export const OPEN_CREATE = 2
 export const OPEN_DIRECT = 4
@@ -61,7 +81,16 @@ export interface PosixBinding {
    * Each call opens, reads from offset 0 into buf and closes, buffered; its promise settles with
    * the bytes read, fewer only at end of file. The calls run in turn as one job.
    */
+  /**
+   * A directory's entries, but . and .., in byte order of their names, with what lstat tells of
+   * each and a symlink's target: the names and targets one after another in `names`, and
+   * LIST_FIELDS numbers per entry in `meta` (see LIST_FIELD). Rejects when the directory cannot
+   * be read; an entry lstat or readlink failed on has its errno.
+   */
+  listDirectory(path: Buffer | string): Promise<{ names: Buffer; meta: Float64Array }>
   readWholeMany(calls: ReadWholeCall[]): Promise<number>[]
+  /** Each call renames from to to (rename(2)); one promise per call. */
+  renameMany(calls: Array<[Buffer | string, Buffer | string]>): Promise<number>[]
   /**
    * Each call creates path exclusively (O_EXCL | O_NOFOLLOW) with perms, writes data at offset 0
    * (skipZero: not if all zero), extends it to size, applies owner, mode and times as

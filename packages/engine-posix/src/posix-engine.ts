@@ -6,6 +6,7 @@ import type {
   Availability,
   BufferPool,
   CreateFileOptions,
+  DirectoryEntry,
   EnginePath,
   Extent,
   FileAttributes,
@@ -17,7 +18,7 @@ import type {
 } from '@escp/core'
 import { AVAILABLE, MAX_FILE_SIZE_BYTES, displayPath, escpError, ioError, unavailable } from '@escp/core'
 import { AlignedBufferPool } from './aligned-pool'
-import { OPEN_CREATE, OPEN_DIRECT, OPEN_WRITE, loadBinding } from './binding'
+import { LIST_FIELD, LIST_FIELDS, OPEN_CREATE, OPEN_DIRECT, OPEN_WRITE, loadBinding } from './binding'
 import type { BindingLoad, CreateWholeCall, NativeError, NativeStats, PosixBinding, ReadWholeCall } from './binding'
 
 const debug = debuglog('escp-posix')
@@ -86,10 +87,45 @@ class TurnBatch<Call> {
   }
 }
 
+const S_IFMT = 0o170000
+const TYPES: Record<number, DirectoryEntry['type']> = { 0o100000: 'file', 0o040000: 'directory', 0o120000: 'symlink' }
+const NS_PER_S = 1_000_000_000n
+
+// The entries listDirectory's numbers describe, each named by a view into `names`.
+function directoryEntries(dir: EnginePath, names: Buffer, meta: Float64Array): DirectoryEntry[] {
+  const F = LIST_FIELD
+  const out: DirectoryEntry[] = []
+  for (let at = 0; at < meta.length; at += LIST_FIELDS) {
+    const name = names.subarray(meta[at + F.nameStart], meta[at + F.nameStart] + meta[at + F.nameLength])
+    const type = TYPES[meta[at + F.mode] & S_IFMT] ?? 'other'
+    const e: DirectoryEntry = {
+      name,
+      type,
+      mode: meta[at + F.mode] & 0o7777,
+      uid: meta[at + F.uid],
+      gid: meta[at + F.gid],
+      sizeBytes: meta[at + F.size],
+      allocatedBytes: meta[at + F.allocated],
+      atimeNs: BigInt(meta[at + F.atimeSec]) * NS_PER_S + BigInt(meta[at + F.atimeNsec]),
+      mtimeNs: BigInt(meta[at + F.mtimeSec]) * NS_PER_S + BigInt(meta[at + F.mtimeNsec]),
+    }
+    if (type === 'symlink') e.linkTarget = names.subarray(meta[at + F.linkStart], meta[at + F.linkStart] + meta[at + F.linkLength])
+    const errno = meta[at + F.errno]
+    if (errno !== 0) {
+      const syscall = type === 'symlink' ? 'readlink' : 'lstat'
+      const path = Buffer.concat([typeof dir === 'string' ? Buffer.from(dir) : dir, Buffer.from('/'), name])
+      e.error = nativeIoError(Object.assign(new Error(syscall), { errno: -errno, syscall }), syscall, path)
+    }
+    out.push(e)
+  }
+  return out
+}
+
 export class PosixEngine implements IoEngine {
   readonly name: string = 'posix'
   private readonly wholeReads = new TurnBatch<ReadWholeCall>((calls) => this.binding.readWholeMany(calls))
   private readonly wholeCreates = new TurnBatch<CreateWholeCall>((calls) => this.binding.createWholeMany(calls))
+  private readonly renames = new TurnBatch<[EnginePath, EnginePath]>((calls) => this.binding.renameMany(calls))
 
   /**
    * `load`: the native calls the engine makes. Another engine built on this one passes its own
@@ -146,8 +182,26 @@ export class PosixEngine implements IoEngine {
     return new PosixWriteHandle(b, path, r.fd, r.direct, options.sparse === true, options.sizeBytes)
   }
 
+  async listDirectory(dir: EnginePath): Promise<DirectoryEntry[]> {
+    let r
+    try {
+      r = await this.binding.listDirectory(dir)
+    } catch (err) {
+      throw nativeIoError(err, 'scandir', dir)
+    }
+    return directoryEntries(dir, r.names, r.meta)
+  }
+
   readFile(path: EnginePath, buf: Uint8Array): Promise<number> {
     return this.wholeReads.add([path, buf]).catch((err) => Promise.reject(nativeIoError(err, 'open', path)))
+  }
+
+  async rename(from: EnginePath, to: EnginePath): Promise<void> {
+    try {
+      await this.renames.add([from, to])
+    } catch (err) {
+      throw nativeIoError(err, 'rename', to)
+    }
   }
 
   async createFile(path: EnginePath, data: Uint8Array, options: CreateFileOptions): Promise<void> {

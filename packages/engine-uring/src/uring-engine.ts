@@ -161,8 +161,11 @@ function ringBinding(posix: PosixBinding, ring: UringNative): PosixBinding {
       ring.detach(fd)
       return posix.close(fd, dropCache, logicalEnd, paddedEnd)
     },
-    // Whole small files go to the posix engine's threads (in jobs of up to 16): a ring gains nothing there.
+    // Whole small files and directory listings go to the posix engine's threads (in jobs of up
+    // to 16): a ring gains nothing there.
+    listDirectory: (path) => posix.listDirectory(path),
     readWholeMany: (calls) => posix.readWholeMany(calls),
+    renameMany: (calls) => posix.renameMany(calls),
     createWholeMany: (calls) => posix.createWholeMany(calls),
     stats(): UringStats {
       const files = posix.stats()

@@ -126,6 +126,27 @@ export interface EngineSource {
   mtimeNs: bigint
 }
 
+/** One entry of a directory, as lstat tells of it (IoEngine.listDirectory). */
+export interface DirectoryEntry {
+  /** Its name in the directory (one path component). */
+  name: Buffer
+  /** 'other': a fifo, socket or device. */
+  type: 'file' | 'directory' | 'symlink' | 'other'
+  /** Permission bits (st_mode & 0o7777). */
+  mode: number
+  uid: number
+  gid: number
+  sizeBytes: number
+  /** Space it occupies on disk (st_blocks × 512). */
+  allocatedBytes: number
+  atimeNs: bigint
+  mtimeNs: bigint
+  /** A symlink's target. */
+  linkTarget?: Buffer
+  /** Why it could not be looked up (lstat, or readlink of a symlink); the others are still listed. */
+  error?: Error
+}
+
 export interface IoEngine {
   readonly name: string
   /**
@@ -144,6 +165,13 @@ export interface IoEngine {
    * engine's cannot be sent.
    */
   describeSource?(source: string): Promise<EngineSource | null>
+  /**
+   * Optional, for the sender's walk over a tree: a directory's entries (not . and ..) in byte
+   * order of their names, each with what lstat tells of it, in one call. Rejects with the
+   * directory's error when it cannot be read. Where a tree of small files costs more in calls
+   * than in I/O, one call per directory instead of one per entry is most of its walk.
+   */
+  listDirectory?(dir: EnginePath): Promise<DirectoryEntry[]>
   /** Buffers of `bufferSizeBytes` suited to this engine (aligned for O_DIRECT where needed). */
   createBufferPool(bufferSizeBytes: number, count: number): BufferPool
   openRead(path: EnginePath, options?: OpenReadOptions): Promise<ReadHandle>
@@ -155,6 +183,12 @@ export interface IoEngine {
    * is most of its cost.
    */
   readFile?(path: EnginePath, buf: Uint8Array): Promise<number>
+  /**
+   * Optional, for many small files: rename(2) of `from` to `to` (a file or symlink at `to` is
+   * replaced, never followed; a directory there is an error), in a batch with the other calls
+   * of this turn where the engine batches them.
+   */
+  rename?(from: EnginePath, to: EnginePath): Promise<void>
   /**
    * Optional, for small files: creates `path`, which must not exist (not even as a symlink),
    * writes `data` at offset 0, sets the size and attributes and closes it, in one call. A

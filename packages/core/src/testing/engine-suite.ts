@@ -289,6 +289,57 @@ export function engineCompliance(label: string, make: () => IoEngine | Promise<I
       }
     })
 
+    it('lists a directory in one call, in byte order of the names, as lstat sees each entry, where the engine offers it', async function () {
+      if (!engine.listDirectory) return skipBecause(this, `engine '${engine.name}' has no listDirectory`)
+      const listed = path.join(dir, 'listed')
+      fs.mkdirSync(path.join(listed, 'sub'), { recursive: true })
+      fs.writeFileSync(path.join(listed, 'b.bin'), crypto.randomBytes(3000), { mode: 0o640 })
+      fs.writeFileSync(path.join(listed, 'a.bin'), '')
+      const odd = Buffer.from([0x7a, 0xff, 0x0a, 0x41])
+      fs.writeFileSync(Buffer.concat([Buffer.from(listed + '/'), odd]), 'x')
+      fs.symlinkSync('b.bin', path.join(listed, 'link'))
+      fs.symlinkSync('x'.repeat(300), path.join(listed, 'long-link'))
+      fs.utimesSync(path.join(listed, 'b.bin'), new Date(1_600_000_000_123), new Date(1_500_000_000_456))
+      const entries = await engine.listDirectory(listed)
+      const names = [Buffer.from('a.bin'), Buffer.from('b.bin'), Buffer.from('link'), Buffer.from('long-link'), Buffer.from('sub'), odd].sort(Buffer.compare)
+      expect(entries.map((e) => e.name.toString('hex'))).to.deep.equal(names.map((n) => n.toString('hex')))
+      for (const e of entries) {
+        const st = fs.lstatSync(Buffer.concat([Buffer.from(listed + '/'), e.name]), { bigint: true })
+        const type = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : 'symlink'
+        expect(e.error, e.name.toString()).to.equal(undefined)
+        // Reading a symlink's target may touch its atime, after the listing's lstat.
+        const atimeNs = type === 'symlink' ? e.atimeNs : st.atimeNs
+        expect([e.type, e.mode, e.uid, e.gid, e.sizeBytes, e.allocatedBytes, e.atimeNs, e.mtimeNs], e.name.toString()).to.deep.equal([type, Number(st.mode & 0o7777n), Number(st.uid), Number(st.gid), Number(st.size), Number(st.blocks) * 512, atimeNs, st.mtimeNs])
+      }
+      const byName = new Map(entries.map((e) => [e.name.toString('latin1'), e]))
+      expect(byName.get('link')?.linkTarget?.toString()).to.equal('b.bin')
+      expect(byName.get('long-link')?.linkTarget?.toString()).to.equal('x'.repeat(300))
+      expect(byName.get('b.bin')?.linkTarget).to.equal(undefined)
+      const err = (await expectCode(() => (engine.listDirectory as NonNullable<IoEngine['listDirectory']>)(path.join(dir, 'nope')), 'ESCP_ERR_IO')) as Record<string, unknown>
+      expect(err.errno).to.equal('ENOENT')
+      await expectCode(() => (engine.listDirectory as NonNullable<IoEngine['listDirectory']>)(path.join(listed, 'b.bin')), 'ESCP_ERR_IO')
+    })
+
+    it('renames a file over a file or a symlink without following it, and not over a directory, where the engine offers it', async function () {
+      if (!engine.rename) return skipBecause(this, `engine '${engine.name}' has no rename`)
+      const rename = engine.rename.bind(engine)
+      const at = (name: string) => path.join(dir, `rename-${name}`)
+      fs.writeFileSync(at('a'), 'a')
+      fs.writeFileSync(at('b'), 'b')
+      fs.writeFileSync(at('target'), 'target')
+      fs.symlinkSync(at('target'), at('link'))
+      fs.mkdirSync(at('dir'))
+      await Promise.all([rename(at('a'), at('a2')), rename(at('b'), at('link'))])
+      expect(fs.readFileSync(at('a2'), 'utf8')).to.equal('a')
+      expect(fs.lstatSync(at('link')).isFile()).to.equal(true)
+      expect(fs.readFileSync(at('link'), 'utf8')).to.equal('b')
+      expect(fs.readFileSync(at('target'), 'utf8')).to.equal('target')
+      fs.writeFileSync(at('c'), 'c')
+      const err = (await expectCode(() => rename(at('c'), at('dir')), 'ESCP_ERR_IO')) as Record<string, unknown>
+      expect(err.errno).to.equal('EISDIR')
+      expect(fs.readFileSync(at('c'), 'utf8')).to.equal('c')
+    })
+
     it('creates a small file in one call, only where nothing is, with its size and attributes', async function () {
       if (!engine.createFile) return skipBecause(this, `engine '${engine.name}' has no createFile`)
       const createFile = engine.createFile.bind(engine)

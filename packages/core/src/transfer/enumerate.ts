@@ -7,7 +7,7 @@ import path from 'node:path'
 import { escpError, ioError, isEscpError } from '../errors'
 import type { EscpError } from '../errors'
 import { displayPath } from '../contracts/io-engine'
-import type { EngineSource, IoEngine } from '../contracts/io-engine'
+import type { DirectoryEntry, EngineSource, IoEngine } from '../contracts/io-engine'
 import type { FileType } from '../protocol/messages'
 import { joinBytes } from './paths'
 
@@ -43,19 +43,35 @@ export interface EnumerateOptions {
   engine?: IoEngine
 }
 
-function entryOf(name: Buffer, absPath: Buffer, st: fs.BigIntStats, type: FileType, linkTarget = Buffer.alloc(0)): SourceEntry {
+/** What lstat (or stat, for a source named by the user) tells of `name`, as a listing gives it. */
+function factsOf(name: Buffer, st: fs.BigIntStats): DirectoryEntry {
+  const type = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other'
+  return {
+    name,
+    type,
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    sizeBytes: Number(st.size),
+    allocatedBytes: Number(st.blocks) * 512,
+    atimeNs: st.atimeNs,
+    mtimeNs: st.mtimeNs,
+  }
+}
+
+function entryOf(name: Buffer, absPath: Buffer, e: DirectoryEntry, type: FileType): SourceEntry {
   return {
     name,
     absPath,
     type,
-    sizeBytes: type === 'file' ? Number(st.size) : 0,
-    allocatedBytes: type === 'file' ? Number(st.blocks) * 512 : 0,
-    mode: Number(st.mode & 0o7777n),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    atimeNs: st.atimeNs,
-    mtimeNs: st.mtimeNs,
-    linkTarget,
+    sizeBytes: type === 'file' ? e.sizeBytes : 0,
+    allocatedBytes: type === 'file' ? e.allocatedBytes : 0,
+    mode: e.mode,
+    uid: e.uid,
+    gid: e.gid,
+    atimeNs: e.atimeNs,
+    mtimeNs: e.mtimeNs,
+    linkTarget: e.linkTarget ?? Buffer.alloc(0),
   }
 }
 
@@ -77,12 +93,6 @@ function engineEntry(own: EngineSource, source: string): SourceEntry {
   }
 }
 
-function typeOf(st: fs.BigIntStats): FileType | undefined {
-  if (st.isFile()) return 'file'
-  if (st.isDirectory()) return 'directory'
-  if (st.isSymbolicLink()) return 'symlink'
-  return undefined
-}
 
 export async function* enumerateSources(sources: readonly string[], options: EnumerateOptions): AsyncGenerator<SourceEntry> {
   for (const source of sources) {
@@ -111,15 +121,15 @@ export async function* enumerateSources(sources: readonly string[], options: Enu
       continue
     }
     const abs = Buffer.from(trimmed)
-    const type = typeOf(st)
-    if (type === 'file') {
-      yield entryOf(Buffer.from(base), abs, st, 'file')
-    } else if (type === 'directory') {
+    const facts = factsOf(Buffer.from(base), st)
+    if (facts.type === 'file') {
+      yield entryOf(facts.name, abs, facts, 'file')
+    } else if (facts.type === 'directory') {
       if (!options.recursive) {
         options.onIssue({ path: source, severity: 'error', error: escpError('ESCP_ERR_SOURCE', source, 'it is a directory (use -r)') })
         continue
       }
-      yield* walk(Buffer.from(base), abs, st, options)
+      yield* walk(facts.name, abs, facts, options)
     } else {
       options.onIssue({ path: source, severity: 'warning', error: escpError('ESCP_ERR_SOURCE', source, 'not a regular file, directory or symlink; skipped') })
     }
@@ -142,47 +152,65 @@ function lstatAll(paths: Buffer[]): Promise<Array<fs.BigIntStats | Error>> {
   )
 }
 
-async function* walk(name: Buffer, abs: Buffer, st: fs.BigIntStats, options: EnumerateOptions): AsyncGenerator<SourceEntry> {
-  // Depth-first with an explicit stack: trees thousands of levels deep cost no recursion.
-  const stack: Array<{ name: Buffer; abs: Buffer; st: fs.BigIntStats }> = [{ name, abs, st }]
-  while (stack.length > 0) {
-    const dir = stack.pop() as { name: Buffer; abs: Buffer; st: fs.BigIntStats }
-    yield entryOf(dir.name, dir.abs, dir.st, 'directory')
-    let children: Buffer[]
-    try {
-      children = (await fs.promises.readdir(dir.abs, { encoding: 'buffer' })).sort(Buffer.compare)
-    } catch (err) {
-      options.onIssue({ path: displayPath(dir.abs), severity: 'error', error: ioError(err, 'scandir', dir.abs) })
-      continue
-    }
-    const subdirs: Array<{ name: Buffer; abs: Buffer; st: fs.BigIntStats }> = []
-    for (let first = 0; first < children.length; first += LSTAT_WINDOW) {
-      const window = children.slice(first, first + LSTAT_WINDOW)
-      const paths = window.map((child) => joinBytes(dir.abs, child))
-      const stats = await lstatAll(paths)
-      for (let i = 0; i < window.length; i++) {
-        const childAbs = paths[i]
-        const childName = joinBytes(dir.name, window[i])
-        const cst = stats[i]
-        if (cst instanceof Error) {
-          options.onIssue({ path: displayPath(childAbs), severity: 'error', error: ioError(cst, 'lstat', childAbs) })
-          continue
-        }
-        const type = typeOf(cst)
-        if (type === 'directory') {
-          subdirs.push({ name: childName, abs: childAbs, st: cst })
-        } else if (type === 'symlink') {
+/**
+ * A directory's entries in byte order of their names, in windows: all at once from the engine's
+ * listDirectory where it has one (one call per directory), else from readdir and lstat.
+ */
+async function* listEntries(dir: Buffer, engine: IoEngine | undefined): AsyncGenerator<DirectoryEntry[]> {
+  if (engine?.listDirectory) {
+    yield await engine.listDirectory(dir)
+    return
+  }
+  const names = (await fs.promises.readdir(dir, { encoding: 'buffer' })).sort(Buffer.compare)
+  for (let first = 0; first < names.length; first += LSTAT_WINDOW) {
+    const window = names.slice(first, first + LSTAT_WINDOW)
+    const paths = window.map((name) => joinBytes(dir, name))
+    const stats = await lstatAll(paths)
+    yield await Promise.all(
+      window.map(async (name, i): Promise<DirectoryEntry> => {
+        const st = stats[i]
+        if (st instanceof Error) return { name, type: 'other', mode: 0, uid: 0, gid: 0, sizeBytes: 0, allocatedBytes: 0, atimeNs: 0n, mtimeNs: 0n, error: st }
+        const facts = factsOf(name, st)
+        if (facts.type === 'symlink') {
           try {
-            yield entryOf(childName, childAbs, cst, 'symlink', await fs.promises.readlink(childAbs, { encoding: 'buffer' }))
+            facts.linkTarget = await fs.promises.readlink(paths[i], { encoding: 'buffer' })
           } catch (err) {
-            options.onIssue({ path: displayPath(childAbs), severity: 'error', error: ioError(err, 'readlink', childAbs) })
+            facts.error = err as Error
           }
-        } else if (type === 'file') {
-          yield entryOf(childName, childAbs, cst, 'file')
-        } else {
-          options.onIssue({ path: displayPath(childAbs), severity: 'warning', error: escpError('ESCP_ERR_SOURCE', displayPath(childAbs), 'a special file (fifo, socket or device); skipped') })
+        }
+        return facts
+      }),
+    )
+  }
+}
+
+async function* walk(name: Buffer, abs: Buffer, facts: DirectoryEntry, options: EnumerateOptions): AsyncGenerator<SourceEntry> {
+  // Depth-first with an explicit stack: trees thousands of levels deep cost no recursion.
+  const stack: Array<{ name: Buffer; abs: Buffer; facts: DirectoryEntry }> = [{ name, abs, facts }]
+  while (stack.length > 0) {
+    const dir = stack.pop() as { name: Buffer; abs: Buffer; facts: DirectoryEntry }
+    yield entryOf(dir.name, dir.abs, dir.facts, 'directory')
+    const subdirs: Array<{ name: Buffer; abs: Buffer; facts: DirectoryEntry }> = []
+    try {
+      for await (const children of listEntries(dir.abs, options.engine)) {
+        for (const child of children) {
+          const childAbs = joinBytes(dir.abs, child.name)
+          const childName = joinBytes(dir.name, child.name)
+          if (child.error) {
+            const e = child.error
+            options.onIssue({ path: displayPath(childAbs), severity: 'error', error: isEscpError(e) ? e : ioError(e, (e as { syscall?: string }).syscall ?? 'lstat', childAbs) })
+          } else if (child.type === 'directory') {
+            subdirs.push({ name: childName, abs: childAbs, facts: child })
+          } else if (child.type === 'file' || child.type === 'symlink') {
+            yield entryOf(childName, childAbs, child, child.type)
+          } else {
+            options.onIssue({ path: displayPath(childAbs), severity: 'warning', error: escpError('ESCP_ERR_SOURCE', displayPath(childAbs), 'a special file (fifo, socket or device); skipped') })
+          }
         }
       }
+    } catch (err) {
+      options.onIssue({ path: displayPath(dir.abs), severity: 'error', error: isEscpError(err) ? err : ioError(err, 'scandir', dir.abs) })
+      continue
     }
     // Reversed so that the stack pops them in name order.
     for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i])

@@ -40,11 +40,14 @@ export function checkRelativePath(name: Uint8Array): Buffer[] {
  */
 export class PathGuard {
   private readonly safeDirs = new Set<string>()
+  /** Full paths of parents already made real directories, by their components under the root. */
+  private readonly parents = new Map<string, Buffer>()
   private readonly root: Buffer
 
   constructor(root: string | Buffer) {
     this.root = Buffer.isBuffer(root) ? root : Buffer.from(root)
     this.safeDirs.add(this.root.toString('latin1'))
+    this.parents.set('', this.root)
   }
 
   get rootPath(): Buffer {
@@ -53,11 +56,27 @@ export class PathGuard {
 
   /** The full path of `components` under the root, with every parent made a real directory. */
   async place(components: readonly Buffer[], shown: string): Promise<Buffer> {
+    return this.placeKnown(components) ?? this.placeNew(components, shown)
+  }
+
+  /**
+   * The full path of `components` at once, when its parent is one made a real directory
+   * before (the files of a directory share it); undefined otherwise. Safe as place() is: a
+   * directory made or checked by this guard stays in its cache only as long as the guard lives,
+   * for one session, as `safeDirs` does.
+   */
+  placeKnown(components: readonly Buffer[]): Buffer | undefined {
+    const parent = this.parents.get(parentKey(components))
+    return parent && joinBytes(parent, components[components.length - 1])
+  }
+
+  private async placeNew(components: readonly Buffer[], shown: string): Promise<Buffer> {
     let dir = this.root
     for (const part of components.slice(0, -1)) {
       dir = joinBytes(dir, part)
       await this.ensureDirectory(dir, shown)
     }
+    this.parents.set(parentKey(components), dir)
     return joinBytes(dir, components[components.length - 1])
   }
 
@@ -75,6 +94,13 @@ export class PathGuard {
     }
     this.safeDirs.add(key)
   }
+}
+
+/** The components of a name's parent, as one key ('' for the root). */
+function parentKey(components: readonly Buffer[]): string {
+  let key = ''
+  for (let i = 0; i < components.length - 1; i++) key += (i > 0 ? '/' : '') + components[i].toString('latin1')
+  return key
 }
 
 /**

@@ -318,7 +318,8 @@ export class Receiver extends SessionSide<ReceiverLink> {
         return
       }
       const { guard, components } = this.options.destination
-      f.final = await guard.place(components(parts), shown)
+      const placed = components(parts)
+      f.final = guard.placeKnown(placed) ?? (await guard.place(placed, shown))
       if (spec.type === 'directory') {
         await guard.ensureDirectory(f.final, shown, 0o700)
         this.dirs.push({ path: f.final, spec })
@@ -523,7 +524,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
           }
           await h.finish(this.attributesOf(f.spec))
         }
-        await renameInto(f.temp, f.final)
+        await this.renameInto(f.temp, f.final)
       } catch (err) {
         error = isEscpError(err) ? err : ioError(err, 'rename', f.final)
       }
@@ -535,6 +536,18 @@ export class Receiver extends SessionSide<ReceiverLink> {
     } else {
       if (!error && f.holes) this.holeBytes += Number(f.spec.sparseBytes)
       this.verdict(f, error ?? null)
+    }
+  }
+
+  // rename() replaces a file or a symlink at the final name (never following it); a directory
+  // there is an error, as it is for scp. Through the engine where it renames (in batches).
+  private async renameInto(temp: Buffer, final: Buffer): Promise<void> {
+    const { engine } = this.options
+    try {
+      if (engine.rename) await engine.rename(temp, final)
+      else await fs.promises.rename(temp, final)
+    } catch (err) {
+      throw isEscpError(err) ? err : ioError(err, 'rename', final)
     }
   }
 
@@ -678,15 +691,6 @@ function createExclusive(file: Buffer, mode: number): Promise<void> {
   })
 }
 
-// rename() replaces a file or a symlink at the final name (never following it); a directory
-// there is an error, as it is for scp.
-async function renameInto(temp: Buffer, final: Buffer): Promise<void> {
-  try {
-    await fs.promises.rename(temp, final)
-  } catch (err) {
-    throw ioError(err, 'rename', final)
-  }
-}
 
 function nsToDate(ns: bigint): Date {
   return new Date(Number(ns / 1_000_000n))
