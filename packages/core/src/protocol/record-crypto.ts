@@ -148,11 +148,24 @@ export class RecordOpener extends DirectionState {
    * bytes returned are then `ciphertext` itself, and the record's buffer is theirs.
    */
   openInPlace(header: RecordHeader, headerBytes: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array): Uint8Array | null {
+    return this.openTo(header, headerBytes, ciphertext, tag, ciphertext)
+  }
+
+  /** Whether the cipher decrypts into a buffer it is given (openTo then copies nothing). */
+  get opensInto(): boolean {
+    return this.cipher.openInto !== undefined
+  }
+
+  /**
+   * open(), decrypting into `out` (as long as the ciphertext, or where it lies) when the cipher
+   * can (openInto): the plain bytes returned are then `out`.
+   */
+  openTo(header: RecordHeader, headerBytes: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, out: Uint8Array): Uint8Array | null {
     const openInto = this.cipher.openInto
     if (!openInto) return this.open(header, headerBytes, ciphertext, tag)
     return this.openWith(header, () => {
-      openInto.call(this.cipher, this.state.key, nonceFor(this.state.records, this.nonce), headerBytes, ciphertext, tag, ciphertext)
-      return ciphertext
+      openInto.call(this.cipher, this.state.key, nonceFor(this.state.records, this.nonce), headerBytes, ciphertext, tag, out)
+      return out
     })
   }
 

@@ -143,6 +143,13 @@ class PoolTurns {
     return Array.from({ length: count }, () => this.pool.acquire())
   }
 
+  /** One buffer now if one is free and nothing waits for one; else null. */
+  tryAcquire(): Uint8Array | null {
+    if (this.free === 0 || this.waiting.length > 0) return null
+    this.free--
+    return this.pool.acquire()
+  }
+
   release(buffers: Uint8Array[]): void {
     for (const buf of buffers) this.pool.release(buf)
     this.free += buffers.length
@@ -373,41 +380,59 @@ class ReceiverRole {
    * record is dealt with: a key change or END answered, or the stream failed. Opening is
    * synchronous and in arrival order, as the nonce counter demands; writes then run concurrently.
    */
-  private open(raw: Uint8Array, seq: number, expected: RecordType): { header: RecordHeader; plain: Uint8Array } | null {
+  private open(raw: Uint8Array, seq: number, expected: RecordType): { header: RecordHeader; plain: Uint8Array; pooled?: Uint8Array } | null {
     if (this.failed) return null
     let plain: Uint8Array | null
     let f
+    let pooled: Uint8Array | null = null
     try {
       f = frameOf(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength), data.blockSizeBytes)
-      plain = this.opener.openInPlace(f.header, f.headerBytes, f.ciphertext, f.tag)
+      pooled = this.alignedFor(f.header)
+      plain = pooled ? this.opener.openTo(f.header, f.headerBytes, f.ciphertext, f.tag, pooled.subarray(0, f.ciphertext.byteLength)) : this.opener.openInPlace(f.header, f.headerBytes, f.ciphertext, f.tag)
     } catch (err) {
+      if (pooled) this.pool.release([pooled])
       this.failed = true
       const e = (err as { code?: string }).code === 'ESCP_ERR_AUTH' ? escpError('ESCP_ERR_AUTH', `a record on data stream ${data.index}`) : err
       post({ t: 'fatal', error: serializeError(e) })
       return null
     }
     const h = f.header
-    if (plain === null || h.type === RecordType.End) {
+    if (plain === null || h.type === RecordType.End || h.type !== expected) {
+      if (pooled) this.pool.release([pooled])
+      if (plain !== null && h.type !== RecordType.End) {
+        this.failed = true
+        post({ t: 'fatal', error: serializeError(escpError('ESCP_ERR_PROTOCOL', `a ${RecordType[h.type]} record on data stream ${data.index}`)) })
+        return null
+      }
       this.giveBack(raw)
       post(plain === null ? { t: 'rekeyed', seq } : { t: 'endReceived', seq })
       return null
     }
-    if (h.type !== expected) {
-      this.failed = true
-      post({ t: 'fatal', error: serializeError(escpError('ESCP_ERR_PROTOCOL', `a ${RecordType[h.type]} record on data stream ${data.index}`)) })
-      return null
-    }
-    return { header: h, plain }
+    return pooled ? { header: h, plain, pooled } : { header: h, plain }
+  }
+
+  /**
+   * A pool buffer (aligned, for O_DIRECT) to decrypt a full block into, where the engine writes
+   * with O_DIRECT and one is free now: its write then needs no copy into an aligned bounce
+   * buffer, which a block decrypted where it lies in its record (32 bytes in) would. Null
+   * otherwise; the block is then decrypted in place.
+   */
+  private alignedFor(h: RecordHeader): Uint8Array | null {
+    if (!data.direct || h.type !== RecordType.Block || h.flags !== 0 || h.length !== data.blockSizeBytes || !this.opener.opensInto) return null
+    return this.pool.tryAcquire()
   }
 
   private frame(msg: Extract<ToWorker, { t: 'frame' }>): void {
     const opened = this.open(msg.raw, msg.seq, RecordType.Block)
     if (!opened) return
-    const { header: h, plain } = opened
+    const { header: h, plain, pooled } = opened
     const fileId = h.fileId
     const offset = Number(h.offset)
+    // Decrypted into a pool buffer: the record's own is free at once.
+    if (pooled) this.giveBack(msg.raw)
+    const done = () => (pooled ? this.pool.release([pooled]) : this.giveBack(msg.raw))
     if (!msg.target) {
-      this.giveBack(msg.raw)
+      done()
       post({ t: 'discarded', seq: msg.seq, fileId })
       return
     }
@@ -417,7 +442,7 @@ class ReceiverRole {
         (digest) => post({ t: 'written', seq: msg.seq, fileId, offset, length: h.rawLength, wireBytes: h.length, digest }),
         (err) => post({ t: 'writeFailed', seq: msg.seq, fileId, error: serializeError(err) }),
       )
-      .finally(() => this.giveBack(msg.raw))
+      .finally(done)
     this.track(fileId, target, p)
   }
 
