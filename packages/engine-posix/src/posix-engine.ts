@@ -123,6 +123,8 @@ function directoryEntries(dir: EnginePath, names: Buffer, meta: Float64Array): D
 
 export class PosixEngine implements IoEngine {
   readonly name: string = 'posix'
+  /** Undefined where the native module did not load. */
+  readonly directAlignment: number | undefined
   private readonly wholeReads = new TurnBatch<ReadWholeCall>((calls) => this.binding.readWholeMany(calls))
   private readonly wholeCreates = new TurnBatch<CreateWholeCall>((calls) => this.binding.createWholeMany(calls))
   private readonly renames = new TurnBatch<[EnginePath, EnginePath]>((calls) => this.binding.renameMany(calls))
@@ -131,7 +133,9 @@ export class PosixEngine implements IoEngine {
    * `load`: the native calls the engine makes. Another engine built on this one passes its own
    * (uring passes these with its reads and writes going through io_uring).
    */
-  constructor(private readonly load: BindingLoad = loadBinding()) {}
+  constructor(private readonly load: BindingLoad = loadBinding()) {
+    this.directAlignment = load.ok ? load.binding.alignment : undefined
+  }
 
   available(): Availability {
     return this.load.ok ? AVAILABLE : unavailable(this.load.reason)

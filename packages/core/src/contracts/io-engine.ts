@@ -158,6 +158,13 @@ export interface IoEngine {
    * failed, to close() it unfinished, having written nothing on it.
    */
   readonly discards?: boolean
+  /**
+   * Where the engine writes with O_DIRECT when asked (OpenWriteOptions.direct): the alignment
+   * its I/O memory needs, which the buffers of its pool have. A block in other memory is copied
+   * into an aligned buffer first, so a receiver's stream worker decrypts full blocks into pool
+   * buffers for it. Absent: the engine does no O_DIRECT, or takes any memory as it is.
+   */
+  readonly directAlignment?: number
   available(): Availability
   /**
    * For a sender: the source named by `source` when this engine provides it, else null (the

@@ -21,14 +21,15 @@ const SERVER_MAIN = path.join(__dirname, 'server-main.js')
 export const MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456'
 
 /**
- * V8 flags for escp's own processes: the escp command sets them as it starts, and the loopback
- * child is started with them. A function is optimized by TurboFan once it has run about 7× more
- * of its bytecode than V8's default asks (132 KiB). A transfer's JavaScript is per-file and
- * per-record bookkeeping spread over many functions on four threads; with the default, V8's
- * background threads spent a fifth of the CPU of a copy of 10,000 small files compiling
- * functions that then ran for less time than their compilation took (perf, by thread). Measured
- * on 2 cores, runs taking turns: 10,000 files of 1-64 KiB 1.54 s and 2.81 CPU s → 1.44 s and
- * 2.58; a 1 GiB file 1.80 s and 2.62 CPU s → 1.77 s and 2.51.
+ * V8 flags for escp's own processes: the escp command sets them as it starts, and so does the
+ * loopback child (server-main). A function is optimized by TurboFan once it has run about 15×
+ * more of its bytecode than Node 20's V8 asks by default (67,584). A transfer's JavaScript is
+ * per-file and per-record bookkeeping spread over many functions on four threads; with the
+ * default, V8's background threads spent a fifth of the CPU of a copy of 10,000 small files
+ * compiling functions that then ran for less time than their compilation took (perf, by
+ * thread). Measured on 2 cores, runs taking turns: 10,000 files of 1-64 KiB 1.54 s and 2.81 CPU
+ * s → 1.44 s and 2.58; a 1 GiB file 1.80 s and 2.62 CPU s → 1.77 s and 2.51. Set with
+ * v8.setFlagsFromString, which passes over a flag a later V8 no longer knows.
  */
 export const V8_FLAGS: readonly string[] = ['--interrupt-budget=1000000']
 
@@ -122,7 +123,7 @@ export function spawnLoopbackServer(plugins: readonly string[], settings: Loopba
   const apart = settings.cpus || settings.logFile || Object.keys(settings.pluginOptions ?? {}).length > 0
   if (early && !apart) return early
   early?.kill()
-  return spawnServer(process.execPath, [...V8_FLAGS, SERVER_MAIN], loopbackEnv(plugins, settings))
+  return spawnServer(process.execPath, [SERVER_MAIN], loopbackEnv(plugins, settings))
 }
 
 /** Where a child started early waits, shared by every copy of this module a process loads. */
@@ -138,7 +139,7 @@ const registry = globalThis as unknown as { [PRESTARTED]?: Prestarted }
  */
 export function prestartLoopbackServer(plugins: readonly string[], streams?: number): void {
   discardPrestartedLoopbackServer()
-  const server = start(process.execPath, [...V8_FLAGS, SERVER_MAIN], loopbackEnv(plugins, { streams }))
+  const server = start(process.execPath, [SERVER_MAIN], loopbackEnv(plugins, { streams }))
   holdsProcess(server.child, false)
   registry[PRESTARTED] = { plugins: plugins.join(','), server }
 }

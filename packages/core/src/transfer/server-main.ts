@@ -4,11 +4,13 @@
 import 'reflect-metadata'
 import fs from 'node:fs'
 import net from 'node:net'
+import { setFlagsFromString } from 'node:v8'
 import type { Readable, Writable } from 'node:stream'
 import { escpError, isEscpError } from '../errors'
 import { loadPlugins, pluginModules, pluginOptionsFromEnv, pluginsFromEnv } from '../plugins/loader'
 import { MAX_DATA_STREAMS } from '../protocol/constants'
 import { BOOT_STREAMS_ENV } from '../env-names'
+import { V8_FLAGS } from './loopback-child'
 import { BootedWorkers, bootOf } from './links'
 import { ControlChannel } from '../protocol/control-channel'
 import { CPUMASK_ENV, parseCpuSet } from './affinity'
@@ -94,6 +96,9 @@ function sshServerAddress(): string | undefined {
 }
 
 if (require.main === module) {
+  // The loopback child tiers its code as the escp command does (V8_FLAGS says why); set here
+  // rather than on its command line, which a Node without one of them would refuse.
+  for (const flag of V8_FLAGS) setFlagsFromString(flag)
   const { version } = require('../../package.json') as { version: string }
   const logFile = process.env[LOGFILE_ENV]
   const log = logFile ? openSessionLog(logFile) : undefined

@@ -413,12 +413,12 @@ class ReceiverRole {
 
   /**
    * A pool buffer (aligned, for O_DIRECT) to decrypt a full block into, where the engine writes
-   * with O_DIRECT and one is free now: its write then needs no copy into an aligned bounce
-   * buffer, which a block decrypted where it lies in its record (32 bytes in) would. Null
-   * otherwise; the block is then decrypted in place.
+   * with O_DIRECT from aligned memory (directAlignment) and one is free now: its write then needs
+   * no copy into an aligned bounce buffer, which a block decrypted where it lies in its record (32
+   * bytes in) would. Null otherwise; the block is then decrypted in place.
    */
   private alignedFor(h: RecordHeader): Uint8Array | null {
-    if (!data.direct || h.type !== RecordType.Block || h.flags !== 0 || h.length !== data.blockSizeBytes || !this.opener.opensInto) return null
+    if (!data.direct || !this.engine.directAlignment || h.type !== RecordType.Block || h.flags !== 0 || h.length !== data.blockSizeBytes || !this.opener.opensInto) return null
     return this.pool.tryAcquire()
   }
 
