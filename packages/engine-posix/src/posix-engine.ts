@@ -91,10 +91,10 @@ const S_IFMT = 0o170000
 const TYPES: Record<number, DirectoryEntry['type']> = { 0o100000: 'file', 0o040000: 'directory', 0o120000: 'symlink' }
 const NS_PER_S = 1_000_000_000n
 
-// The entries listDirectory's numbers describe, each named by a view into `names`.
-function directoryEntries(dir: EnginePath, names: Buffer, meta: Float64Array): DirectoryEntry[] {
+// The entries listDirectory's numbers describe, each named by a view into `names`, made as they
+// are iterated.
+function* directoryEntries(dir: EnginePath, names: Buffer, meta: Float64Array): Generator<DirectoryEntry> {
   const F = LIST_FIELD
-  const out: DirectoryEntry[] = []
   for (let at = 0; at < meta.length; at += LIST_FIELDS) {
     const name = names.subarray(meta[at + F.nameStart], meta[at + F.nameStart] + meta[at + F.nameLength])
     const type = TYPES[meta[at + F.mode] & S_IFMT] ?? 'other'
@@ -116,9 +116,8 @@ function directoryEntries(dir: EnginePath, names: Buffer, meta: Float64Array): D
       const path = Buffer.concat([typeof dir === 'string' ? Buffer.from(dir) : dir, Buffer.from('/'), name])
       e.error = nativeIoError(Object.assign(new Error(syscall), { errno: -errno, syscall }), syscall, path)
     }
-    out.push(e)
+    yield e
   }
-  return out
 }
 
 export class PosixEngine implements IoEngine {
@@ -186,7 +185,7 @@ export class PosixEngine implements IoEngine {
     return new PosixWriteHandle(b, path, r.fd, r.direct, options.sparse === true, options.sizeBytes)
   }
 
-  async listDirectory(dir: EnginePath): Promise<DirectoryEntry[]> {
+  async listDirectory(dir: EnginePath): Promise<Iterable<DirectoryEntry>> {
     let r
     try {
       r = await this.binding.listDirectory(dir)

@@ -176,9 +176,11 @@ export interface IoEngine {
    * Optional, for the sender's walk over a tree: a directory's entries (not . and ..) in byte
    * order of their names, each with what lstat tells of it, in one call. Rejects with the
    * directory's error when it cannot be read. Where a tree of small files costs more in calls
-   * than in I/O, one call per directory instead of one per entry is most of its walk.
+   * than in I/O, one call per directory instead of one per entry is most of its walk. The
+   * entries may be made as they are iterated (a directory of millions of entries then holds
+   * only its compact listing, not an object per entry), and are iterated once.
    */
-  listDirectory?(dir: EnginePath): Promise<DirectoryEntry[]>
+  listDirectory?(dir: EnginePath): Promise<Iterable<DirectoryEntry>>
   /** Buffers of `bufferSizeBytes` suited to this engine (aligned for O_DIRECT where needed). */
   createBufferPool(bufferSizeBytes: number, count: number): BufferPool
   openRead(path: EnginePath, options?: OpenReadOptions): Promise<ReadHandle>

@@ -300,7 +300,7 @@ export function engineCompliance(label: string, make: () => IoEngine | Promise<I
       fs.symlinkSync('b.bin', path.join(listed, 'link'))
       fs.symlinkSync('x'.repeat(300), path.join(listed, 'long-link'))
       fs.utimesSync(path.join(listed, 'b.bin'), new Date(1_600_000_000_123), new Date(1_500_000_000_456))
-      const entries = await engine.listDirectory(listed)
+      const entries = [...(await engine.listDirectory(listed))]
       const names = [Buffer.from('a.bin'), Buffer.from('b.bin'), Buffer.from('link'), Buffer.from('long-link'), Buffer.from('sub'), odd].sort(Buffer.compare)
       expect(entries.map((e) => e.name.toString('hex'))).to.deep.equal(names.map((n) => n.toString('hex')))
       for (const e of entries) {

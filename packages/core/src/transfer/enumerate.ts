@@ -156,7 +156,7 @@ function lstatAll(paths: Buffer[]): Promise<Array<fs.BigIntStats | Error>> {
  * A directory's entries in byte order of their names, in windows: all at once from the engine's
  * listDirectory where it has one (one call per directory), else from readdir and lstat.
  */
-async function* listEntries(dir: Buffer, engine: IoEngine | undefined): AsyncGenerator<DirectoryEntry[]> {
+async function* listEntries(dir: Buffer, engine: IoEngine | undefined): AsyncGenerator<Iterable<DirectoryEntry>> {
   if (engine?.listDirectory) {
     yield await engine.listDirectory(dir)
     return
