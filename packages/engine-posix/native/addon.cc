@@ -221,8 +221,11 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
     return promises;
   }
 
-  // listDirectory(path) → a promise of { names, meta } (MakeListDirectory)
-  Napi::Value ListDirectory(const Napi::CallbackInfo& info) { return Submit(info.Env(), MakeListDirectory(info.Env(), ArgPath(info, 0))); }
+  // listDirectory(path, noFollow) → a promise of { names, meta } (MakeListDirectory)
+  Napi::Value ListDirectory(const Napi::CallbackInfo& info) {
+    bool no_follow = info.Length() > 1 && info[1].ToBoolean().Value();
+    return Submit(info.Env(), MakeListDirectory(info.Env(), ArgPath(info, 0), no_follow));
+  }
 
   // readWholeMany([[path, buffer], ...]) → a promise of the bytes read for each
   Napi::Value ReadWholeMany(const Napi::CallbackInfo& info) {

@@ -493,10 +493,10 @@ class ReadWholeJob : public BufferJob {
 // entries in byte order of their names. An entry lstat or readlink failed on has its errno.
 class ListDirectoryJob : public NumberJob {
  public:
-  ListDirectoryJob(Napi::Env env, std::string path) : NumberJob(env), path_(std::move(path)) {}
+  ListDirectoryJob(Napi::Env env, std::string path, bool no_follow) : NumberJob(env), path_(std::move(path)), no_follow_(no_follow) {}
 
   void Execute() override {
-    int fd = open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | (no_follow_ ? O_NOFOLLOW : 0));
     if (fd < 0) return Fail("open");
     DIR* dir = fdopendir(fd);
     if (dir == nullptr) {
@@ -585,6 +585,7 @@ class ListDirectoryJob : public NumberJob {
   }
 
   std::string path_;
+  bool no_follow_;
   std::string bytes_;
   std::vector<Entry> entries_;
 };
@@ -693,7 +694,9 @@ std::unique_ptr<Job> MakeSetAttributes(Napi::Env env, int fd, int64_t mode, int6
   timespec m{static_cast<time_t>(mtime_sec), static_cast<long>(mtime_nsec)};
   return std::make_unique<SetAttributesJob>(env, fd, mode, uid, gid, has_times, a, m);
 }
-std::unique_ptr<Job> MakeListDirectory(Napi::Env env, std::string path) { return std::make_unique<ListDirectoryJob>(env, std::move(path)); }
+std::unique_ptr<Job> MakeListDirectory(Napi::Env env, std::string path, bool no_follow) {
+  return std::make_unique<ListDirectoryJob>(env, std::move(path), no_follow);
+}
 std::unique_ptr<Job> MakeRename(Napi::Env env, std::string from, std::string to) { return std::make_unique<RenameJob>(env, std::move(from), std::move(to)); }
 std::unique_ptr<Job> MakeReadWhole(Napi::Env env, std::string path, Napi::TypedArray view) {
   return std::make_unique<ReadWholeJob>(env, std::move(path), view);

@@ -50,7 +50,8 @@ std::unique_ptr<Job> MakeSetAttributes(Napi::Env env, int fd, int64_t mode, int6
 std::unique_ptr<Job> MakeClose(Napi::Env env, FileTable* files, int fd, bool drop_cache, int64_t logical_end, int64_t padded_end);
 
 // A directory's entries (not . and ..) with their lstat and a symlink's target: { names, meta }.
-std::unique_ptr<Job> MakeListDirectory(Napi::Env env, std::string path);
+// no_follow: a symlink at path is refused (ENOTDIR, as O_DIRECTORY | O_NOFOLLOW gives), not followed.
+std::unique_ptr<Job> MakeListDirectory(Napi::Env env, std::string path, bool no_follow);
 // rename(from, to).
 std::unique_ptr<Job> MakeRename(Napi::Env env, std::string from, std::string to);
 // Reads a whole file of at most the view's length from offset 0: open, read, close in one job.

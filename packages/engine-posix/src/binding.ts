@@ -85,9 +85,10 @@ export interface PosixBinding {
    * A directory's entries, but . and .., in byte order of their names, with what lstat tells of
    * each and a symlink's target: the names and targets one after another in `names`, and
    * LIST_FIELDS numbers per entry in `meta` (see LIST_FIELD). Rejects when the directory cannot
-   * be read; an entry lstat or readlink failed on has its errno.
+   * be read; an entry lstat or readlink failed on has its errno. noFollow: a symlink at path is
+   * refused (ENOTDIR, as O_DIRECTORY | O_NOFOLLOW gives), not followed.
    */
-  listDirectory(path: Buffer | string): Promise<{ names: Buffer; meta: Float64Array }>
+  listDirectory(path: Buffer | string, noFollow?: boolean): Promise<{ names: Buffer; meta: Float64Array }>
   readWholeMany(calls: ReadWholeCall[]): Promise<number>[]
   /** Each call renames from to to (rename(2)); one promise per call. */
   renameMany(calls: Array<[Buffer | string, Buffer | string]>): Promise<number>[]

@@ -8,6 +8,7 @@ import type {
   CreateFileOptions,
   DirectoryEntry,
   EnginePath,
+  ListDirectoryOptions,
   Extent,
   FileAttributes,
   IoEngine,
@@ -185,10 +186,10 @@ export class PosixEngine implements IoEngine {
     return new PosixWriteHandle(b, path, r.fd, r.direct, options.sparse === true, options.sizeBytes)
   }
 
-  async listDirectory(dir: EnginePath): Promise<Iterable<DirectoryEntry>> {
+  async listDirectory(dir: EnginePath, options: ListDirectoryOptions = {}): Promise<Iterable<DirectoryEntry>> {
     let r
     try {
-      r = await this.binding.listDirectory(dir)
+      r = await this.binding.listDirectory(dir, options.noFollow === true)
     } catch (err) {
       throw nativeIoError(err, 'scandir', dir)
     }

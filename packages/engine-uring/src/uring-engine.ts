@@ -163,7 +163,7 @@ function ringBinding(posix: PosixBinding, ring: UringNative): PosixBinding {
     },
     // Whole small files and directory listings go to the posix engine's threads (in jobs of up
     // to 16): a ring gains nothing there.
-    listDirectory: (path) => posix.listDirectory(path),
+    listDirectory: (path, noFollow) => posix.listDirectory(path, noFollow),
     readWholeMany: (calls) => posix.readWholeMany(calls),
     renameMany: (calls) => posix.renameMany(calls),
     createWholeMany: (calls) => posix.createWholeMany(calls),

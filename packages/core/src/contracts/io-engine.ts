@@ -147,6 +147,14 @@ export interface DirectoryEntry {
   error?: Error
 }
 
+export interface ListDirectoryOptions {
+  /**
+   * Refuse a symlink at the directory's own path (ENOTDIR) rather than follow it: for a directory a
+   * walk found by its listing, which a symlink may have taken the place of since.
+   */
+  noFollow?: boolean
+}
+
 export interface IoEngine {
   readonly name: string
   /**
@@ -180,7 +188,7 @@ export interface IoEngine {
    * entries may be made as they are iterated (a directory of millions of entries then holds
    * only its compact listing, not an object per entry), and are iterated once.
    */
-  listDirectory?(dir: EnginePath): Promise<Iterable<DirectoryEntry>>
+  listDirectory?(dir: EnginePath, options?: ListDirectoryOptions): Promise<Iterable<DirectoryEntry>>
   /** Buffers of `bufferSizeBytes` suited to this engine (aligned for O_DIRECT where needed). */
   createBufferPool(bufferSizeBytes: number, count: number): BufferPool
   openRead(path: EnginePath, options?: OpenReadOptions): Promise<ReadHandle>

@@ -318,6 +318,12 @@ export function engineCompliance(label: string, make: () => IoEngine | Promise<I
       const err = (await expectCode(() => (engine.listDirectory as NonNullable<IoEngine['listDirectory']>)(path.join(dir, 'nope')), 'ESCP_ERR_IO')) as Record<string, unknown>
       expect(err.errno).to.equal('ENOENT')
       await expectCode(() => (engine.listDirectory as NonNullable<IoEngine['listDirectory']>)(path.join(listed, 'b.bin')), 'ESCP_ERR_IO')
+      // A symlink to a directory is followed, unless told not to.
+      fs.symlinkSync('sub', path.join(listed, 'to-sub'))
+      fs.writeFileSync(path.join(listed, 'sub', 'inside'), 'x')
+      expect([...(await engine.listDirectory(path.join(listed, 'to-sub')))].map((e) => e.name.toString())).to.deep.equal(['inside'])
+      const refused = (await expectCode(() => (engine.listDirectory as NonNullable<IoEngine['listDirectory']>)(path.join(listed, 'to-sub'), { noFollow: true }), 'ESCP_ERR_IO')) as Record<string, unknown>
+      expect(refused.errno).to.be.oneOf(['ENOTDIR', 'ELOOP'])
     })
 
     it('renames a file over a file or a symlink without following it, and not over a directory, where the engine offers it', async function () {

@@ -154,11 +154,13 @@ function lstatAll(paths: Buffer[]): Promise<Array<fs.BigIntStats | Error>> {
 
 /**
  * A directory's entries in byte order of their names, in windows: all at once from the engine's
- * listDirectory where it has one (one call per directory), else from readdir and lstat.
+ * listDirectory where it has one (one call per directory), else from readdir and lstat. Below
+ * the source itself, the engine refuses a directory that a symlink has replaced since its
+ * parent was listed, rather than follow it (`found`).
  */
-async function* listEntries(dir: Buffer, engine: IoEngine | undefined): AsyncGenerator<Iterable<DirectoryEntry>> {
+async function* listEntries(dir: Buffer, engine: IoEngine | undefined, found: boolean): AsyncGenerator<Iterable<DirectoryEntry>> {
   if (engine?.listDirectory) {
-    yield await engine.listDirectory(dir)
+    yield await engine.listDirectory(dir, { noFollow: found })
     return
   }
   const names = (await fs.promises.readdir(dir, { encoding: 'buffer' })).sort(Buffer.compare)
@@ -186,13 +188,14 @@ async function* listEntries(dir: Buffer, engine: IoEngine | undefined): AsyncGen
 
 async function* walk(name: Buffer, abs: Buffer, facts: DirectoryEntry, options: EnumerateOptions): AsyncGenerator<SourceEntry> {
   // Depth-first with an explicit stack: trees thousands of levels deep cost no recursion.
-  const stack: Array<{ name: Buffer; abs: Buffer; facts: DirectoryEntry }> = [{ name, abs, facts }]
+  // `found`: a directory found in its parent's listing, not the source itself.
+  const stack: Array<{ name: Buffer; abs: Buffer; facts: DirectoryEntry; found: boolean }> = [{ name, abs, facts, found: false }]
   while (stack.length > 0) {
-    const dir = stack.pop() as { name: Buffer; abs: Buffer; facts: DirectoryEntry }
+    const dir = stack.pop() as { name: Buffer; abs: Buffer; facts: DirectoryEntry; found: boolean }
     yield entryOf(dir.name, dir.abs, dir.facts, 'directory')
-    const subdirs: Array<{ name: Buffer; abs: Buffer; facts: DirectoryEntry }> = []
+    const subdirs: Array<{ name: Buffer; abs: Buffer; facts: DirectoryEntry; found: boolean }> = []
     try {
-      for await (const children of listEntries(dir.abs, options.engine)) {
+      for await (const children of listEntries(dir.abs, options.engine, dir.found)) {
         for (const child of children) {
           const childAbs = joinBytes(dir.abs, child.name)
           const childName = joinBytes(dir.name, child.name)
@@ -200,7 +203,7 @@ async function* walk(name: Buffer, abs: Buffer, facts: DirectoryEntry, options: 
             const e = child.error
             options.onIssue({ path: displayPath(childAbs), severity: 'error', error: isEscpError(e) ? e : ioError(e, (e as { syscall?: string }).syscall ?? 'lstat', childAbs) })
           } else if (child.type === 'directory') {
-            subdirs.push({ name: childName, abs: childAbs, facts: child })
+            subdirs.push({ name: childName, abs: childAbs, facts: child, found: true })
           } else if (child.type === 'file' || child.type === 'symlink') {
             yield entryOf(childName, childAbs, child, child.type)
           } else {
