@@ -7,9 +7,10 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { expect } from 'chai'
-import { copy, loadPlugins } from '@escp/core'
+import { copy, loadPlugins, withDefaults } from '@escp/core'
 import type { EscpError, PluginSet, TransferOptions, TransferSummary } from '@escp/core'
 import { HostileSender, within } from './helpers/hostile-sender'
+import { pullSpeaking } from './helpers/pull'
 import type { EntrySpec } from './helpers/hostile-sender'
 import { describeTree, leftoverTemps, sha256File, tempDir, writeRandom } from './helpers/trees'
 import { skipBecause } from '@escp/core/testing'
@@ -288,6 +289,21 @@ describe('loopback transfer under faults and attacks', function () {
       expect(fatal.code).to.equal('ESCP_ERR_PROTOCOL')
       await peer.close()
       expect(leftoverTemps(dest)).to.deep.equal([])
+    })
+
+    it('sends a receiver of protocol 1.2 no bundle, and one of 1.3 bundles: a tree of small files arrives whole and verified both ways', async function () {
+      const src = path.join(work, 'tree')
+      for (let i = 0; i < 40; i++) writeRandom(path.join(src, `f${String(i).padStart(2, '0')}.bin`), 1000 + 37 * i)
+      for (const minor of [2, 3]) {
+        const dst = path.join(work, `pulled-1.${minor}`)
+        fs.mkdirSync(dst)
+        // A 1.2 receiver fails the session on a bundle (the next test): none may come.
+        const pulled = await pullSpeaking(set, withDefaults(opts({ recursive: true, streams: 2 })), minor, src, dst, { server: 'node-fs', client: 'node-fs' })
+        expect(pulled.ok, `as 1.${minor}`).to.equal(true)
+        expect(pulled.result.failures).to.deep.equal([])
+        expect(describeTree(path.join(dst, 'tree'))).to.deep.equal(describeTree(src))
+        expect(leftoverTemps(dst)).to.deep.equal([])
+      }
     })
 
     it('fails the session with ESCP_ERR_PROTOCOL for a bundle in a protocol 1.2 session', async function () {
