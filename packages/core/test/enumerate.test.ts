@@ -5,7 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
 import type { DirectoryEntry, EnginePath, IoEngine, ListDirectoryOptions } from '../src/contracts/io-engine'
-import { enumerateSources } from '../src/transfer/enumerate'
+import { enumerateSources, factsOf } from '../src/transfer/enumerate'
 import type { SourceIssue } from '../src/transfer/enumerate'
 
 /** lstat of each entry of `dir`, in byte order of the names, as an engine's listing gives them. */
@@ -15,20 +15,8 @@ function listWithFs(dir: EnginePath): DirectoryEntry[] {
     .sort(Buffer.compare)
     .map((name) => {
       const full = Buffer.concat([Buffer.from(dir), Buffer.from('/'), name])
-      const st = fs.lstatSync(full, { bigint: true })
-      const type = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other'
-      return {
-        name,
-        type,
-        mode: Number(st.mode & 0o7777n),
-        uid: Number(st.uid),
-        gid: Number(st.gid),
-        sizeBytes: Number(st.size),
-        allocatedBytes: Number(st.blocks) * 512,
-        atimeNs: st.atimeNs,
-        mtimeNs: st.mtimeNs,
-        ...(type === 'symlink' ? { linkTarget: fs.readlinkSync(full, { encoding: 'buffer' }) } : {}),
-      }
+      const facts = factsOf(name, fs.lstatSync(full, { bigint: true }))
+      return facts.type === 'symlink' ? { ...facts, linkTarget: fs.readlinkSync(full, { encoding: 'buffer' }) } : facts
     })
 }
 

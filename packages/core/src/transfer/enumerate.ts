@@ -44,7 +44,7 @@ export interface EnumerateOptions {
 }
 
 /** What lstat (or stat, for a source named by the user) tells of `name`, as a listing gives it. */
-function factsOf(name: Buffer, st: fs.BigIntStats): DirectoryEntry {
+export function factsOf(name: Buffer, st: fs.BigIntStats): DirectoryEntry {
   const type = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other'
   return {
     name,

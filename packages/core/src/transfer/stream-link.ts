@@ -242,23 +242,22 @@ export class SenderLink extends StreamLink {
   }
 
   read(seq: number, fileId: bigint, path: Uint8Array, offset: number, length: number, only: boolean, toEnd = false): void {
-    const units = unitsOf(length, this.blockSizeBytes)
-    this.inFlight++
-    this.inFlightUnits += units
-    this.units.set(seq, units)
+    this.lend(seq, length)
     this.post({ t: 'read', seq, fileId, path: ownBytes(path), offset, length, only, toEnd })
   }
 
   /** Small whole files, read and sealed together as one Bundle record. */
   readBundle(seq: number, files: BundleRead[]): void {
-    const units = unitsOf(
-      files.reduce((n, f) => n + f.length, 0),
-      this.blockSizeBytes,
-    )
+    this.lend(seq, files.reduce((n, f) => n + f.length, 0))
+    this.post({ t: 'readBundle', seq, files: files.map((f) => ({ ...f, path: ownBytes(f.path) })) })
+  }
+
+  // The credits of a read of `lengthBytes`, under its seq until it lands.
+  private lend(seq: number, lengthBytes: number): void {
+    const units = unitsOf(lengthBytes, this.blockSizeBytes)
     this.inFlight++
     this.inFlightUnits += units
     this.units.set(seq, units)
-    this.post({ t: 'readBundle', seq, files: files.map((f) => ({ ...f, path: ownBytes(f.path) })) })
   }
 
   // By the read's seq: the last block of a file of unknown size comes back shorter than asked.

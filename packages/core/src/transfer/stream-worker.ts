@@ -397,18 +397,16 @@ class ReceiverRole {
       return null
     }
     const h = f.header
-    if (plain === null || h.type === RecordType.End || h.type !== expected) {
-      if (pooled) this.pool.release([pooled])
-      if (plain !== null && h.type !== RecordType.End) {
-        this.failed = true
-        post({ t: 'fatal', error: serializeError(escpError('ESCP_ERR_PROTOCOL', `a ${RecordType[h.type]} record on data stream ${data.index}`)) })
-        return null
-      }
+    if (plain !== null && h.type === expected) return { header: h, plain, pooled: pooled ?? undefined }
+    if (pooled) this.pool.release([pooled])
+    if (plain === null || h.type === RecordType.End) {
       this.giveBack(raw)
       post(plain === null ? { t: 'rekeyed', seq } : { t: 'endReceived', seq })
-      return null
+    } else {
+      this.failed = true
+      post({ t: 'fatal', error: serializeError(escpError('ESCP_ERR_PROTOCOL', `a ${RecordType[h.type]} record on data stream ${data.index}`)) })
     }
-    return pooled ? { header: h, plain, pooled } : { header: h, plain }
+    return null
   }
 
   /**
