@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { expect } from 'chai'
+import { protocol } from '@escp/core'
 import { skipBecause, skipIfUnavailable } from '@escp/core/testing'
 import { UringEngine } from '@escp/engine-uring'
 import { describeTree, sha256File, tempDir, writeRandom } from './helpers/trees'
@@ -410,7 +411,7 @@ describe('escp command', function () {
       fs.writeFileSync(path.join(work, 'f'), 'x')
       const r = await escp(['-F', sshd.configFile, '-D', future, 'f', `127.0.0.1:${path.join(work, 'g')}`], { cwd: work })
       expect(r.code).to.equal(4)
-      expect(r.stderr).to.contain('ESCP_ERR_VERSION_MISMATCH').and.contain('this side speaks protocol 1.3').and.contain('2.0 (escp 2.0.0)')
+      expect(r.stderr).to.contain('ESCP_ERR_VERSION_MISMATCH').and.contain(`this side speaks protocol 1.${protocol.PROTOCOL_MINOR}`).and.contain('2.0 (escp 2.0.0)')
       expect(fs.existsSync(path.join(work, 'g'))).to.equal(false)
     })
 

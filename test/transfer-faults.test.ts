@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { expect } from 'chai'
-import { copy, loadPlugins, withDefaults } from '@escp/core'
+import { copy, loadPlugins, protocol, withDefaults } from '@escp/core'
 import type { EscpError, PluginSet, TransferOptions, TransferSummary } from '@escp/core'
 import { HostileSender, within } from './helpers/hostile-sender'
 import { pullSpeaking } from './helpers/pull'
@@ -236,7 +236,7 @@ describe('loopback transfer under faults and attacks', function () {
     })
   })
 
-  describe('a sender of bundles (several small files in one record, protocol 1.3)', function () {
+  describe('a sender of bundles (several small files in one record, protocol 1.3; with their digests, 1.4)', function () {
     let dest: string
 
     beforeEach(function () {
@@ -247,8 +247,8 @@ describe('loopback transfer under faults and attacks', function () {
     const small = [Buffer.from('first file'), Buffer.alloc(3000, 'b'), Buffer.from('third')]
     const announced = (first = 0n): EntrySpec[] => small.map((data, i) => ({ id: first + BigInt(i), path: `f${i}.txt`, size: BigInt(data.length) }))
 
-    it('gets each file of a bundle it made by hand written and verified', async function () {
-      const peer = await HostileSender.start(set, dest, opts())
+    it('gets each file of a bundle it made by hand written and verified (1.3, with FileDone)', async function () {
+      const peer = await HostileSender.start(set, dest, opts(), 3)
       await peer.announce([{ id: 0n, path: 'sub', type: 'directory', mode: 0o755 }, ...announced(1n).map((e) => ({ ...e, path: `sub/${String(e.path)}` }))])
       await peer.bundle(1n, small)
       await peer.done(small.map((data, i) => ({ id: BigInt(i + 1), size: BigInt(data.length), blocks: 1n, digest: peer.digestOf([data]) })))
@@ -291,10 +291,107 @@ describe('loopback transfer under faults and attacks', function () {
       expect(leftoverTemps(dest)).to.deep.equal([])
     })
 
-    it('sends a receiver of protocol 1.2 no bundle, and one of 1.3 bundles: a tree of small files arrives whole and verified both ways', async function () {
+    // The engine that creates small files in one call, with which the receiver's workers put
+    // the files of a 1.4 bundle in place themselves; node-fs leaves that to the main thread.
+    const POSIX_SERVER = { engine: 'posix', env: { ESCP_PLUGINS: '@escp/engine-posix' } }
+    for (const [engine, server] of [['node-fs', {}], ['posix', POSIX_SERVER]] as const) {
+      describe(`1.4, received with ${engine}`, function () {
+        it('gets each file of a bundle that carries their digests written and verified, with no FileDone', async function () {
+          const peer = await HostileSender.start(set, dest, opts(), 4, server)
+          await peer.announce([{ id: 0n, path: 'sub', type: 'directory', mode: 0o755 }, ...announced(1n).map((e) => ({ ...e, path: `sub/${String(e.path)}`, mode: 0o640 }))])
+          await peer.bundle(1n, small)
+          await peer.sessionEnd(4)
+          await within(peer.finish(), 15_000, 'the end of the session')
+          expect([0n, 1n, 2n, 3n].map((id) => peer.verdicts.get(id)?.ok)).to.deep.equal([true, true, true, true])
+          small.forEach((data, i) => {
+            const file = path.join(dest, 'sub', `f${i}.txt`)
+            expect(fs.readFileSync(file)).to.deep.equal(data)
+            expect(fs.statSync(file).mode & 0o777).to.equal(0o640 & ~process.umask())
+            expect(Buffer.from(peer.verdicts.get(BigInt(i + 1))?.digest ?? [])).to.deep.equal(Buffer.from(peer.digestOf([data])))
+          })
+          expect(leftoverTemps(dest)).to.deep.equal([])
+          await peer.close()
+        })
+
+        it('fails a file whose digest in its bundle differs with ESCP_ERR_VERIFY and writes nothing of it; the others arrive', async function () {
+          const peer = await HostileSender.start(set, dest, opts(), 4, server)
+          await peer.announce(announced())
+          await peer.bundle(0n, small, 0, { digests: [peer.digestOf([small[0]]), peer.digestOf([Buffer.from('not these bytes')]), peer.digestOf([small[2]])] })
+          await peer.sessionEnd(3)
+          await within(peer.finish(), 15_000, 'the end of the session')
+          expect([0n, 1n, 2n].map((id) => peer.verdicts.get(id)?.ok)).to.deep.equal([true, false, true])
+          expect(peer.verdicts.get(1n)?.error?.code).to.equal('ESCP_ERR_VERIFY')
+          expect(entries(dest)).to.deep.equal(['f0.txt', 'f2.txt'])
+          await peer.close()
+        })
+
+        it('drops a file its bundle marks unreadable once the sender reports it, and verifies the others', async function () {
+          const peer = await HostileSender.start(set, dest, opts(), 4, server)
+          await peer.announce(announced())
+          await peer.bundle(0n, [small[0], Buffer.alloc(small[1].length), small[2]], 0, { statuses: [protocol.BUNDLE_FILE_READ, protocol.BUNDLE_FILE_UNREADABLE, protocol.BUNDLE_FILE_READ], digests: [peer.digestOf([small[0]]), new Uint8Array(8), peer.digestOf([small[2]])] })
+          await peer.unreadable(1n, 'f1.txt')
+          await peer.sessionEnd(3)
+          await within(peer.finish(), 15_000, 'the end of the session')
+          expect([...peer.verdicts.keys()].sort()).to.deep.equal([0n, 2n])
+          expect(entries(dest)).to.deep.equal(['f0.txt', 'f2.txt'])
+          await peer.close()
+        })
+      })
+    }
+
+    it('fails the session with ESCP_ERR_PROTOCOL for a FileDone of a file whose 1.4 bundle carries its digest, before or after the bundle', async function () {
+      for (const doneFirst of [true, false]) {
+        const sub = path.join(dest, String(doneFirst))
+        fs.mkdirSync(sub)
+        const peer = await HostileSender.start(set, sub, opts(), 4)
+        await peer.announce(announced())
+        const done = () => peer.done([{ id: 1n, size: BigInt(small[1].length), blocks: 1n, digest: peer.digestOf([small[1]]) }])
+        if (doneFirst) await done()
+        await peer.bundle(0n, small)
+        if (!doneFirst) await done()
+        const fatal = await within(peer.fatal(), 10_000, "the server's Fatal")
+        expect(fatal.code).to.equal('ESCP_ERR_PROTOCOL')
+        expect(fatal.message).to.match(/FileDone/)
+        await peer.close()
+        expect(leftoverTemps(sub)).to.deep.equal([])
+      }
+    })
+
+    it('fails the session with ESCP_ERR_PROTOCOL for a 1.4 bundle with a status that is neither read nor unreadable, and writes none of its files', async function () {
+      const peer = await HostileSender.start(set, dest, opts(), 4)
+      await peer.announce(announced())
+      await peer.bundle(0n, small, 0, { statuses: [0, 0, 7] })
+      await peer.expectFatal(dest, /bundle whose file 2 has status 7/)
+    })
+
+    it('fails the session with ESCP_ERR_PROTOCOL for a 1.3-style bundle, without digests, in a 1.4 session', async function () {
+      const peer = await HostileSender.start(set, dest, opts(), 4)
+      await peer.announce(announced())
+      const data = Buffer.concat(small)
+      await peer.session.data[0].send({ type: protocol.RecordType.Bundle, flags: 0, rawLength: data.byteLength, fileId: 0n, offset: 3n }, data)
+      await peer.expectFatal(dest, /bundle of \d+ bytes whose 3 files announce \d+ with their digests/)
+    })
+
+    it('fails a bundled file the receiver cannot put in place (a directory stands at its name) with EISDIR, and puts the others in place', async function () {
+      const peer = await HostileSender.start(set, dest, opts(), 4, POSIX_SERVER)
+      writeRandom(path.join(dest, 'f1.txt', 'keep.txt'), 10)
+      await peer.announce(announced())
+      await peer.bundle(0n, small)
+      await peer.sessionEnd(3)
+      await within(peer.finish(), 15_000, 'the end of the session')
+      expect([0n, 1n, 2n].map((id) => peer.verdicts.get(id)?.ok)).to.deep.equal([true, false, true])
+      expect(peer.verdicts.get(1n)?.error?.errnoName).to.match(/EISDIR|ENOTEMPTY|EEXIST/)
+      expect(peer.verdicts.get(1n)?.error?.message).to.contain('f1.txt')
+      expect(fs.readFileSync(path.join(dest, 'f0.txt'))).to.deep.equal(small[0])
+      expect(fs.readdirSync(path.join(dest, 'f1.txt'))).to.deep.equal(['keep.txt'])
+      expect(leftoverTemps(dest)).to.deep.equal([])
+      await peer.close()
+    })
+
+    it('sends a receiver of protocol 1.2 no bundle, one of 1.3 bundles, and one of 1.4 bundles with digests: a tree of small files arrives whole and verified each way', async function () {
       const src = path.join(work, 'tree')
       for (let i = 0; i < 40; i++) writeRandom(path.join(src, `f${String(i).padStart(2, '0')}.bin`), 1000 + 37 * i)
-      for (const minor of [2, 3]) {
+      for (const minor of [2, 3, 4]) {
         const dst = path.join(work, `pulled-1.${minor}`)
         fs.mkdirSync(dst)
         // A 1.2 receiver fails the session on a bundle (the next test): none may come.

@@ -91,9 +91,17 @@ export class HostileSender {
     return this.session.data[stream].send({ type: protocol.RecordType.Block, flags: 0, rawLength: data.byteLength, fileId, offset: BigInt(offset) }, data)
   }
 
-  /** A Bundle record (1.3): the whole contents of the files of consecutive entries from `firstId`, in order. */
-  bundle(firstId: bigint, files: Buffer[], stream = 0): Promise<void> {
-    const data = Buffer.concat(files)
+  /**
+   * A Bundle record (1.3): the whole contents of the files of consecutive entries from `firstId`,
+   * in order. In a session of 1.4, each file's status and digest follow, as a faithful sender
+   * writes them unless `trailer` gives others.
+   */
+  bundle(firstId: bigint, files: Buffer[], stream = 0, trailer: { statuses?: number[]; digests?: Uint8Array[] } = {}): Promise<void> {
+    const parts = [...files]
+    if (this.session.sharedMinor >= protocol.MINOR_BUNDLE_DIGESTS) {
+      files.forEach((f, i) => parts.push(Buffer.from([trailer.statuses?.[i] ?? protocol.BUNDLE_FILE_READ]), Buffer.from(trailer.digests?.[i] ?? this.digestOf([f]))))
+    }
+    const data = Buffer.concat(parts)
     return this.session.data[stream].send({ type: protocol.RecordType.Bundle, flags: 0, rawLength: data.byteLength, fileId: firstId, offset: BigInt(files.length) }, data)
   }
 
@@ -104,6 +112,12 @@ export class HostileSender {
 
   done(list: protocol.FileDone[]): Promise<void> {
     return this.session.meta.sendMessage(protocol.RecordType.FileDone, protocol.encodeFileDone(list))
+  }
+
+  /** The sender's report that it could not read entry `fileId` (non-fatal): the receiver drops it. */
+  unreadable(fileId: bigint, path: string): Promise<void> {
+    const error = { code: 'ESCP_ERR_IO', errnoName: 'EACCES', syscall: 'open', message: `ESCP_ERR_IO: open ${path}: permission denied` }
+    return this.session.meta.sendMessage(protocol.RecordType.Error, protocol.encodeErrorReport({ fileId, path: Buffer.from(path), fatal: false, error }))
   }
 
   sessionEnd(files: number): Promise<void> {

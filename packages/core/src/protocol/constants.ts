@@ -5,14 +5,21 @@ export const PROTOCOL_MAJOR = 1
  * 1.1 adds sparse files: a sender may skip blocks that lie in holes (FileSpec.sparse_bytes).
  * 1.2 adds files whose size is known only at their end (FileSpec.size_at_end).
  * 1.3 adds bundles: several small whole files in one data record (RecordType.Bundle).
+ * 1.4 puts each bundled file's digest in its bundle, and such a file gets no FileDone.
  */
-export const PROTOCOL_MINOR = 3
+export const PROTOCOL_MINOR = 4
 /** The first minor version in which a sender may skip the holes of sparse files. */
 export const MINOR_SPARSE_FILES = 1
 /** The first minor version in which a sender may announce a file whose size it learns at its end. */
 export const MINOR_SIZE_AT_END = 2
 /** The first minor version in which a sender may send small files together in Bundle records. */
 export const MINOR_BUNDLES = 3
+/** The first minor version in which a bundle ends with its files' digests, and its files get no FileDone. */
+export const MINOR_BUNDLE_DIGESTS = 4
+/** A bundled file's status in a 1.4 bundle's trailer: read whole, its digest follows. */
+export const BUNDLE_FILE_READ = 0
+/** A bundled file's status in a 1.4 bundle's trailer: unreadable, sent as zeros; an Error report names it. */
+export const BUNDLE_FILE_UNREADABLE = 1
 /** Files in one Bundle record at most: bounds a receiver's work per record. */
 export const MAX_BUNDLE_FILES = 1024
 

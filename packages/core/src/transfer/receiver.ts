@@ -11,7 +11,7 @@ import type { EscpError } from '../errors'
 import type { Checksum } from '../contracts/checksum'
 import type { IoEngine } from '../contracts/io-engine'
 import { MAX_FILE_SIZE_BYTES, displayPath } from '../contracts/io-engine'
-import { MINOR_BUNDLES, MINOR_SIZE_AT_END, MINOR_SPARSE_FILES, RecordType } from '../protocol/constants'
+import { MINOR_BUNDLE_DIGESTS, MINOR_BUNDLES, MINOR_SIZE_AT_END, MINOR_SPARSE_FILES, RecordType } from '../protocol/constants'
 import { decodeErrorReport, decodeFileBatch, decodeFileDone, decodeSessionEnd, encodeErrorReport, encodeVerdicts, errorFromInfo, errorInfoOf } from '../protocol/messages'
 import type { FileDone, FileSpec, Verdict } from '../protocol/messages'
 import type { Session } from '../protocol/session'
@@ -23,7 +23,7 @@ import type { Destination } from './paths'
 import type { ReceiverLink } from './stream-link'
 import type { FileFailure, TransferProgress } from './summary'
 import type { BundlePart, FromWorker, WriteTarget } from './worker-protocol'
-import { deserializeError } from './worker-protocol'
+import { bundleTrailerBytes, deserializeError } from './worker-protocol'
 
 interface InFile {
   spec: FileSpec
@@ -42,7 +42,10 @@ interface InFile {
   claimed: number
   /** Blocks the workers have answered for. */
   processed: number
+  /** Made with the first block digest that comes, or when the file is judged (see digestOf). */
   digest: OrderedDigest | null
+  /** Verified, written and renamed to its final name by the worker of its bundle (1.4). */
+  placed: boolean
   /** Streams whose workers hold the file open; each closes it before the file is finished. */
   writers: Set<ReceiverLink>
   /** The temporary file is being created: its blocks wait for it, and so does finishing it. */
@@ -110,6 +113,8 @@ export class Receiver extends SessionSide<ReceiverLink> {
   private readonly zeros: ZeroBlockDigests | null
   private readonly temps = new TempNames()
   private creating = 0
+  /** Bundles end with their files' digests, and their files get no FileDone (1.4). */
+  readonly bundleDigests: boolean
 
   constructor(
     session: Session,
@@ -117,6 +122,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
   ) {
     super(session)
     this.zeros = options.checksum ? new ZeroBlockDigests(options.checksum, options.blockSizeBytes) : null
+    this.bundleDigests = session.sharedMinor >= MINOR_BUNDLE_DIGESTS
   }
 
   /**
@@ -134,7 +140,8 @@ export class Receiver extends SessionSide<ReceiverLink> {
    * For the links: the files of a Bundle record (1.3), each as the one block of its file, or
    * undefined to hold the record until every one of them is announced and placed. Its files are
    * `count` consecutive entries from `firstId`, each a file of known size, at most a block and
-   * not empty, whose sizes add up to the record's `rawLength`; anything else is ESCP_ERR_PROTOCOL.
+   * not empty, whose sizes add up to the record's `rawLength` (with 1.4, with the trailer of
+   * their digests, and none of them with a FileDone); anything else is ESCP_ERR_PROTOCOL.
    */
   readonly bundleOf = (firstId: bigint, count: number, rawLength: number): BundlePart[] | undefined => {
     if (this.session.sharedMinor < MINOR_BUNDLES) throw escpError('ESCP_ERR_PROTOCOL', `a bundle record in a protocol 1.${this.session.sharedMinor} session`)
@@ -146,10 +153,12 @@ export class Receiver extends SessionSide<ReceiverLink> {
       if (f.spec.sizeAtEnd || f.holes || f.spec.size === 0n || f.spec.size > BigInt(this.options.blockSizeBytes)) {
         throw escpError('ESCP_ERR_PROTOCOL', `a bundle holding '${f.shown}', which is not a file of one block sent whole`)
       }
+      if (this.bundleDigests && f.done) throw escpError('ESCP_ERR_PROTOCOL', `a bundle holding '${f.shown}', whose FileDone came, where a bundle of protocol 1.${this.session.sharedMinor} carries its digest instead`)
       total += Number(f.spec.size)
       files.push(f)
     }
-    if (total !== rawLength) throw escpError('ESCP_ERR_PROTOCOL', `a bundle of ${rawLength} bytes whose ${count} files announce ${total}`)
+    if (this.bundleDigests) total += bundleTrailerBytes(count, this.options.checksum?.digestLengthBytes ?? 0)
+    if (total !== rawLength) throw escpError('ESCP_ERR_PROTOCOL', `a bundle of ${rawLength} bytes whose ${count} files announce ${total}${this.bundleDigests ? ' with their digests' : ''}`)
     if (!files.every((f) => this.ready(f))) return undefined
     return files.map((f) => ({ fileId: f.spec.id, length: Number(f.spec.size), target: this.claim(f) }))
   }
@@ -297,7 +306,8 @@ export class Receiver extends SessionSide<ReceiverLink> {
       shortEndBytes: null,
       claimed: 0,
       processed: 0,
-      digest: this.zeros && spec.type === 'file' ? new OrderedDigest(this.zeros, spec.sizeAtEnd ? null : Number(spec.size)) : null,
+      digest: null,
+      placed: false,
       writers: new Set(),
       creating: null,
       // Holes of a one-block file mean that its block does not come (the file is all hole). An
@@ -353,7 +363,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
       () => {
         // Space reserved in advance would fill the holes that the sender skips, or that
         // `sparse` leaves for zero blocks; a size known only at the end gives nothing to reserve.
-        f.target = { path: temp, sizeBytes: f.sizeBytes, preallocate: !f.holes && !this.session.init.sparse && f.sizeBytes !== null }
+        f.target = { path: temp, sizeBytes: f.sizeBytes, preallocate: !f.holes && !this.session.init.sparse && f.sizeBytes !== null, ...this.placement(f) }
         if (f.finishedByWriter) f.target.finish = createdFinal ? {} : this.attributesOf(f.spec)
       },
       (err: EscpError) => {
@@ -378,7 +388,12 @@ export class Receiver extends SessionSide<ReceiverLink> {
    */
   private createByWriter(f: InFile): void {
     const { mode, createdFinal } = this.creationModeOf(f.spec)
-    f.target = { path: this.temps.beside(f.final), sizeBytes: Number(f.spec.size), preallocate: false, finish: createdFinal ? {} : this.attributesOf(f.spec), createMode: mode }
+    f.target = { path: this.temps.beside(f.final), sizeBytes: Number(f.spec.size), preallocate: false, finish: createdFinal ? {} : this.attributesOf(f.spec), createMode: mode, ...this.placement(f) }
+  }
+
+  // In a bundle with its digest (1.4), the worker checks a file of one block and puts it in place itself.
+  private placement(f: InFile): { placeAt?: Buffer } {
+    return this.bundleDigests && f.finishedByWriter ? { placeAt: f.final } : {}
   }
 
   /**
@@ -410,8 +425,19 @@ export class Receiver extends SessionSide<ReceiverLink> {
         this.abort(escpError('ESCP_ERR_PROTOCOL', `a block for unknown entry ${m.fileId}`))
         return
       }
+      if (m.done && !this.bundleDone(f, m.done)) return
       f.processed++
-      if (m.t === 'written') {
+      if (m.t === 'written' && m.placed) {
+        // Checked against its bundle's digest, and under its final name already.
+        if (f.dropped) {
+          this.abort(escpError('ESCP_ERR_PROTOCOL', `an error report for '${f.shown}', which its bundle carried whole`))
+          return
+        }
+        f.placed = true
+        this.bytes += m.length
+        this.wireBytes += m.wireBytes
+        this.progress()
+      } else if (m.t === 'written') {
         if (!f.finishedByWriter) f.writers.add(link)
         if (f.target?.createMode !== undefined) {
           f.temp = f.target.path as Buffer
@@ -420,21 +446,14 @@ export class Receiver extends SessionSide<ReceiverLink> {
         }
         this.bytes += m.length
         this.wireBytes += m.wireBytes
-        this.options.onProgress?.({
-          bytesDone: this.bytes,
-          bytesTotal: this.bytesAnnounced,
-          filesDone: this.entriesOk + this.failedCount,
-          filesTotal: this.entries,
-          enumerationDone: this.sessionEnded,
-          elapsedMs: Date.now() - this.started,
-        })
+        this.progress()
         // Blocks a sender skips count as zeros in the digest, so a block must be one of the
         // file's own, and come once, for the digest to describe what was written.
         const bs = this.options.blockSizeBytes
         const index = m.offset / bs
         if (!Number.isInteger(index) || !this.isBlockOf(f, m.offset, m.length)) {
           f.failed ??= escpError('ESCP_ERR_PROTOCOL', `a block of '${f.shown}' at ${m.offset}+${m.length}, which is not one of its blocks of ${bs} bytes`)
-        } else if (f.digest && m.digest && !f.digest.add(index, m.digest)) {
+        } else if (m.digest && !this.digestOf(f)?.add(index, m.digest)) {
           f.failed ??= escpError('ESCP_ERR_PROTOCOL', `a second block of '${f.shown}' at offset ${m.offset}`)
         }
       } else if (m.t === 'writeFailed') {
@@ -447,6 +466,38 @@ export class Receiver extends SessionSide<ReceiverLink> {
       this.maybeFinish(f)
     }
     this.poke()
+  }
+
+  /**
+   * A file of a 1.4 bundle is done with its bundle, which carried its digest (`done`): it has
+   * no FileDone, and the bundle is its one block. False when that breaks the protocol (the
+   * session is then aborted).
+   */
+  private bundleDone(f: InFile, done: Uint8Array): boolean {
+    const length = this.options.checksum?.digestLengthBytes ?? 0
+    if (f.done || f.claimed > 1 || done.byteLength !== length) {
+      this.abort(escpError('ESCP_ERR_PROTOCOL', `'${f.shown}' came in a bundle with its digest, and ${f.done ? 'with a FileDone' : f.claimed > 1 ? 'in another record too' : `a digest of ${done.byteLength} bytes`}`))
+      return false
+    }
+    f.done = { id: f.spec.id, size: f.spec.size, blocks: 1n, digest: done }
+    return true
+  }
+
+  /** The file's digest being folded, made when first needed; null without a checksum. */
+  private digestOf(f: InFile): OrderedDigest | null {
+    if (!this.zeros) return null
+    return (f.digest ??= new OrderedDigest(this.zeros, f.sizeBytes))
+  }
+
+  private progress(): void {
+    this.options.onProgress?.({
+      bytesDone: this.bytes,
+      bytesTotal: this.bytesAnnounced,
+      filesDone: this.entriesOk + this.failedCount,
+      filesTotal: this.entries,
+      enumerationDone: this.sessionEnded,
+      elapsedMs: Date.now() - this.started,
+    })
   }
 
   /**
@@ -493,6 +544,13 @@ export class Receiver extends SessionSide<ReceiverLink> {
     // it in the workers waits for the writes already under way.
     const expected = f.done ? Number(f.done.blocks) : undefined
     if (!f.dropped && (expected === undefined || f.processed < expected)) return
+    if (f.placed && !f.failed) {
+      // Its bundle's worker checked it and put it in place: nothing is left to do.
+      f.written = f.done?.digest
+      f.finished = Promise.resolve()
+      this.verdict(f, null)
+      return
+    }
     f.finished = this.finishFile(f).catch((e: EscpError) => this.abort(e))
   }
 
@@ -500,8 +558,9 @@ export class Receiver extends SessionSide<ReceiverLink> {
     if (f.creating) await f.creating
     await Promise.all([...f.writers].map((l) => l.closeFile(f.spec.id)))
     let error = f.failed
-    if (!error && f.digest && f.done) {
-      const mine = Buffer.from(f.digest.digest())
+    const digest = this.digestOf(f)
+    if (!error && digest && f.done) {
+      const mine = Buffer.from(digest.digest())
       f.written = mine
       if (!mine.equals(Buffer.from(f.done.digest))) {
         error = escpError('ESCP_ERR_VERIFY', f.shown, `its ${this.options.checksum?.name} digest is ${mine.toString('hex')} here and ${Buffer.from(f.done.digest).toString('hex')} at the sender`)

@@ -8,7 +8,7 @@ import type { EscpError } from '../errors'
 import type { Checksum } from '../contracts/checksum'
 import { MAX_FILE_SIZE_BYTES, displayPath } from '../contracts/io-engine'
 import type { IoEngine } from '../contracts/io-engine'
-import { MAX_BUNDLE_FILES, MINOR_BUNDLES, MINOR_SIZE_AT_END, MINOR_SPARSE_FILES, RecordType } from '../protocol/constants'
+import { MAX_BUNDLE_FILES, MINOR_BUNDLE_DIGESTS, MINOR_BUNDLES, MINOR_SIZE_AT_END, MINOR_SPARSE_FILES, RecordType } from '../protocol/constants'
 import { decodeErrorReport, decodeVerdicts, encodeErrorReport, encodeFileBatch, encodeFileDone, encodeSessionEnd, errorFromInfo, errorInfoOf } from '../protocol/messages'
 import type { FileDone, FileSpec } from '../protocol/messages'
 import type { Session } from '../protocol/session'
@@ -21,7 +21,7 @@ import { MetaBatch, SessionSide } from './session-side'
 import type { SenderLink } from './stream-link'
 import type { FileFailure, TransferProgress, TransferSummary } from './summary'
 import type { FromWorker } from './worker-protocol'
-import { deserializeError } from './worker-protocol'
+import { bundleTrailerBytes, deserializeError } from './worker-protocol'
 
 const BATCH_ENTRIES = 256
 /** Files of at most this fraction of a block go together in bundles, to a peer of 1.3 or later. */
@@ -52,7 +52,10 @@ interface OutEntry {
   /** Bytes of the blocks skipped as holes (FileSpec.sparse_bytes). */
   holeBytes: number
   sealed: number
+  /** Made with the first block digest that comes, or at the file's end (see digestOf). */
   digest: OrderedDigest | null
+  /** Sent in a bundle. */
+  bundled: boolean
   readers: Set<SenderLink>
   failed?: EscpError
   settled: boolean
@@ -97,6 +100,10 @@ export class Sender extends SessionSide<SenderLink> {
   private readonly sendsSizeAtEnd: boolean
   /** Small files go together in Bundle records only to a peer whose protocol has them (1.3). */
   private readonly bundles: boolean
+  /** Bundles carry their files' digests, and their files get no FileDone (1.4). */
+  private readonly bundleDigests: boolean
+  /** The room a file takes in a bundle's trailer (1.4): its status and its digest. */
+  private readonly trailerBytesPerFile: number
 
   constructor(
     session: Session,
@@ -109,6 +116,8 @@ export class Sender extends SessionSide<SenderLink> {
     this.skipsHoles = session.sharedMinor >= MINOR_SPARSE_FILES
     this.sendsSizeAtEnd = session.sharedMinor >= MINOR_SIZE_AT_END
     this.bundles = session.sharedMinor >= MINOR_BUNDLES
+    this.bundleDigests = session.sharedMinor >= MINOR_BUNDLE_DIGESTS
+    this.trailerBytesPerFile = this.bundleDigests ? bundleTrailerBytes(1, options.checksum?.digestLengthBytes ?? 0) : 0
   }
 
   async run(): Promise<TransferSummary> {
@@ -225,7 +234,8 @@ export class Sender extends SessionSide<SenderLink> {
       nextBlock: runs.length > 0 ? runs[0].start : 0,
       holeBytes: data ? data.holeBytes : 0,
       sealed: 0,
-      digest: this.zeros && entry.type === 'file' ? new OrderedDigest(this.zeros, entry.sizeBytes) : null,
+      digest: null,
+      bundled: false,
       readers: new Set(),
       settled: false,
     }
@@ -303,6 +313,7 @@ export class Sender extends SessionSide<SenderLink> {
           link.readBundle(
             this.seq++,
             files.map((f) => ({ fileId: f.id, path: f.entry.absPath, length: f.sizeBytes as number })),
+            this.bundleDigests,
           )
           continue
         }
@@ -326,21 +337,25 @@ export class Sender extends SessionSide<SenderLink> {
 
   /**
    * Takes the files at the head of the queue that go in one bundle: small files of consecutive
-   * entries (a Bundle record names only its first and its count), together at most a block.
-   * One file alone is left at the head, to go as a block.
+   * entries (a Bundle record names only its first and its count), together, with the trailer of
+   * their digests (1.4), at most a block. One file alone is left at the head, to go as a block.
    */
   private takeBundle(): OutEntry[] {
     const files: OutEntry[] = [this.queue[0]]
-    let bytes = this.queue[0].sizeBytes as number
+    let bytes = (this.queue[0].sizeBytes as number) + this.trailerBytesPerFile
     for (let i = 1; i < this.queue.length && files.length < MAX_BUNDLE_FILES; i++) {
       const e = this.queue[i]
-      if (e.failed || e.id !== files[files.length - 1].id + 1n || !this.bundled(e) || bytes + (e.sizeBytes as number) > this.options.blockSizeBytes) break
+      const more = (e.sizeBytes as number) + this.trailerBytesPerFile
+      if (e.failed || e.id !== files[files.length - 1].id + 1n || !this.bundled(e) || bytes + more > this.options.blockSizeBytes) break
       files.push(e)
-      bytes += e.sizeBytes as number
+      bytes += more
     }
     if (files.length > 1) {
       this.queue.splice(0, files.length)
-      for (const e of files) e.nextBlock = 1
+      for (const e of files) {
+        e.nextBlock = 1
+        e.bundled = true
+      }
     }
     return files
   }
@@ -373,7 +388,7 @@ export class Sender extends SessionSide<SenderLink> {
       }
       if (!e.failed) {
         const index = m.offset / this.options.blockSizeBytes
-        if (e.digest && m.digest) e.digest.add(index, m.digest)
+        if (m.digest) this.digestOf(e)?.add(index, m.digest)
         if (!e.toEnd) {
           if (++e.sealed === e.blocks) this.fileSealed(e)
         } else {
@@ -422,7 +437,19 @@ export class Sender extends SessionSide<SenderLink> {
     this.unsealedFiles--
     this.holeBytes += e.holeBytes
     this.closeReaders(e)
-    this.completions.add({ id: e.id, size: BigInt(e.sizeBytes as number), blocks: BigInt(e.blocks), digest: e.digest ? e.digest.digest() : new Uint8Array(0) })
+    // A bundle of 1.4 carried the file's digest: no FileDone follows it.
+    if (e.bundled && this.bundleDigests) return
+    const digest = this.digestOf(e)
+    this.completions.add({ id: e.id, size: BigInt(e.sizeBytes as number), blocks: BigInt(e.blocks), digest: digest ? digest.digest() : new Uint8Array(0) })
+  }
+
+  /**
+   * The file's digest being folded, made when first needed: most small files go in bundles
+   * that carry their digests (1.4), and need none here. Null without a checksum.
+   */
+  private digestOf(e: OutEntry): OrderedDigest | null {
+    if (!this.zeros) return null
+    return (e.digest ??= new OrderedDigest(this.zeros, e.sizeBytes))
   }
 
   // An unreadable source: the receiver is told to drop the file; no verdict will come.

@@ -246,10 +246,10 @@ export class SenderLink extends StreamLink {
     this.post({ t: 'read', seq, fileId, path: ownBytes(path), offset, length, only, toEnd })
   }
 
-  /** Small whole files, read and sealed together as one Bundle record. */
-  readBundle(seq: number, files: BundleRead[]): void {
+  /** Small whole files, read and sealed together as one Bundle record; `digests`: with their digests (1.4). */
+  readBundle(seq: number, files: BundleRead[], digests: boolean): void {
     this.lend(seq, files.reduce((n, f) => n + f.length, 0))
-    this.post({ t: 'readBundle', seq, files: files.map((f) => ({ ...f, path: ownBytes(f.path) })) })
+    this.post({ t: 'readBundle', seq, files: files.map((f) => ({ ...f, path: ownBytes(f.path) })), digests })
   }
 
   // The credits of a read of `lengthBytes`, under its seq until it lands.
@@ -343,6 +343,8 @@ export interface RecordTargets {
   targetOf(fileId: bigint): WriteTarget | null | undefined
   /** The files of a Bundle record, or undefined to hold it until each is ready. Throws ESCP_ERR_PROTOCOL. */
   bundleOf(firstId: bigint, count: number, rawLength: number): BundlePart[] | undefined
+  /** Bundles end with their files' digests (protocol 1.4). */
+  readonly bundleDigests: boolean
 }
 
 /**
@@ -431,8 +433,12 @@ export class ReceiverLink extends StreamLink {
       // Kept compact on the file's target, for its later blocks too.
       if (target) target.path = ownBytes(target.path)
       if (parts) {
-        for (const p of parts) if (p.target) p.target.path = ownBytes(p.target.path)
-        this.post({ t: 'bundle', seq: this.seq++, raw: f.raw, parts }, [f.raw.buffer as ArrayBuffer])
+        for (const p of parts) {
+          if (!p.target) continue
+          p.target.path = ownBytes(p.target.path)
+          if (p.target.placeAt) p.target.placeAt = ownBytes(p.target.placeAt)
+        }
+        this.post({ t: 'bundle', seq: this.seq++, raw: f.raw, parts, digests: this.targets.bundleDigests }, [f.raw.buffer as ArrayBuffer])
       } else {
         this.post({ t: 'frame', seq: this.seq++, raw: f.raw, target }, [f.raw.buffer as ArrayBuffer])
       }
@@ -503,9 +509,10 @@ export class ReceiverLink extends StreamLink {
     m.parts.forEach((p, i) => {
       const { seq } = m
       const { fileId } = p
-      if (p.dropped) this.emit('message', { t: 'discarded', seq, fileId } satisfies FromWorker)
-      else if (p.error) this.emit('message', { t: 'writeFailed', seq, fileId, error: p.error } satisfies FromWorker)
-      else this.emit('message', { t: 'written', seq, fileId, offset: 0, length: p.length, wireBytes: i === first ? m.wireBytes : 0, digest: p.digest } satisfies FromWorker)
+      const { done, placed } = p
+      if (p.dropped) this.emit('message', { t: 'discarded', seq, fileId, done } satisfies FromWorker)
+      else if (p.error) this.emit('message', { t: 'writeFailed', seq, fileId, error: p.error, done } satisfies FromWorker)
+      else this.emit('message', { t: 'written', seq, fileId, offset: 0, length: p.length, wireBytes: i === first ? m.wireBytes : 0, digest: p.digest, done, placed } satisfies FromWorker)
     })
   }
 

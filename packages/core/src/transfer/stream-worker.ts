@@ -4,20 +4,22 @@
 // write on a receiver.
 import 'reflect-metadata'
 import { parentPort, workerData } from 'node:worker_threads'
-import { escpError } from '../errors'
+import fs from 'node:fs'
+import { escpError, ioError, isEscpError } from '../errors'
 import type { Checksum } from '../contracts/checksum'
 import type { Compressor } from '../contracts/compressor'
 import { MAX_FILE_SIZE_BYTES, displayPath } from '../contracts/io-engine'
 import type { BufferPool, FileAttributes, IoEngine, ReadHandle, WriteHandle } from '../contracts/io-engine'
 import { loadPluginSet } from '../plugins/loader'
 import { pinCurrentThread } from './affinity'
-import { FLAG_COMPRESSED, RecordType } from '../protocol/constants'
+import { BUNDLE_FILE_READ, BUNDLE_FILE_UNREADABLE, FLAG_COMPRESSED, RecordType } from '../protocol/constants'
+import { combineDigests } from '../contracts/checksum'
 import type { SessionKeys } from '../protocol/keys'
 import type { RecordHeader } from '../protocol/record-header'
 import { RECORD_FRAME_OVERHEAD, RecordOpener, RecordSealer } from '../protocol/record-crypto'
 import { frameOf } from '../protocol/record-decoder'
-import type { BundleOutcome, FromWorker, StreamWorkerData, ToWorker, WorkerBoot, WriteTarget } from './worker-protocol'
-import { Outbox, serializeError } from './worker-protocol'
+import type { BundleOutcome, FromWorker, SerializedError, StreamWorkerData, ToWorker, WorkerBoot, WriteTarget } from './worker-protocol'
+import { Outbox, bundleTrailerBytes, serializeError } from './worker-protocol'
 
 const boot = workerData as WorkerBoot
 const port = parentPort as NonNullable<typeof parentPort>
@@ -246,7 +248,8 @@ class SenderRole {
   /**
    * Small whole files read one after another into one buffer and sealed as one Bundle record.
    * A file that cannot be read, or whose size changed, goes as zeros and is answered with its
-   * error: the sender drops it, the receiver with it, and the others still arrive.
+   * error: the sender drops it, the receiver with it, and the others still arrive. With
+   * `digests` (1.4) the files' statuses and digests follow their bytes, in the same record.
    */
   private async readBundle(msg: Extract<ToWorker, { t: 'readBundle' }>, turn: Promise<void>): Promise<void> {
     const buffers = await this.pool.acquire(this.compressor ? 2 : 1)
@@ -270,9 +273,12 @@ class SenderRole {
         ),
       )
       await turn
+      if (msg.digests) total = this.writeTrailer(msg.files.length, views, errors, buf.subarray(total))
       const parts: BundleOutcome[] = msg.files.map((f, i) => {
         const error = errors[i]
-        return error ? { fileId: f.fileId, length: f.length, digest: null, error } : { fileId: f.fileId, length: f.length, digest: this.checksum ? this.checksum.block(views[i]) : null }
+        if (error) return { fileId: f.fileId, length: f.length, digest: null, error }
+        // A file whose digest went in the bundle needs none from here.
+        return { fileId: f.fileId, length: f.length, digest: this.checksum && !msg.digests ? this.checksum.block(views[i]) : null }
       })
       const { flags, payload } = this.compress(buf.subarray(0, total), packed)
       let o: { frames: Uint8Array[]; transfer: ArrayBuffer[] }
@@ -291,6 +297,26 @@ class SenderRole {
     } finally {
       this.pool.release(buffers)
     }
+  }
+
+  /**
+   * A 1.4 bundle's trailer, written into `into` right after its files' bytes: per file its status
+   * and its file digest (that of its one block's digest), or zeros for one that could not be
+   * read. Returns the bundle's bytes with it.
+   */
+  private writeTrailer(count: number, views: Uint8Array[], errors: (SerializedError | undefined)[], into: Uint8Array): number {
+    const digestBytes = this.checksum?.digestLengthBytes ?? 0
+    const bytes = bundleTrailerBytes(count, digestBytes)
+    into.fill(0, 0, bytes)
+    for (let i = 0, at = 0; i < count; i++, at += 1 + digestBytes) {
+      if (errors[i]) {
+        into[at] = BUNDLE_FILE_UNREADABLE
+      } else {
+        into[at] = BUNDLE_FILE_READ
+        if (this.checksum) into.set(combineDigests(this.checksum, [this.checksum.block(views[i])]), at + 1)
+      }
+    }
+    return views.reduce((n, v) => n + v.byteLength, 0) + bytes
   }
 
   // A whole small file of exactly `view.byteLength` bytes, in one engine call where it has one.
@@ -447,6 +473,9 @@ class ReceiverRole {
   /**
    * A Bundle: its plaintext (decompressed once, whole) is cut into its files, in the lengths the
    * main thread gives from their announcements, and each is written as the one block of its file.
+   * A 1.4 bundle ends with its files' statuses and digests: a file is checked before it is
+   * written (one whose digest differs is not), one the sender could not read is not written, and
+   * one with a final name to go to is renamed there.
    */
   private bundle(msg: Extract<ToWorker, { t: 'bundle' }>): void {
     const opened = this.open(msg.raw, msg.seq, RecordType.Bundle)
@@ -464,11 +493,26 @@ class ReceiverRole {
           bytes = buf.subarray(0, n)
         }
         const total = msg.parts.reduce((n, part) => n + part.length, 0)
-        if (total !== bytes.byteLength) throw escpError('ESCP_ERR_PROTOCOL', `a bundle of ${bytes.byteLength} bytes whose files make ${total}`)
+        const digestBytes = this.checksum?.digestLengthBytes ?? 0
+        const trailer = msg.digests ? bundleTrailerBytes(msg.parts.length, digestBytes) : 0
+        if (total + trailer !== bytes.byteLength) throw escpError('ESCP_ERR_PROTOCOL', `a bundle of ${bytes.byteLength} bytes whose files make ${total}${trailer ? ` and their digests ${trailer}` : ''}`)
+        // Every status is checked before any file is written: a bad one fails the session.
+        for (let i = 0; msg.digests && i < msg.parts.length; i++) {
+          const read = bytes[total + i * (1 + digestBytes)]
+          if (read !== BUNDLE_FILE_READ && read !== BUNDLE_FILE_UNREADABLE) throw escpError('ESCP_ERR_PROTOCOL', `a bundle whose file ${msg.parts[i].fileId} has status ${read}`)
+        }
         let at = 0
+        let status = total
         const outcomes = msg.parts.map((part): Promise<BundleOutcome> => {
           const view = bytes.subarray(at, (at += part.length))
           const { fileId, length, target } = part
+          if (msg.digests) {
+            const read = bytes[status]
+            const done = bytes.slice(status + 1, (status += 1 + digestBytes))
+            if (read === BUNDLE_FILE_UNREADABLE) return Promise.resolve({ fileId, length, digest: null, dropped: true })
+            if (!target) return Promise.resolve({ fileId, length, digest: null, dropped: true, done })
+            return this.placeChecked(fileId, target, view, done)
+          }
           if (!target) return Promise.resolve({ fileId, length, digest: null, dropped: true })
           const write = () => this.write(fileId, target, 0, length, false, view)
           // A file made in one engine call holds no descriptor between calls; others do.
@@ -488,6 +532,43 @@ class ReceiverRole {
         this.giveBack(msg.raw)
       }
     })()
+  }
+
+  /**
+   * A file of a 1.4 bundle with its digest `done`: not written unless its bytes match it. A file
+   * with a final name to go to is written whole and finished under its temporary name (created
+   * here in one engine call where the engine can), then renamed there; any other is written as
+   * the one block of its file, for the main thread to finish.
+   */
+  private async placeChecked(fileId: bigint, target: WriteTarget, view: Uint8Array, done: Uint8Array): Promise<BundleOutcome> {
+    const length = view.byteLength
+    const { placeAt, finish } = target
+    const oneCall = target.createMode !== undefined && this.engine.createFile !== undefined
+    try {
+      if (this.checksum && !Buffer.from(combineDigests(this.checksum, [this.checksum.block(view)])).equals(done)) {
+        throw escpError('ESCP_ERR_VERIFY', displayPath(placeAt ?? target.path), `its ${this.checksum.name} digest differs from the one its bundle carries`)
+      }
+      if (!placeAt || !finish) {
+        const write = () => this.write(fileId, target, 0, length, false, view)
+        const p = oneCall ? write() : openFiles.run(write)
+        this.track(fileId, target, p)
+        return { fileId, length, digest: await p, done }
+      }
+      const write = () => this.writeWhole(target, finish, view, 0)
+      await (oneCall ? write() : openFiles.run(write))
+      const temp = Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength)
+      const final = Buffer.from(placeAt.buffer, placeAt.byteOffset, placeAt.byteLength)
+      try {
+        if (this.engine.rename) await this.engine.rename(temp, final)
+        else await fs.promises.rename(temp, final)
+      } catch (err) {
+        await fs.promises.unlink(temp).catch(() => {})
+        throw isEscpError(err) ? err : ioError(err, 'rename', final)
+      }
+      return { fileId, length, digest: null, done, placed: true }
+    } catch (err) {
+      return { fileId, length, digest: null, error: serializeError(err), done }
+    }
   }
 
   // A file finished here gets no 'close': its closing has nothing to wait for. Others wait, at

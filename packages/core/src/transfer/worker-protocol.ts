@@ -93,6 +93,12 @@ export interface WriteTarget {
    * in one engine call. A failed write leaves no file behind.
    */
   createMode?: number
+  /**
+   * With `finish`, for a file that comes in a bundle with its digest (1.4): its final name. The
+   * worker checks the file's digest before it writes it (a file whose digest differs is not
+   * written), and renames it there once finished.
+   */
+  placeAt?: Uint8Array
 }
 
 /**
@@ -120,6 +126,14 @@ export class Outbox<M> {
   }
 }
 
+/**
+ * The trailer of a 1.4 bundle: after its files' bytes, per file a status byte (BUNDLE_FILE_*)
+ * and its digest of `digestBytes` (zeros for an unreadable file).
+ */
+export function bundleTrailerBytes(files: number, digestBytes: number): number {
+  return files * (1 + digestBytes)
+}
+
 /** One file of a bundle a sender's worker reads: whole, `length` bytes as announced. */
 export interface BundleRead {
   fileId: bigint
@@ -142,6 +156,10 @@ export interface BundleOutcome {
   digest: Uint8Array | null
   error?: SerializedError
   dropped?: boolean
+  /** 1.4: the file's digest from the bundle (empty without a checksum); absent for a file the sender could not read. */
+  done?: Uint8Array
+  /** 1.4: verified against `done`, written and renamed to its final name (WriteTarget.placeAt). */
+  placed?: boolean
 }
 
 export type ToWorker =
@@ -153,10 +171,10 @@ export type ToWorker =
    */
   | { t: 'read'; seq: number; fileId: bigint; path: Uint8Array; offset: number; length: number; only: boolean; toEnd: boolean }
   /** Small whole files, sealed together as one Bundle record, in the order given. */
-  | { t: 'readBundle'; seq: number; files: BundleRead[] }
+  | { t: 'readBundle'; seq: number; files: BundleRead[]; digests: boolean }
   | { t: 'frame'; seq: number; raw: Uint8Array; target: WriteTarget | null }
   /** A Bundle record and where each of its files goes. */
-  | { t: 'bundle'; seq: number; raw: Uint8Array; parts: BundlePart[] }
+  | { t: 'bundle'; seq: number; raw: Uint8Array; parts: BundlePart[]; digests: boolean }
   | { t: 'close'; fileId: bigint }
   /** A sender's frames of a full block, written to the socket and given back to seal into again. */
   | { t: 'frames'; buffers: ArrayBuffer[] }
@@ -171,9 +189,10 @@ export type FromWorker =
   | { t: 'bundleSealed'; seq: number; wireBytes: number; frames: Uint8Array[]; parts: BundleOutcome[] }
   /** A read of a file of unknown size found nothing at its offset: the file ended at `sizeBytes`. */
   | { t: 'readEnded'; seq: number; fileId: bigint; sizeBytes: number }
-  | { t: 'written'; seq: number; fileId: bigint; offset: number; length: number; wireBytes: number; digest: Uint8Array | null }
-  | { t: 'discarded'; seq: number; fileId: bigint }
-  | { t: 'writeFailed'; seq: number; fileId: bigint; error: SerializedError }
+  /** `done` and `placed`: a file of a 1.4 bundle, as in its BundleOutcome. */
+  | { t: 'written'; seq: number; fileId: bigint; offset: number; length: number; wireBytes: number; digest: Uint8Array | null; done?: Uint8Array; placed?: boolean }
+  | { t: 'discarded'; seq: number; fileId: bigint; done?: Uint8Array }
+  | { t: 'writeFailed'; seq: number; fileId: bigint; error: SerializedError; done?: Uint8Array }
   | { t: 'bundleWritten'; seq: number; wireBytes: number; parts: BundleOutcome[] }
   | { t: 'endReceived'; seq: number }
   /** A key change consumed (REKEY): the record is answered like any other. */
