@@ -2,6 +2,7 @@
 // the library's own pieces, a stream or the whole receiver killed mid-file, sources that
 // cannot be read and destinations that cannot be written. Real processes, sockets and files.
 import { execFileSync, spawnSync } from 'node:child_process'
+import crypto from 'node:crypto'
 import { once } from 'node:events'
 import fs from 'node:fs'
 import net from 'node:net'
@@ -310,6 +311,23 @@ describe('loopback transfer under faults and attacks', function () {
             expect(Buffer.from(peer.verdicts.get(BigInt(i + 1))?.digest ?? [])).to.deep.equal(Buffer.from(peer.digestOf([data])))
           })
           expect(leftoverTemps(dest)).to.deep.equal([])
+          await peer.close()
+        })
+
+        it('answers each file of many full bundles with the digest its bundle carried, as buffers are reused for later records', async function () {
+          const peer = await HostileSender.start(set, dest, opts({ streams: 1 }), 4, server)
+          const bundles = 16
+          const files = Array.from({ length: bundles * 3 }, () => crypto.randomBytes(20 * KiB))
+          await peer.announce(files.map((data, i) => ({ id: BigInt(i), path: `g${i}.bin`, size: BigInt(data.length) })))
+          for (let k = 0; k < bundles; k++) await peer.bundle(BigInt(3 * k), files.slice(3 * k, 3 * k + 3))
+          await peer.sessionEnd(files.length)
+          await within(peer.finish(), 15_000, 'the end of the session')
+          files.forEach((data, i) => {
+            const v = peer.verdicts.get(BigInt(i))
+            expect(v?.ok, `g${i}.bin`).to.equal(true)
+            expect(Buffer.from(v?.digest ?? []), `g${i}.bin's verdict digest`).to.deep.equal(Buffer.from(peer.digestOf([data])))
+          })
+          expect(fs.readFileSync(path.join(dest, 'g47.bin'))).to.deep.equal(files[47])
           await peer.close()
         })
 

@@ -508,7 +508,8 @@ class ReceiverRole {
           const { fileId, length, target } = part
           if (msg.digests) {
             const read = bytes[status]
-            const done = bytes.slice(status + 1, (status += 1 + digestBytes))
+            // A copy: the record's buffer goes back to the main thread to read the next one into.
+            const done = new Uint8Array(bytes.subarray(status + 1, (status += 1 + digestBytes)))
             if (read === BUNDLE_FILE_UNREADABLE) return Promise.resolve({ fileId, length, digest: null, dropped: true })
             if (!target) return Promise.resolve({ fileId, length, digest: null, dropped: true, done })
             return this.placeChecked(fileId, target, view, done)
