@@ -4,9 +4,11 @@
 import crypto from 'node:crypto'
 import { expect } from 'chai'
 import fc from 'fast-check'
+import * as flatbuffers from 'flatbuffers'
 import { loadPlugins, protocol } from '@escp/core'
 import type { Cipher } from '@escp/core'
 import { expectCode } from '@escp/core/testing'
+import * as fb from '../src/protocol/generated/escp_generated'
 
 const { RecordType, RecordDecoder, RecordOpener, RecordSealer, decodeHeader, encodeHeader } = protocol
 type SealedFrame = protocol.SealedFrame
@@ -270,6 +272,24 @@ describe('wire messages', function () {
     const digests = { fileId: 1n, blockSizeBytes: 1 << 20, firstBlock: 7n, digests: new Uint8Array(crypto.randomBytes(64)) }
     expect(protocol.decodeBlockDigests(protocol.encodeBlockDigests(digests))).to.deep.equal(digests)
     expect(protocol.decodeSessionEnd(protocol.encodeSessionEnd({ files: 3n, bytes: 99n }))).to.deep.equal({ files: 3n, bytes: 99n })
+  })
+
+  it("writes byte vectors exactly as flatc's generated encoder does, byte for byte", function () {
+    const path = new Uint8Array(Buffer.from('a dir/a file, ünïcode\n', 'utf8'))
+    const target = new Uint8Array(Buffer.from('../elsewhere'))
+    const spec: protocol.FileSpec = { id: 7n, path, type: 'symlink', size: 12n, sizeAtEnd: false, mode: 0o120777, uid: 1, gid: 2, atimeNs: 3n, mtimeNs: 4n, linkTarget: target, sparseBytes: 0n }
+    const b = new flatbuffers.Builder(1024)
+    const p = fb.FileSpec.createPathVector(b, path)
+    const l = fb.FileSpec.createLinkTargetVector(b, target)
+    const one = fb.FileSpec.createFileSpec(b, 7n, p, fb.FileType.Symlink, 12n, false, 0o120777, 1, 2, 3n, 4n, l, 0n)
+    b.finish(fb.FileBatch.createFileBatch(b, fb.FileBatch.createFilesVector(b, [one]), true))
+    expect(Buffer.from(protocol.encodeFileBatch({ files: [spec], last: true }))).to.deep.equal(Buffer.from(b.asUint8Array()))
+
+    const digest = new Uint8Array([9, 8, 7, 6, 5, 4, 3, 2])
+    const d = new flatbuffers.Builder(256)
+    const done = fb.FileDone.createFileDone(d, 7n, 12n, 1n, fb.FileDone.createDigestVector(d, digest))
+    d.finish(fb.FileDoneBatch.createFileDoneBatch(d, fb.FileDoneBatch.createFilesVector(d, [done])))
+    expect(Buffer.from(protocol.encodeFileDone([{ id: 7n, size: 12n, blocks: 1n, digest }]))).to.deep.equal(Buffer.from(d.asUint8Array()))
   })
 
   it('never crashes or hangs on random or mutated message bytes (property)', function () {

@@ -2,7 +2,9 @@
 // defensive decoders. The flatbuffers runtime has no verifier: a hostile buffer can hold any
 // offset or length. Out-of-range reads yield zeros there, and strings are clamped to the
 // buffer, so the one danger is a forged vector length driving a long loop: every vector length
-// is checked against the buffer size before it is walked.
+// is checked against the buffer size before it is walked. Byte vectors (paths, digests, keys)
+// are written with Builder.createByteVector, one copy, where flatc's create…Vector adds them a
+// byte at a time; the bytes on the wire are the same.
 import * as flatbuffers from 'flatbuffers'
 import { EscpError, escpError, isEscpError, remoteError } from '../errors'
 import * as fb from './generated/escp_generated'
@@ -232,8 +234,8 @@ export function encodeControl(msg: ControlMessage): Uint8Array {
     case 'init': {
       const m = msg.init
       const software = b.createString(m.software)
-      const sessionId = fb.SessionInit.createSessionIdVector(b, m.sessionId)
-      const secret = fb.SessionInit.createSecretVector(b, m.secret)
+      const sessionId = b.createByteVector(m.sessionId)
+      const secret = b.createByteVector(m.secret)
       const ciphers = fb.SessionInit.createCiphersVector(b, strings(b, m.ciphers))
       const compressor = b.createString(m.compressor)
       const checksum = b.createString(m.checksum)
@@ -381,8 +383,8 @@ const FILE_TYPES: Record<FileType, fb.FileType> = { file: fb.FileType.File, dire
 export function encodeFileBatch(batch: FileBatch): Uint8Array {
   const b = new flatbuffers.Builder(1024)
   const specs = batch.files.map((f) => {
-    const p = fb.FileSpec.createPathVector(b, f.path)
-    const link = fb.FileSpec.createLinkTargetVector(b, f.linkTarget)
+    const p = b.createByteVector(f.path)
+    const link = b.createByteVector(f.linkTarget)
     return fb.FileSpec.createFileSpec(b, f.id, p, FILE_TYPES[f.type], f.size, f.sizeAtEnd, f.mode, f.uid, f.gid, f.atimeNs, f.mtimeNs, link, f.sparseBytes)
   })
   const files = fb.FileBatch.createFilesVector(b, specs)
@@ -421,7 +423,7 @@ export function decodeFileBatch(buf: Uint8Array): FileBatch {
 
 export function encodeFileDone(list: readonly FileDone[]): Uint8Array {
   const b = new flatbuffers.Builder(256)
-  const items = list.map((f) => fb.FileDone.createFileDone(b, f.id, f.size, f.blocks, fb.FileDone.createDigestVector(b, f.digest)))
+  const items = list.map((f) => fb.FileDone.createFileDone(b, f.id, f.size, f.blocks, b.createByteVector(f.digest)))
   return finish(b, fb.FileDoneBatch.createFileDoneBatch(b, fb.FileDoneBatch.createFilesVector(b, items)))
 }
 
@@ -442,7 +444,7 @@ export function decodeFileDone(buf: Uint8Array): FileDone[] {
 export function encodeVerdicts(list: readonly Verdict[]): Uint8Array {
   const b = new flatbuffers.Builder(256)
   const items = list.map((v) => {
-    const digest = fb.Verdict.createDigestVector(b, v.digest)
+    const digest = b.createByteVector(v.digest)
     const error = v.error ? encodeErrorInfo(b, v.error) : 0
     fb.Verdict.startVerdict(b)
     fb.Verdict.addId(b, v.id)
@@ -471,7 +473,7 @@ export function decodeVerdicts(buf: Uint8Array): Verdict[] {
 
 export function encodeErrorReport(r: ErrorReport): Uint8Array {
   const b = new flatbuffers.Builder(256)
-  const p = fb.ErrorReport.createPathVector(b, r.path)
+  const p = b.createByteVector(r.path)
   const e = encodeErrorInfo(b, r.error)
   fb.ErrorReport.startErrorReport(b)
   fb.ErrorReport.addHasFile(b, r.fileId !== undefined)
