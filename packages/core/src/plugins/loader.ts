@@ -1,12 +1,13 @@
 // Builds a DI container from a list of module specifiers. The list and the options are plain
 // data, so a worker thread given the same PluginSet spec rebuilds the same plugins: DI graphs
 // cannot cross threads, module specifiers can (as pino's transports do).
-import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { container as rootContainer, Lifecycle } from 'tsyringe'
 import type { DependencyContainer, InjectionToken } from 'tsyringe'
 import { escpError, escpErrorWith, isEscpError } from '../errors'
 import { PLUGIN_OPTIONS_ENV, PLUGINS_ENV } from '../env-names'
+import { pluginModules } from './modules'
+export { BUILTIN_PLUGIN, pluginModules, pluginsFromEnv, resolvePluginModule } from './modules'
 export { checkPluginOptions, parsePluginOption, pluginOptionsFromEnv } from './options'
 export type { PluginOptionValue } from './options'
 import { checkPlugin, KIND_TOKENS, PLUGIN_KINDS } from './manifest'
@@ -15,8 +16,6 @@ import { emptyRegistrationLog, recordingContainer } from './recording-container'
 import { LOADED_PLUGINS, PluginRegistry, REGISTRATION_OWNERS } from './registry'
 
 /** The built-in plugin, always loaded first. */
-export const BUILTIN_PLUGIN = '@escp/core/builtin'
-
 export { PLUGIN_OPTIONS_ENV, PLUGINS_ENV }
 
 export const PLUGIN_OPTIONS: InjectionToken<PluginOptions> = Symbol.for('escp:plugin-options')
@@ -50,30 +49,6 @@ export interface LoadPluginsOptions {
 }
 
 /** Plugin modules named in ESCP_PLUGINS (comma-separated), or none. */
-export function pluginsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
-  return (env[PLUGINS_ENV] ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0)
-}
-
-/** Resolves a plugin specifier to the absolute path of its entry module. */
-export function resolvePluginModule(specifier: string, cwd: string = process.cwd()): string {
-  const isPath = specifier.startsWith('.') || path.isAbsolute(specifier)
-  try {
-    return isPath
-      ? require.resolve(path.resolve(cwd, specifier))
-      : require.resolve(specifier, { paths: [cwd, __dirname] })
-  } catch (err) {
-    throw escpError('ESCP_ERR_PLUGIN_LOAD', specifier, `module not found (${(err as Error).message.split('\n')[0]})`)
-  }
-}
-
-/** The entry modules loadPlugins() loads for `plugins`: the built-in one first, each once. */
-export function pluginModules(plugins: readonly string[] = [], cwd: string = process.cwd()): string[] {
-  return [...new Set([BUILTIN_PLUGIN, ...plugins].map((s) => resolvePluginModule(s, cwd)))]
-}
-
 /** Loads the built-in plugin plus `plugins`, registers them all and checks their manifests. */
 export async function loadPlugins(opts: LoadPluginsOptions = {}): Promise<PluginSet> {
   return loadPluginSet({ modules: pluginModules(opts.plugins, opts.cwd), options: opts.options ?? {} })

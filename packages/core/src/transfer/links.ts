@@ -1,8 +1,11 @@
 // Starting a session's stream workers and their links on either side.
 import type { Session } from '../protocol/session'
-import { BootingWorker, ReceiverLink, SenderLink } from './stream-link'
+import { ReceiverLink, SenderLink } from './stream-link'
 import type { RecordTargets } from './stream-link'
-import type { StreamSettings, StreamWorkerData, WorkerBoot } from './worker-protocol'
+import { BootedWorkers, BootingWorker, bootOf } from './worker-boot'
+import type { StreamSettings, StreamWorkerData } from './worker-protocol'
+
+export { BootedWorkers, bootOf }
 
 export interface LinkSettings extends StreamSettings {
   /** Pacing of each sending stream, bytes per second; 0 for none. */
@@ -21,44 +24,6 @@ function workerData(session: Session, s: LinkSettings, role: 'sender' | 'receive
     send,
     receive,
   }
-}
-
-/**
- * Stream workers booted before their session is set up, one per stream it asks for: they load
- * their plugins while the session connects (on 2 cores, while the other side starts up). A
- * session takes one per stream; close() stops those it did not take.
- */
-export class BootedWorkers {
-  private readonly idle: BootingWorker[]
-  /** The boot as JSON: plain data, so the same plugins and CPUs make the same text. */
-  private readonly bootKey: string
-
-  constructor(boot: WorkerBoot, count: number) {
-    this.bootKey = JSON.stringify(boot)
-    this.idle = []
-    try {
-      for (let i = 0; i < count; i++) this.idle.push(new BootingWorker(boot))
-    } catch (err) {
-      // A thread that cannot be made (a limit reached) must not leave those made running.
-      for (const w of this.idle.splice(0)) void w.terminate()
-      throw err
-    }
-  }
-
-  /** A booted worker for `settings`, or a new one where none is left or they boot otherwise. */
-  take(settings: LinkSettings): BootingWorker {
-    const boot = bootOf(settings)
-    return (JSON.stringify(boot) === this.bootKey ? this.idle.shift() : undefined) ?? new BootingWorker(boot)
-  }
-
-  async close(): Promise<void> {
-    await Promise.all(this.idle.splice(0).map((w) => w.terminate()))
-  }
-}
-
-/** What a stream's worker boots with, for these settings. */
-export function bootOf(s: Pick<StreamSettings, 'plugins' | 'cpus'>): WorkerBoot {
-  return { plugins: s.plugins, ...(s.cpus ? { cpus: s.cpus } : {}) }
 }
 
 async function startAll<T>(session: Session, make: (i: number) => Promise<T>, close: (t: T) => Promise<void>): Promise<T[]> {

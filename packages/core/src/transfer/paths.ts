@@ -16,17 +16,18 @@ export function joinBytes(dir: Buffer, name: Uint8Array): Buffer {
 /** Splits a wire name into components, or throws ESCP_ERR_PATH_UNSAFE. */
 export function checkRelativePath(name: Uint8Array): Buffer[] {
   const b = Buffer.from(name.buffer, name.byteOffset, name.byteLength)
-  const shown = JSON.stringify(b.toString('utf8'))
-  if (b.byteLength === 0) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, 'it is empty')
-  if (b.includes(0)) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, 'it contains a NUL byte')
-  if (b[0] === SLASH) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, 'it is absolute')
+  // For errors only: made when one is thrown.
+  const shown = () => JSON.stringify(b.toString('utf8'))
+  if (b.byteLength === 0) throw escpError('ESCP_ERR_PATH_UNSAFE', shown(), 'it is empty')
+  if (b.includes(0)) throw escpError('ESCP_ERR_PATH_UNSAFE', shown(), 'it contains a NUL byte')
+  if (b[0] === SLASH) throw escpError('ESCP_ERR_PATH_UNSAFE', shown(), 'it is absolute')
   const parts: Buffer[] = []
   let start = 0
   for (let i = 0; i <= b.byteLength; i++) {
     if (i === b.byteLength || b[i] === SLASH) {
       const part = b.subarray(start, i)
-      if (part.byteLength === 0) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, 'it has an empty component')
-      if (part.byteLength <= 2 && part.every((c) => c === DOT)) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, `it has a '${part.toString()}' component`)
+      if (part.byteLength === 0) throw escpError('ESCP_ERR_PATH_UNSAFE', shown(), 'it has an empty component')
+      if (part.byteLength <= 2 && part.every((c) => c === DOT)) throw escpError('ESCP_ERR_PATH_UNSAFE', shown(), `it has a '${part.toString()}' component`)
       parts.push(part)
       start = i + 1
     }

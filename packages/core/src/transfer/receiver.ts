@@ -27,7 +27,6 @@ import { bundleTrailerBytes, deserializeError } from './worker-protocol'
 
 interface InFile {
   spec: FileSpec
-  shown: string
   temp: Buffer
   final: Buffer
   target: WriteTarget | null
@@ -151,9 +150,9 @@ export class Receiver extends SessionSide<ReceiverLink> {
       const f = this.fileFor(firstId + BigInt(i))
       if (!f) return undefined
       if (f.spec.sizeAtEnd || f.holes || f.spec.size === 0n || f.spec.size > BigInt(this.options.blockSizeBytes)) {
-        throw escpError('ESCP_ERR_PROTOCOL', `a bundle holding '${f.shown}', which is not a file of one block sent whole`)
+        throw escpError('ESCP_ERR_PROTOCOL', `a bundle holding '${shownOf(f)}', which is not a file of one block sent whole`)
       }
-      if (this.bundleDigests && f.done) throw escpError('ESCP_ERR_PROTOCOL', `a bundle holding '${f.shown}', whose FileDone came, where a bundle of protocol 1.${this.session.sharedMinor} carries its digest instead`)
+      if (this.bundleDigests && f.done) throw escpError('ESCP_ERR_PROTOCOL', `a bundle holding '${shownOf(f)}', whose FileDone came, where a bundle of protocol 1.${this.session.sharedMinor} carries its digest instead`)
       total += Number(f.spec.size)
       files.push(f)
     }
@@ -172,7 +171,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
       if (this.sessionEnded) throw escpError('ESCP_ERR_PROTOCOL', `a block for entry ${fileId}, which was never announced`)
       return undefined
     }
-    if (f.spec.type !== 'file') throw escpError('ESCP_ERR_PROTOCOL', `a block for '${f.shown}', which is not a file`)
+    if (f.spec.type !== 'file') throw escpError('ESCP_ERR_PROTOCOL', `a block for '${shownOf(f)}', which is not a file`)
     return f
   }
 
@@ -237,10 +236,10 @@ export class Receiver extends SessionSide<ReceiverLink> {
           for (const d of decodeFileDone(rec.payload)) {
             const f = this.files.get(d.id)
             if (!f || f.done || f.spec.type !== 'file') throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for ${f || d.id < BigInt(this.entries) ? 'a finished entry' : `unknown entry ${d.id}`}`)
-            if (!f.spec.sizeAtEnd && d.size !== f.spec.size) throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for '${f.shown}' whose size disagrees with its announcement`)
+            if (!f.spec.sizeAtEnd && d.size !== f.spec.size) throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for '${shownOf(f)}' whose size disagrees with its announcement`)
             const holeBytes = f.holes ? f.spec.sparseBytes : 0n
             if (!blocksFitHoles(d.size, holeBytes, d.blocks, this.options.blockSizeBytes)) {
-              throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for '${f.shown}' whose count of ${d.blocks} blocks disagrees with its size of ${d.size} bytes and ${holeBytes} bytes of holes`)
+              throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for '${shownOf(f)}' whose count of ${d.blocks} blocks disagrees with its size of ${d.size} bytes and ${holeBytes} bytes of holes`)
             }
             f.done = d
             if (f.spec.sizeAtEnd) this.sizeKnown(f, d.size)
@@ -286,17 +285,16 @@ export class Receiver extends SessionSide<ReceiverLink> {
     if (this.sessionEnded) throw escpError('ESCP_ERR_PROTOCOL', 'an entry after SessionEnd')
     if (spec.id !== BigInt(this.entries)) throw escpError('ESCP_ERR_PROTOCOL', `entry ids must count up from 0; got ${spec.id} after ${this.entries}`)
     this.entries++
-    const shown = displayPath(spec.path)
-    if (spec.sparseBytes > spec.size) throw escpError('ESCP_ERR_PROTOCOL', `'${shown}' announced with ${spec.sparseBytes} bytes of holes in ${spec.size} bytes`)
+    const shown = () => displayPath(spec.path)
+    if (spec.sparseBytes > spec.size) throw escpError('ESCP_ERR_PROTOCOL', `'${shown()}' announced with ${spec.sparseBytes} bytes of holes in ${spec.size} bytes`)
     // A 1.0 sender sends no holes; its sparse_bytes carries no meaning and is ignored.
     const holes = spec.type === 'file' && spec.sparseBytes > 0n && this.session.sharedMinor >= MINOR_SPARSE_FILES
     if (spec.type === 'file' && spec.sizeAtEnd) {
-      if (this.session.sharedMinor < MINOR_SIZE_AT_END) throw escpError('ESCP_ERR_PROTOCOL', `'${shown}': files of unknown size are not part of protocol 1.${this.session.sharedMinor} transfers`)
-      if (spec.size !== 0n || spec.sparseBytes !== 0n) throw escpError('ESCP_ERR_PROTOCOL', `'${shown}' announced with its size known only at its end, and a size of ${spec.size} bytes (${spec.sparseBytes} of holes)`)
+      if (this.session.sharedMinor < MINOR_SIZE_AT_END) throw escpError('ESCP_ERR_PROTOCOL', `'${shown()}': files of unknown size are not part of protocol 1.${this.session.sharedMinor} transfers`)
+      if (spec.size !== 0n || spec.sparseBytes !== 0n) throw escpError('ESCP_ERR_PROTOCOL', `'${shown()}' announced with its size known only at its end, and a size of ${spec.size} bytes (${spec.sparseBytes} of holes)`)
     }
     const f: InFile = {
       spec,
-      shown,
       temp: Buffer.alloc(0),
       final: Buffer.alloc(0),
       target: null,
@@ -323,15 +321,15 @@ export class Receiver extends SessionSide<ReceiverLink> {
       const parts = checkRelativePath(spec.path)
       if (this.options.engine.discards) {
         // A sink that keeps nothing: names are checked, nothing is created.
-        if (spec.type === 'file') f.target = { path: Buffer.from(shown), sizeBytes: f.sizeBytes, preallocate: false }
+        if (spec.type === 'file') f.target = { path: Buffer.from(shownOf(f)), sizeBytes: f.sizeBytes, preallocate: false }
         else this.verdict(f, null)
         return
       }
       const { guard, components } = this.options.destination
       const placed = components(parts)
-      f.final = guard.placeKnown(placed) ?? (await guard.place(placed, shown))
+      f.final = guard.placeKnown(placed) ?? (await guard.place(placed, shownOf(f)))
       if (spec.type === 'directory') {
-        await guard.ensureDirectory(f.final, shown, 0o700)
+        await guard.ensureDirectory(f.final, shownOf(f), 0o700)
         this.dirs.push({ path: f.final, spec })
         this.verdict(f, null)
       } else if (spec.type === 'symlink') {
@@ -430,7 +428,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
       if (m.t === 'written' && m.placed) {
         // Checked against its bundle's digest, and under its final name already.
         if (f.dropped) {
-          this.abort(escpError('ESCP_ERR_PROTOCOL', `an error report for '${f.shown}', which its bundle carried whole`))
+          this.abort(escpError('ESCP_ERR_PROTOCOL', `an error report for '${shownOf(f)}', which its bundle carried whole`))
           return
         }
         f.placed = true
@@ -452,9 +450,9 @@ export class Receiver extends SessionSide<ReceiverLink> {
         const bs = this.options.blockSizeBytes
         const index = m.offset / bs
         if (!Number.isInteger(index) || !this.isBlockOf(f, m.offset, m.length)) {
-          f.failed ??= escpError('ESCP_ERR_PROTOCOL', `a block of '${f.shown}' at ${m.offset}+${m.length}, which is not one of its blocks of ${bs} bytes`)
+          f.failed ??= escpError('ESCP_ERR_PROTOCOL', `a block of '${shownOf(f)}' at ${m.offset}+${m.length}, which is not one of its blocks of ${bs} bytes`)
         } else if (m.digest && !this.digestOf(f)?.add(index, m.digest)) {
-          f.failed ??= escpError('ESCP_ERR_PROTOCOL', `a second block of '${f.shown}' at offset ${m.offset}`)
+          f.failed ??= escpError('ESCP_ERR_PROTOCOL', `a second block of '${shownOf(f)}' at offset ${m.offset}`)
         }
       } else if (m.t === 'writeFailed') {
         if (!f.finishedByWriter) f.writers.add(link)
@@ -476,7 +474,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
   private bundleDone(f: InFile, done: Uint8Array): boolean {
     const length = this.options.checksum?.digestLengthBytes ?? 0
     if (f.done || f.claimed > 1 || done.byteLength !== length) {
-      this.abort(escpError('ESCP_ERR_PROTOCOL', `'${f.shown}' came in a bundle with its digest, and ${f.done ? 'with a FileDone' : f.claimed > 1 ? 'in another record too' : `a digest of ${done.byteLength} bytes`}`))
+      this.abort(escpError('ESCP_ERR_PROTOCOL', `'${shownOf(f)}' came in a bundle with its digest, and ${f.done ? 'with a FileDone' : f.claimed > 1 ? 'in another record too' : `a digest of ${done.byteLength} bytes`}`))
       return false
     }
     f.done = { id: f.spec.id, size: f.spec.size, blocks: 1n, digest: done }
@@ -522,7 +520,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
   private sizeKnown(f: InFile, size: bigint): void {
     this.bytesAnnounced += Number(size)
     if (size > BigInt(MAX_FILE_SIZE_BYTES)) {
-      f.failed ??= escpError('ESCP_ERR_FILE_TOO_LARGE', f.shown, size)
+      f.failed ??= escpError('ESCP_ERR_FILE_TOO_LARGE', shownOf(f), size)
       return
     }
     const sizeBytes = Number(size)
@@ -532,7 +530,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
     if (f.target && !this.options.engine.discards) f.target.sizeBytes = sizeBytes
     const shortFits = f.shortEndBytes === null || f.shortEndBytes === sizeBytes
     if (f.furthestBytes > sizeBytes || !shortFits || (f.digest && !f.digest.end(sizeBytes))) {
-      f.failed ??= escpError('ESCP_ERR_PROTOCOL', `a block of '${f.shown}' that is not one of the blocks of its final ${sizeBytes} bytes`)
+      f.failed ??= escpError('ESCP_ERR_PROTOCOL', `a block of '${shownOf(f)}' that is not one of the blocks of its final ${sizeBytes} bytes`)
     }
   }
 
@@ -563,7 +561,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
       const mine = Buffer.from(digest.digest())
       f.written = mine
       if (!mine.equals(Buffer.from(f.done.digest))) {
-        error = escpError('ESCP_ERR_VERIFY', f.shown, `its ${this.options.checksum?.name} digest is ${mine.toString('hex')} here and ${Buffer.from(f.done.digest).toString('hex')} at the sender`)
+        error = escpError('ESCP_ERR_VERIFY', shownOf(f), `its ${this.options.checksum?.name} digest is ${mine.toString('hex')} here and ${Buffer.from(f.done.digest).toString('hex')} at the sender`)
       }
     }
     if (this.options.engine.discards) {
@@ -590,7 +588,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
     }
     if (error && f.temp.byteLength > 0) await fs.promises.unlink(f.temp).catch(() => {})
     if (f.dropped) {
-      this.failures.push({ path: f.shown, error: f.failed as EscpError })
+      this.failures.push({ path: shownOf(f), error: f.failed as EscpError })
       this.settle(f, false)
     } else {
       if (!error && f.holes) this.holeBytes += Number(f.spec.sparseBytes)
@@ -614,7 +612,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
     if (f.sinkTold) return undefined
     f.sinkTold = true
     try {
-      const h = await this.options.engine.openWrite(Buffer.from(f.shown), { sizeBytes: f.sizeBytes ?? 0 })
+      const h = await this.options.engine.openWrite(Buffer.from(shownOf(f)), { sizeBytes: f.sizeBytes ?? 0 })
       if (failed) {
         await h.close()
         return undefined
@@ -626,7 +624,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
         throw err
       }
     } catch (err) {
-      return isEscpError(err) ? err : ioError(err, 'open', f.shown)
+      return isEscpError(err) ? err : ioError(err, 'open', shownOf(f))
     }
     return undefined
   }
@@ -668,7 +666,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
   }
 
   private verdict(f: InFile, error: EscpError | null): void {
-    if (error) this.failures.push({ path: f.shown, error })
+    if (error) this.failures.push({ path: shownOf(f), error })
     this.settle(f, error === null)
     this.verdicts.add({
       id: f.spec.id,
@@ -716,7 +714,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
 }
 
 function tooManyBlocks(f: InFile): EscpError {
-  return escpError('ESCP_ERR_PROTOCOL', `more blocks for '${f.shown}' than the ${f.done?.blocks} its FileDone counts`)
+  return escpError('ESCP_ERR_PROTOCOL', `more blocks for '${shownOf(f)}' than the ${f.done?.blocks} its FileDone counts`)
 }
 
 /** Names `.escp-<12 hex digits>.tmp` beside a final name, from random bytes drawn 256 names at a time. */
@@ -755,3 +753,7 @@ function nsToDate(ns: bigint): Date {
   return new Date(Number(ns / 1_000_000n))
 }
 
+/** An entry's name as shown to people: made for errors and failures only, not per file. */
+function shownOf(f: InFile): string {
+  return displayPath(f.spec.path)
+}

@@ -32,7 +32,6 @@ const MAX_OUTSTANDING = 8192
 interface OutEntry {
   id: bigint
   entry: SourceEntry
-  shown: string
   /**
    * Blocks to send: all of the file's, or those holding data when its holes are skipped. For a
    * file whose size is known only at its end: 0, then the count its size makes once known.
@@ -224,7 +223,6 @@ export class Sender extends SessionSide<SenderLink> {
     const e: OutEntry = {
       id,
       entry,
-      shown: displayPath(entry.absPath),
       blocks: runs.reduce((n, r) => n + r.end - r.start, 0),
       sizeBytes: entry.sizeBytes,
       toEnd,
@@ -368,7 +366,7 @@ export class Sender extends SessionSide<SenderLink> {
     const bs = this.options.blockSizeBytes
     const offset = e.nextBlock * bs
     if (offset + bs > MAX_FILE_SIZE_BYTES) {
-      this.fileFailed(e, escpError('ESCP_ERR_FILE_TOO_LARGE', e.shown, offset + bs))
+      this.fileFailed(e, escpError('ESCP_ERR_FILE_TOO_LARGE', shownOf(e), offset + bs))
       return
     }
     e.nextBlock++
@@ -414,7 +412,7 @@ export class Sender extends SessionSide<SenderLink> {
   // Every read finds the same end, or the source changed under us.
   private endFound(e: OutEntry, sizeBytes: number): void {
     if (e.sizeBytes !== null && e.sizeBytes !== sizeBytes) {
-      this.fileFailed(e, escpError('ESCP_ERR_SOURCE_CHANGED', e.shown, `one read found its end at ${e.sizeBytes} bytes, another at ${sizeBytes}`))
+      this.fileFailed(e, escpError('ESCP_ERR_SOURCE_CHANGED', shownOf(e), `one read found its end at ${e.sizeBytes} bytes, another at ${sizeBytes}`))
       return
     }
     e.sizeBytes = sizeBytes
@@ -426,7 +424,7 @@ export class Sender extends SessionSide<SenderLink> {
     if (e.sizeBytes === null || e.reading > 0) return
     const blocks = Math.ceil(e.sizeBytes / this.options.blockSizeBytes)
     if (e.sealed !== blocks || (e.digest && !e.digest.end(e.sizeBytes))) {
-      this.fileFailed(e, escpError('ESCP_ERR_SOURCE_CHANGED', e.shown, `${e.sealed} blocks were read where its size of ${e.sizeBytes} bytes makes ${blocks}`))
+      this.fileFailed(e, escpError('ESCP_ERR_SOURCE_CHANGED', shownOf(e), `${e.sealed} blocks were read where its size of ${e.sizeBytes} bytes makes ${blocks}`))
       return
     }
     e.blocks = blocks
@@ -457,7 +455,7 @@ export class Sender extends SessionSide<SenderLink> {
     e.failed = error
     this.unsealedFiles--
     this.closeReaders(e)
-    this.failures.push({ path: e.shown, error })
+    this.failures.push({ path: shownOf(e), error })
     this.settle(e)
     this.queueMeta(() =>
       this.session.meta.sendMessage(
@@ -492,7 +490,7 @@ export class Sender extends SessionSide<SenderLink> {
             this.entriesOk++
           } else {
             const err = v.error ? errorFromInfo(v.error) : escpError('ESCP_ERR_TRANSFER', 'the receiver refused it without a reason')
-            this.failures.push({ path: e.shown, error: err })
+            this.failures.push({ path: shownOf(e), error: err })
           }
           this.settle(e)
         }
@@ -518,4 +516,9 @@ export class Sender extends SessionSide<SenderLink> {
       elapsedMs: Date.now() - this.started,
     })
   }
+}
+
+/** A source's name as shown to people: made for errors and failures only, not per file. */
+function shownOf(e: OutEntry): string {
+  return displayPath(e.entry.absPath)
 }

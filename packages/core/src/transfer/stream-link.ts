@@ -3,7 +3,6 @@
 // a payload: records are cut from the byte stream and transferred whole.
 import type net from 'node:net'
 import { Worker } from 'node:worker_threads'
-import path from 'node:path'
 import { EventEmitter } from 'node:events'
 import { escpError } from '../errors'
 import type { EscpError } from '../errors'
@@ -12,10 +11,8 @@ import type { RecordReader, SealedRecord } from '../protocol/record-reader'
 import { RecordType } from '../protocol/constants'
 import { RECORD_FRAME_OVERHEAD } from '../protocol/record-crypto'
 import type { DetachedStream } from '../protocol/secure-stream'
-import type { BundlePart, BundleRead, FromWorker, StreamWorkerData, ToWorker, WorkerBoot, WriteTarget } from './worker-protocol'
+import type { BundlePart, BundleRead, FromWorker, ToWorker, WriteTarget } from './worker-protocol'
 import { Outbox, deserializeError, ownBytes } from './worker-protocol'
-
-const WORKER_FILE = path.join(__dirname, 'stream-worker.js')
 
 /**
  * A stream's window of blocks in flight is counted in sixteenths of a block: a block of b bytes
@@ -28,65 +25,6 @@ export const UNITS_PER_BLOCK = 16
 
 export function unitsOf(lengthBytes: number, blockSizeBytes: number): number {
   return Math.max(1, Math.ceil((lengthBytes * UNITS_PER_BLOCK) / blockSizeBytes))
-}
-
-/**
- * A stream worker that loads its plugins from the moment it is made, so that a session can
- * start its workers while it connects; start() then gives it its stream.
- */
-export class BootingWorker {
-  readonly worker: Worker
-  /** Why the thread failed before start() was listening, if it did. */
-  private died: EscpError | undefined
-  private readonly onError = (err: Error) => (this.died ??= escpError('ESCP_ERR_TRANSFER', `a stream worker failed to start: ${err.message}`))
-  private readonly onExit = (code: number) => (this.died ??= escpError('ESCP_ERR_TRANSFER', `a stream worker exited (${code}) while starting`))
-
-  constructor(boot: WorkerBoot) {
-    this.worker = new Worker(WORKER_FILE, { workerData: boot })
-    this.worker.on('error', this.onError)
-    this.worker.on('exit', this.onExit)
-  }
-
-  /** Gives the worker its stream; resolves once it is set up for it. */
-  async start(workerData: StreamWorkerData): Promise<Worker> {
-    const { worker } = this
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const onMessage = (m: FromWorker) => {
-          if (m.t === 'ready') done()
-          else if (m.t === 'fatal') done(deserializeError(m.error))
-        }
-        const onError = (err: Error) => done(escpError('ESCP_ERR_TRANSFER', `stream worker ${workerData.index} failed to start: ${err.message}`))
-        const onExit = (code: number) => done(escpError('ESCP_ERR_TRANSFER', `stream worker ${workerData.index} exited (${code}) while starting`))
-        const done = (err?: EscpError) => {
-          worker.off('message', onMessage)
-          worker.off('error', onError)
-          worker.off('exit', onExit)
-          if (err) reject(err)
-          else resolve()
-        }
-        if (this.died) {
-          reject(this.died)
-          return
-        }
-        worker.on('message', onMessage)
-        worker.once('error', onError)
-        worker.once('exit', onExit)
-        worker.postMessage({ t: 'start', data: workerData } satisfies ToWorker)
-      })
-    } catch (err) {
-      void worker.terminate()
-      throw err
-    } finally {
-      worker.off('error', this.onError)
-      worker.off('exit', this.onExit)
-    }
-    return worker
-  }
-
-  terminate(): Promise<number> {
-    return this.worker.terminate()
-  }
 }
 
 /** Events: 'message' (FromWorker), 'error' (EscpError, once). */

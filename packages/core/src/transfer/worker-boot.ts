@@ -1,0 +1,132 @@
+// Stream worker threads, started before their session: apart from the links, with nothing but
+// Node's own modules and escp's errors and worker messages, so that a server process can start
+// its workers before it loads the rest of escp (a worker's start-up then overlaps its own).
+import path from 'node:path'
+import { Worker } from 'node:worker_threads'
+import { escpError } from '../errors'
+import type { EscpError } from '../errors'
+import { BOOT_STREAMS_ENV } from '../env-names'
+import { pluginModules, pluginsFromEnv } from '../plugins/modules'
+import { pluginOptionsFromEnv } from '../plugins/options'
+import { MAX_DATA_STREAMS } from '../protocol/constants'
+import { CPUMASK_ENV, parseCpuSet } from './affinity'
+import type { FromWorker, StreamSettings, StreamWorkerData, ToWorker, WorkerBoot } from './worker-protocol'
+import { deserializeError } from './worker-protocol'
+
+const WORKER_FILE = path.join(__dirname, 'stream-worker.js')
+
+/**
+ * A stream worker that loads its plugins from the moment it is made, so that a session can
+ * start its workers while it connects; start() then gives it its stream.
+ */
+export class BootingWorker {
+  readonly worker: Worker
+  /** Why the thread failed before start() was listening, if it did. */
+  private died: EscpError | undefined
+  private readonly onError = (err: Error) => (this.died ??= escpError('ESCP_ERR_TRANSFER', `a stream worker failed to start: ${err.message}`))
+  private readonly onExit = (code: number) => (this.died ??= escpError('ESCP_ERR_TRANSFER', `a stream worker exited (${code}) while starting`))
+
+  constructor(boot: WorkerBoot) {
+    this.worker = new Worker(WORKER_FILE, { workerData: boot })
+    this.worker.on('error', this.onError)
+    this.worker.on('exit', this.onExit)
+  }
+
+  /** Gives the worker its stream; resolves once it is set up for it. */
+  async start(workerData: StreamWorkerData): Promise<Worker> {
+    const { worker } = this
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onMessage = (m: FromWorker) => {
+          if (m.t === 'ready') done()
+          else if (m.t === 'fatal') done(deserializeError(m.error))
+        }
+        const onError = (err: Error) => done(escpError('ESCP_ERR_TRANSFER', `stream worker ${workerData.index} failed to start: ${err.message}`))
+        const onExit = (code: number) => done(escpError('ESCP_ERR_TRANSFER', `stream worker ${workerData.index} exited (${code}) while starting`))
+        const done = (err?: EscpError) => {
+          worker.off('message', onMessage)
+          worker.off('error', onError)
+          worker.off('exit', onExit)
+          if (err) reject(err)
+          else resolve()
+        }
+        if (this.died) {
+          reject(this.died)
+          return
+        }
+        worker.on('message', onMessage)
+        worker.once('error', onError)
+        worker.once('exit', onExit)
+        worker.postMessage({ t: 'start', data: workerData } satisfies ToWorker)
+      })
+    } catch (err) {
+      void worker.terminate()
+      throw err
+    } finally {
+      worker.off('error', this.onError)
+      worker.off('exit', this.onExit)
+    }
+    return worker
+  }
+
+  terminate(): Promise<number> {
+    return this.worker.terminate()
+  }
+}
+
+/**
+ * Stream workers booted before their session is set up, one per stream it asks for: they load
+ * their plugins while the session connects (on 2 cores, while the other side starts up). A
+ * session takes one per stream; close() stops those it did not take.
+ */
+export class BootedWorkers {
+  private readonly idle: BootingWorker[]
+  /** The boot as JSON: plain data, so the same plugins and CPUs make the same text. */
+  private readonly bootKey: string
+
+  constructor(boot: WorkerBoot, count: number) {
+    this.bootKey = JSON.stringify(boot)
+    this.idle = []
+    try {
+      for (let i = 0; i < count; i++) this.idle.push(new BootingWorker(boot))
+    } catch (err) {
+      // A thread that cannot be made (a limit reached) must not leave those made running.
+      for (const w of this.idle.splice(0)) void w.terminate()
+      throw err
+    }
+  }
+
+  /** A booted worker for `settings`, or a new one where none is left or they boot otherwise. */
+  take(settings: Pick<StreamSettings, 'plugins' | 'cpus'>): BootingWorker {
+    const boot = bootOf(settings)
+    return (JSON.stringify(boot) === this.bootKey ? this.idle.shift() : undefined) ?? new BootingWorker(boot)
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.idle.splice(0).map((w) => w.terminate()))
+  }
+}
+
+/** What a stream's worker boots with, for these settings. */
+export function bootOf(s: Pick<StreamSettings, 'plugins' | 'cpus'>): WorkerBoot {
+  return { plugins: s.plugins, ...(s.cpus ? { cpus: s.cpus } : {}) }
+}
+
+/**
+ * The stream workers a server process is told to expect (ESCP_BOOT_STREAMS, which the loopback
+ * child is given), booted with the plugins of its environment and `plugins`; undefined when it
+ * is told none, or when its plugins or their options cannot be resolved: the session then starts
+ * its own workers, and loading the plugins reports the error.
+ */
+export function bootFromEnv(plugins: readonly string[] = [], env: NodeJS.ProcessEnv = process.env): BootedWorkers | undefined {
+  const streams = Number(env[BOOT_STREAMS_ENV])
+  if (!Number.isInteger(streams) || streams < 1 || streams > MAX_DATA_STREAMS) return undefined
+  try {
+    const mask = env[CPUMASK_ENV]
+    const cpus = mask ? parseCpuSet(mask) : undefined
+    const modules = pluginModules([...pluginsFromEnv(env), ...plugins])
+    return new BootedWorkers(bootOf({ plugins: { modules, options: pluginOptionsFromEnv(env) }, cpus }), streams)
+  } catch {
+    return undefined
+  }
+}

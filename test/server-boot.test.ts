@@ -1,0 +1,70 @@
+// The loopback child's start-up: it starts the stream workers it is told to expect before it
+// loads the rest of escp, and a plugin it cannot load is still reported cleanly. Real processes.
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { expect } from 'chai'
+import { tempDir } from './helpers/trees'
+
+const SERVER_MAIN = path.resolve(__dirname, '../packages/core/dist/transfer/server-main.js')
+
+/**
+ * Loaded before server-main (node -r): at each worker thread's creation it prints the modules
+ * the process has loaded so far, as one JSON line on stderr.
+ */
+const RECORDER = `
+const threads = require('node:worker_threads')
+const Worker = threads.Worker
+threads.Worker = class extends Worker {
+  constructor(...args) {
+    process.stderr.write('WORKER ' + JSON.stringify(Object.keys(require.cache)) + '\\n')
+    super(...args)
+  }
+}
+`
+
+function runServer(env: NodeJS.ProcessEnv): { status: number | null; stderr: string; workers: string[][] } {
+  const dir = tempDir('server-boot')
+  try {
+    const recorder = path.join(dir, 'recorder.js')
+    fs.writeFileSync(recorder, RECORDER)
+    // No client: stdin is empty, so the server reads the end of its control channel and stops.
+    const r = spawnSync(process.execPath, ['-r', recorder, SERVER_MAIN], { input: '', encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 })
+    const workers = r.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('WORKER '))
+      .map((l) => JSON.parse(l.slice('WORKER '.length)) as string[])
+    return { status: r.status, stderr: r.stderr, workers }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const loaded = (modules: string[], file: string) => modules.some((m) => m.endsWith(file))
+
+describe('the loopback child starting up', function () {
+  this.timeout(60_000)
+
+  it('starts the stream workers it is told to expect before it loads the rest of escp', function () {
+    const { workers, stderr } = runServer({ ESCP_BOOT_STREAMS: '2', ESCP_PLUGINS: '' })
+    expect(workers.length, stderr).to.equal(2)
+    const first = workers[0]
+    expect(loaded(first, `${path.sep}worker-boot.js`)).to.equal(true)
+    for (const heavy of [`${path.sep}server-run.js`, `${path.sep}plugins${path.sep}loader.js`, `${path.sep}protocol${path.sep}control-channel.js`, `${path.sep}tsyringe${path.sep}`]) {
+      expect(first.filter((m) => m.includes(heavy)), `${heavy} loaded before the first worker`).to.deep.equal([])
+    }
+  })
+
+  it('starts no worker early when it is not told how many streams come', function () {
+    const { workers } = runServer({ ESCP_BOOT_STREAMS: '', ESCP_PLUGINS: '' })
+    expect(workers).to.deep.equal([])
+  })
+
+  it('reports a plugin it cannot load with ESCP_ERR_PLUGIN_LOAD and a non-zero status, having started no worker for it', function () {
+    const { status, stderr, workers } = runServer({ ESCP_BOOT_STREAMS: '2', ESCP_PLUGINS: '/nonexistent/escp-plugin.js' })
+    expect(status).to.equal(1)
+    expect(stderr).to.match(/escp server: ESCP_ERR_PLUGIN_LOAD: .*\/nonexistent\/escp-plugin\.js/)
+    expect(stderr).not.to.match(/\n\s+at /)
+    expect(workers).to.deep.equal([])
+  })
+})
