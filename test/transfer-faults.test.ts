@@ -375,6 +375,50 @@ describe('loopback transfer under faults and attacks', function () {
       }
     })
 
+    it('fails the session with ESCP_ERR_PROTOCOL for a FileDone, in place of the Error report, of a file its 1.4 bundle marks unreadable, and puts nothing under its name', async function () {
+      const peer = await HostileSender.start(set, dest, opts(), 4)
+      await peer.announce(announced())
+      const zeros = Buffer.alloc(small[1].length)
+      await peer.bundle(0n, [small[0], zeros, small[2]], 0, { statuses: [protocol.BUNDLE_FILE_READ, protocol.BUNDLE_FILE_UNREADABLE, protocol.BUNDLE_FILE_READ], digests: [peer.digestOf([small[0]]), new Uint8Array(8), peer.digestOf([small[2]])] })
+      await peer.done([{ id: 1n, size: BigInt(zeros.length), blocks: 1n, digest: peer.digestOf([zeros]) }])
+      const fatal = await within(peer.fatal(), 10_000, "the server's Fatal")
+      expect(fatal.code).to.equal('ESCP_ERR_PROTOCOL')
+      // The meta and data streams race: refused as it arrives, before or after the bundle.
+      expect(fatal.message).to.match(/FileDone for 'f1\.txt', whose bundle carries its digest|bundle holding 'f1\.txt', whose FileDone came/)
+      await peer.close()
+      expect(fs.existsSync(path.join(dest, 'f1.txt'))).to.equal(false)
+      expect(leftoverTemps(dest)).to.deep.equal([])
+    })
+
+    it('fails the session with ESCP_ERR_PROTOCOL for a 1.4 bundle holding a file that had a block, before writing the bundle', async function () {
+      const peer = await HostileSender.start(set, dest, opts({ streams: 1 }), 4)
+      await peer.announce(announced())
+      await peer.block(1n, 0, Buffer.alloc(small[1].length, 'x'))
+      await peer.bundle(0n, small)
+      const fatal = await within(peer.fatal(), 10_000, "the server's Fatal")
+      expect(fatal.code).to.equal('ESCP_ERR_PROTOCOL')
+      expect(fatal.message).to.match(/'f1\.txt', which came in another record too/)
+      await peer.close()
+      expect(entries(dest).filter((n) => !n.startsWith('.escp-'))).to.deep.equal([])
+    })
+
+    it('fails the session with ESCP_ERR_PROTOCOL for an Error report of a file its 1.4 bundle carried whole, before or after the bundle', async function () {
+      for (const errorFirst of [true, false]) {
+        const sub = path.join(dest, String(errorFirst))
+        fs.mkdirSync(sub)
+        const peer = await HostileSender.start(set, sub, opts({ streams: 1 }), 4)
+        await peer.announce(announced())
+        if (errorFirst) await peer.unreadable(1n, 'f1.txt')
+        await peer.bundle(0n, small)
+        if (!errorFirst) await peer.unreadable(1n, 'f1.txt')
+        const fatal = await within(peer.fatal(), 10_000, "the server's Fatal")
+        expect(fatal.code, `Error ${errorFirst ? 'before' : 'after'} the bundle`).to.equal('ESCP_ERR_PROTOCOL')
+        expect(fatal.message).to.match(/error report for 'f1\.txt', which its bundle carried whole/)
+        await peer.close()
+        expect(leftoverTemps(sub)).to.deep.equal([])
+      }
+    })
+
     it('fails the session with ESCP_ERR_PROTOCOL for a 1.4 bundle with a status that is neither read nor unreadable, and writes none of its files', async function () {
       const peer = await HostileSender.start(set, dest, opts(), 4)
       await peer.announce(announced())

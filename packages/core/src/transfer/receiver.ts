@@ -43,6 +43,8 @@ interface InFile {
   processed: number
   /** Made with the first block digest that comes, or when the file is judged (see digestOf). */
   digest: OrderedDigest | null
+  /** Claimed by a bundle that carries its digest (1.4): it may have no other record, and no FileDone. */
+  inBundle: boolean
   /** Verified, written and renamed to its final name by the worker of its bundle (1.4). */
   placed: boolean
   /** Streams whose workers hold the file open; each closes it before the file is finished. */
@@ -153,12 +155,15 @@ export class Receiver extends SessionSide<ReceiverLink> {
         throw escpError('ESCP_ERR_PROTOCOL', `a bundle holding '${shownOf(f)}', which is not a file of one block sent whole`)
       }
       if (this.bundleDigests && f.done) throw escpError('ESCP_ERR_PROTOCOL', `a bundle holding '${shownOf(f)}', whose FileDone came, where a bundle of protocol 1.${this.session.sharedMinor} carries its digest instead`)
+      // Its one record: refused before anything of it is written, not once both are.
+      if (this.bundleDigests && f.claimed > 0) throw escpError('ESCP_ERR_PROTOCOL', `a bundle holding '${shownOf(f)}', which came in another record too`)
       total += Number(f.spec.size)
       files.push(f)
     }
     if (this.bundleDigests) total += bundleTrailerBytes(count, this.options.checksum?.digestLengthBytes ?? 0)
     if (total !== rawLength) throw escpError('ESCP_ERR_PROTOCOL', `a bundle of ${rawLength} bytes whose ${count} files announce ${total}${this.bundleDigests ? ' with their digests' : ''}`)
     if (!files.every((f) => this.ready(f))) return undefined
+    if (this.bundleDigests) for (const f of files) f.inBundle = true
     return files.map((f) => ({ fileId: f.spec.id, length: Number(f.spec.size), target: this.claim(f) }))
   }
 
@@ -177,6 +182,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
 
   // Whether a block of the file can go on now: it is placed, or its blocks are dropped.
   private ready(f: InFile): boolean {
+    if (f.inBundle) throw escpError('ESCP_ERR_PROTOCOL', `a record for '${shownOf(f)}', which came whole in a bundle with its digest`)
     // Dropped by the sender: blocks already on their way are expected, and no FileDone comes.
     if (f.dropped) return true
     if (!f.failed && !f.target) return false
@@ -236,6 +242,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
           for (const d of decodeFileDone(rec.payload)) {
             const f = this.files.get(d.id)
             if (!f || f.done || f.spec.type !== 'file') throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for ${f || d.id < BigInt(this.entries) ? 'a finished entry' : `unknown entry ${d.id}`}`)
+            if (f.inBundle) throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for '${shownOf(f)}', whose bundle carries its digest`)
             if (!f.spec.sizeAtEnd && d.size !== f.spec.size) throw escpError('ESCP_ERR_PROTOCOL', `a FileDone for '${shownOf(f)}' whose size disagrees with its announcement`)
             const holeBytes = f.holes ? f.spec.sparseBytes : 0n
             if (!blocksFitHoles(d.size, holeBytes, d.blocks, this.options.blockSizeBytes)) {
@@ -305,6 +312,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
       claimed: 0,
       processed: 0,
       digest: null,
+      inBundle: false,
       placed: false,
       writers: new Set(),
       creating: null,
@@ -423,14 +431,15 @@ export class Receiver extends SessionSide<ReceiverLink> {
         this.abort(escpError('ESCP_ERR_PROTOCOL', `a block for unknown entry ${m.fileId}`))
         return
       }
+      if (m.done && f.dropped) {
+        // An Error report drops a file its sender could not read: not one its bundle carried whole.
+        this.abort(escpError('ESCP_ERR_PROTOCOL', `an error report for '${shownOf(f)}', which its bundle carried whole`))
+        return
+      }
       if (m.done && !this.bundleDone(f, m.done)) return
       f.processed++
       if (m.t === 'written' && m.placed) {
         // Checked against its bundle's digest, and under its final name already.
-        if (f.dropped) {
-          this.abort(escpError('ESCP_ERR_PROTOCOL', `an error report for '${shownOf(f)}', which its bundle carried whole`))
-          return
-        }
         f.placed = true
         this.bytes += m.length
         this.wireBytes += m.wireBytes
@@ -539,9 +548,11 @@ export class Receiver extends SessionSide<ReceiverLink> {
   private maybeFinish(f: InFile): void {
     if (f.finished || f.settled) return
     // A dropped file finishes at once: its later blocks are discarded on arrival, and closing
-    // it in the workers waits for the writes already under way.
+    // it in the workers waits for the writes already under way. One in a bundle with its digest
+    // waits for the bundle's answer, which says whether the sender could read it at all.
     const expected = f.done ? Number(f.done.blocks) : undefined
     if (!f.dropped && (expected === undefined || f.processed < expected)) return
+    if (f.dropped && f.inBundle && f.processed < f.claimed) return
     if (f.placed && !f.failed) {
       // Its bundle's worker checked it and put it in place: nothing is left to do.
       f.written = f.done?.digest

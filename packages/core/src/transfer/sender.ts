@@ -311,7 +311,7 @@ export class Sender extends SessionSide<SenderLink> {
           link.readBundle(
             this.seq++,
             files.map((f) => ({ fileId: f.id, path: f.entry.absPath, length: f.sizeBytes as number })),
-            this.bundleDigests,
+            this.bundleDigests ? files.length * this.trailerBytesPerFile : null,
           )
           continue
         }

@@ -184,10 +184,13 @@ export class SenderLink extends StreamLink {
     this.post({ t: 'read', seq, fileId, path: ownBytes(path), offset, length, only, toEnd })
   }
 
-  /** Small whole files, read and sealed together as one Bundle record; `digests`: with their digests (1.4). */
-  readBundle(seq: number, files: BundleRead[], digests: boolean): void {
-    this.lend(seq, files.reduce((n, f) => n + f.length, 0))
-    this.post({ t: 'readBundle', seq, files: files.map((f) => ({ ...f, path: ownBytes(f.path) })), digests })
+  /**
+   * Small whole files, read and sealed together as one Bundle record; with `trailerBytes` (1.4),
+   * followed by their statuses and digests, which take credits as the files' bytes do.
+   */
+  readBundle(seq: number, files: BundleRead[], trailerBytes: number | null): void {
+    this.lend(seq, files.reduce((n, f) => n + f.length, trailerBytes ?? 0))
+    this.post({ t: 'readBundle', seq, files: files.map((f) => ({ ...f, path: ownBytes(f.path) })), digests: trailerBytes !== null })
   }
 
   // The credits of a read of `lengthBytes`, under its seq until it lands.
