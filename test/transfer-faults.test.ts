@@ -571,6 +571,23 @@ describe('loopback transfer under faults and attacks', function () {
       expect(leftoverTemps(dest)).to.deep.equal([])
     })
 
+    it('copies a tree of small files as an unprivileged user with the posix engine, each put in place whole, some over files already there', async function () {
+      const src = path.join(work, 'src')
+      for (let i = 0; i < 30; i++) writeRandom(path.join(src, `d${i % 3}`, `f${i}.bin`), 500 + 211 * i)
+      const dest = path.join(work, 'dest')
+      writeRandom(path.join(dest, 'src', 'd0', 'f0.bin'), 7)
+      fs.mkdirSync(path.join(dest, 'src', 'd1'))
+      fs.symlinkSync('/etc/hostname', path.join(dest, 'src', 'd1', 'f1.bin'))
+      execFileSync('chown', ['-R', `${NOBODY}:${NOBODY}`, dest])
+      const posix = require.resolve('@escp/engine-posix')
+      const { summary, error } = copyAsNobody([src], dest, opts({ recursive: true, plugins: [posix], engine: 'posix' }))
+      expect(error, JSON.stringify(error)).to.equal(undefined)
+      expect(summary?.failures).to.deep.equal([])
+      expect(describeTree(path.join(dest, 'src'))).to.deep.equal(describeTree(src))
+      expect(fs.statSync(path.join(dest, 'src', 'd0', 'f3.bin')).uid).to.equal(NOBODY)
+      expect(leftoverTemps(dest)).to.deep.equal([])
+    })
+
     it('reports an unreadable small file sent in a bundle by name with EACCES, and verifies the files sent with it', async function () {
       const src = path.join(work, 'src')
       for (const name of ['a.txt', 'b.txt', 'c.txt', 'd.txt']) writeRandom(path.join(src, name), 2 * KiB)

@@ -243,7 +243,7 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
     return SubmitBatch(env, std::move(jobs));
   }
 
-  // createWholeMany([[path, data, perms, size, skipZero, mode, uid, gid, times | null], ...]) → a promise for each
+  // createWholeMany([[path, data, perms, size, skipZero, mode, uid, gid, times | null, final?], ...]) → a promise for each
   Napi::Value CreateWholeMany(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     std::vector<std::unique_ptr<Job>> jobs;
@@ -258,7 +258,10 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
       int64_t gid = ArgInt(call, 7, "gid", -1, 4294967294.0);
       int64_t t[4] = {0, 0, 0, 0};
       bool has_times = ArgTimes(call, 8, t);
-      jobs.push_back(MakeCreateWhole(env, std::move(path), view, perms, size, skip_zero, mode, uid, gid, has_times, t[0], t[1], t[2], t[3]));
+      // A final name (optional): the file is put there whole, path being the temporary name it may use.
+      bool placed = call.Length() > 9 && !call[9].IsNull() && !call[9].IsUndefined();
+      std::string final_path = placed ? ArgPath(call, 9) : std::string();
+      jobs.push_back(MakeCreateWhole(env, std::move(path), view, perms, size, skip_zero, mode, uid, gid, has_times, t[0], t[1], t[2], t[3], std::move(final_path)));
     }
     return SubmitBatch(env, std::move(jobs));
   }

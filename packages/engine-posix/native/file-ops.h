@@ -61,6 +61,6 @@ std::unique_ptr<Job> MakeReadWhole(Napi::Env env, std::string path, Napi::TypedA
 // it; any failure after the create removes the file.
 std::unique_ptr<Job> MakeCreateWhole(Napi::Env env, std::string path, Napi::TypedArray view, int perms, int64_t size, bool skip_zero, int64_t mode,
                                      int64_t uid, int64_t gid, bool has_times, int64_t atime_sec, int64_t atime_nsec, int64_t mtime_sec,
-                                     int64_t mtime_nsec);
+                                     int64_t mtime_nsec, std::string final_path);
 
 }  // namespace escp

@@ -95,15 +95,17 @@ export interface PosixBinding {
   /**
    * Each call creates path exclusively (O_EXCL | O_NOFOLLOW) with perms, writes data at offset 0
    * (skipZero: not if all zero), extends it to size, applies owner, mode and times as
-   * setAttributes does, and closes it; a failure after the create removes the file. The calls
-   * run in turn as one job.
+   * setAttributes does, and closes it; a failure after the create removes the file. With a
+   * final name, the file is put there whole or not at all (IoEngine.placeFile): made unnamed
+   * there (O_TMPFILE) and linked, or where that cannot be, created at path and renamed over
+   * final. The calls run in turn as one job.
    */
   createWholeMany(calls: CreateWholeCall[]): Promise<number>[]
   stats(): NativeStats
 }
 
 export type ReadWholeCall = [path: Buffer | string, buf: Uint8Array]
-export type CreateWholeCall = [path: Buffer | string, data: Uint8Array, perms: number, size: number, skipZero: boolean, mode: number, uid: number, gid: number, times: [number, number, number, number] | null]
+export type CreateWholeCall = [path: Buffer | string, data: Uint8Array, perms: number, size: number, skipZero: boolean, mode: number, uid: number, gid: number, times: [number, number, number, number] | null, final?: Buffer | string]
 
 export type BindingLoad = { ok: true; binding: PosixBinding } | { ok: false; reason: string }
 

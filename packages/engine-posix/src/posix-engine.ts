@@ -216,6 +216,15 @@ export class PosixEngine implements IoEngine {
       throw nativeIoError(err, 'open', path)
     }
   }
+
+  async placeFile(final: EnginePath, temp: EnginePath, data: Uint8Array, options: CreateFileOptions): Promise<void> {
+    const a = nativeAttributes(options.attributes ?? {})
+    try {
+      await this.wholeCreates.add([temp, data, options.mode & 0o7777, options.sizeBytes, options.sparse === true, a.mode, a.uid, a.gid, a.times, final])
+    } catch (err) {
+      throw nativeIoError(err, 'open', final)
+    }
+  }
 }
 
 function noteDirect(asked: boolean | undefined, got: boolean, path: EnginePath): void {

@@ -212,6 +212,15 @@ export interface IoEngine {
    * failure leaves nothing at `path` that this call made.
    */
   createFile?(path: EnginePath, data: Uint8Array, options: CreateFileOptions): Promise<void>
+  /**
+   * Optional, for small files: makes a file of `data` as createFile does and puts it at `final`
+   * in one call, whole or not at all: nothing shows at `final` before the file is complete with
+   * its attributes. A file or symlink at `final` is replaced (the symlink itself, never what it
+   * points to); a directory there is an error (EISDIR). `temp`, a name in the same directory
+   * that nothing has, may be used on the way. A failure leaves nothing this call made at
+   * `temp` or at `final`.
+   */
+  placeFile?(final: EnginePath, temp: EnginePath, data: Uint8Array, options: CreateFileOptions): Promise<void>
 }
 
 export const IO_ENGINE: InjectionToken<IoEngine> = Symbol.for('escp:io-engine')

@@ -537,9 +537,10 @@ class ReceiverRole {
 
   /**
    * A file of a 1.4 bundle with its digest `done`: not written unless its bytes match it. A file
-   * with a final name to go to is written whole and finished under its temporary name (created
-   * here in one engine call where the engine can), then renamed there; any other is written as
-   * the one block of its file, for the main thread to finish.
+   * with a final name to go to is put there in one engine call where the engine can (placeFile),
+   * else written whole and finished under its temporary name (created here in one call where the
+   * engine can), then renamed there; any other is written as the one block of its file, for the
+   * main thread to finish.
    */
   private async placeChecked(fileId: bigint, target: WriteTarget, view: Uint8Array, done: Uint8Array): Promise<BundleOutcome> {
     const length = view.byteLength
@@ -555,10 +556,15 @@ class ReceiverRole {
         this.track(fileId, target, p)
         return { fileId, length, digest: await p, done }
       }
-      const write = () => this.writeWhole(target, finish, view, 0)
-      await (oneCall ? write() : openFiles.run(write))
       const temp = Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength)
       const final = Buffer.from(placeAt.buffer, placeAt.byteOffset, placeAt.byteLength)
+      if (oneCall && this.engine.placeFile) {
+        // Made and put in place in one engine call: it shows at its name whole or not at all.
+        await this.engine.placeFile(final, temp, view, { mode: target.createMode as number, sizeBytes: target.sizeBytes ?? length, sparse: data.sparse, attributes: finish })
+        return { fileId, length, digest: null, done, placed: true }
+      }
+      const write = () => this.writeWhole(target, finish, view, 0)
+      await (oneCall ? write() : openFiles.run(write))
       try {
         if (this.engine.rename) await this.engine.rename(temp, final)
         else await fs.promises.rename(temp, final)
