@@ -272,6 +272,7 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
     o.Set("alignedBuffers", static_cast<double>(LiveAlignedBlocks()));
     o.Set("alignedBytes", static_cast<double>(LiveAlignedBytes()));
     o.Set("openFiles", static_cast<double>(OpenFileCount()));
+    o.Set("unnamedPlacements", static_cast<double>(UnnamedPlacementCount()));
     o.Set("inFlight", static_cast<double>(threads_->InFlight()));
     return o;
   }

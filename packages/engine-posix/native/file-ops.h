@@ -20,6 +20,8 @@ constexpr int kOpenCreate = 2;
 constexpr int kOpenDirect = 4;
 
 int64_t OpenFileCount();
+// Files placeFile made unnamed (O_TMPFILE) and linked, since the module loaded.
+int64_t UnnamedPlacementCount();
 
 // The descriptors one JavaScript environment has open through the engine. A worker thread
 // that is terminated mid-transfer never closes its handles; its cleanup closes what is left.

@@ -24,6 +24,8 @@ export interface NativeStats {
   openFiles: number
   /** Operations of this thread's engine whose completion JavaScript has not seen. */
   inFlight: number
+  /** Files placeFile made unnamed (O_TMPFILE) and linked, in this process. */
+  unnamedPlacements: number
 }
 
 /** Numbers per entry in listDirectory's `meta`, and where each is. */

@@ -128,6 +128,28 @@ describe('posix engine', function () {
     if (root) expect([st.uid, st.gid]).to.deep.equal([1234n, 5678n])
   })
 
+  it('puts a small file in place unnamed until linked (O_TMPFILE) where the file system has it, new or over a file, and nothing at its temporary name', async function () {
+    const probe = path.join(dir, 'tmpfile-probe')
+    fs.mkdirSync(probe)
+    try {
+      // O_TMPFILE is __O_TMPFILE (0o20000000) with O_DIRECTORY; Node names neither.
+      fs.closeSync(fs.openSync(probe, fs.constants.O_WRONLY | fs.constants.O_DIRECTORY | 0o20000000, 0o600))
+    } catch (err) {
+      return skipBecause(this, `this file system makes no unnamed file (${(err as NodeJS.ErrnoException).code}); placeFile goes through the temporary name`)
+    }
+    const at = (name: string) => path.join(probe, name)
+    fs.writeFileSync(at('old'), 'old')
+    const before = engine.stats().unnamedPlacements
+    await engine.placeFile(at('new'), at('.new.tmp'), Buffer.from('new file'), { mode: 0o600, sizeBytes: 8, attributes: { mode: 0o604, mtimeNs: 1_600_000_000_000_000_000n, atimeNs: 1_600_000_000_000_000_000n } })
+    await engine.placeFile(at('old'), at('.old.tmp'), Buffer.from('replaced'), { mode: 0o600, sizeBytes: 8 })
+    expect(engine.stats().unnamedPlacements - before).to.equal(2)
+    expect(fs.readFileSync(at('new'), 'utf8')).to.equal('new file')
+    expect(fs.statSync(at('new')).mode & 0o7777).to.equal(0o604)
+    expect(fs.statSync(at('new')).mtimeMs).to.equal(1_600_000_000_000)
+    expect(fs.readFileSync(at('old'), 'utf8')).to.equal('replaced')
+    expect(fs.readdirSync(probe).sort()).to.deep.equal(['new', 'old'])
+  })
+
   it('reports ENOSPC with its errno, at preallocation and at write', async function () {
     const full = mountScratch('tmpfs', ['size=1m'])
     if (typeof full === 'string') skipBecause(this, full)
