@@ -1,5 +1,6 @@
-// The loopback child's start-up: it starts the stream workers it is told to expect before it
-// loads the rest of escp, and a plugin it cannot load is still reported cleanly. Real processes.
+// Start-up of a local copy: the loopback child starts the stream workers it is told to expect
+// before it loads the rest of escp, and a plugin it cannot load is still reported cleanly; the
+// escp command starts its own before it loads oclif, and the copy takes them. Real processes.
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -7,6 +8,7 @@ import { expect } from 'chai'
 import { tempDir } from './helpers/trees'
 
 const SERVER_MAIN = path.resolve(__dirname, '../packages/core/dist/transfer/server-main.js')
+const ESCP = path.resolve(__dirname, '../packages/cli/bin/run.js')
 
 /**
  * Loaded before server-main (node -r): at each worker thread's creation it prints the modules
@@ -17,27 +19,43 @@ const threads = require('node:worker_threads')
 const Worker = threads.Worker
 threads.Worker = class extends Worker {
   constructor(...args) {
-    process.stderr.write('WORKER ' + JSON.stringify(Object.keys(require.cache)) + '\\n')
+    process.stderr.write('WORKER ' + process.pid + ' ' + JSON.stringify(Object.keys(require.cache)) + '\\n')
     super(...args)
   }
 }
 `
 
-function runServer(env: NodeJS.ProcessEnv): { status: number | null; stderr: string; workers: string[][] } {
+interface Run {
+  status: number | null
+  stderr: string
+  /** Per worker thread made, in order: the process that made it, and the modules it had loaded then. */
+  workers: { pid: number; modules: string[] }[]
+}
+
+/** Runs `args` with the recorder loaded first (its own and its children's Node processes). */
+function runRecorded(args: string[], env: NodeJS.ProcessEnv, input = ''): Run {
   const dir = tempDir('server-boot')
   try {
     const recorder = path.join(dir, 'recorder.js')
     fs.writeFileSync(recorder, RECORDER)
-    // No client: stdin is empty, so the server reads the end of its control channel and stops.
-    const r = spawnSync(process.execPath, ['-r', recorder, SERVER_MAIN], { input: '', encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 })
+    const r = spawnSync(process.execPath, args, { input, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: `--require ${recorder}`, ...env }, timeout: 30_000 })
     const workers = r.stderr
       .split('\n')
       .filter((l) => l.startsWith('WORKER '))
-      .map((l) => JSON.parse(l.slice('WORKER '.length)) as string[])
+      .map((l) => {
+        const [, pid, modules] = /^WORKER (\d+) (.*)$/.exec(l) as RegExpExecArray
+        return { pid: Number(pid), modules: JSON.parse(modules) as string[] }
+      })
     return { status: r.status, stderr: r.stderr, workers }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
+}
+
+// No client: stdin is empty, so the server reads the end of its control channel and stops.
+function runServer(env: NodeJS.ProcessEnv): { status: number | null; stderr: string; workers: string[][] } {
+  const r = runRecorded([SERVER_MAIN], env)
+  return { ...r, workers: r.workers.map((w) => w.modules) }
 }
 
 const loaded = (modules: string[], file: string) => modules.some((m) => m.endsWith(file))
@@ -66,5 +84,25 @@ describe('the loopback child starting up', function () {
     expect(stderr).to.match(/escp server: ESCP_ERR_PLUGIN_LOAD: .*\/nonexistent\/escp-plugin\.js/)
     expect(stderr).not.to.match(/\n\s+at /)
     expect(workers).to.deep.equal([])
+  })
+})
+
+describe('the escp command starting a local copy', function () {
+  this.timeout(60_000)
+
+  it('starts its stream worker before it loads oclif, and the copy takes it rather than starting another', function () {
+    const dir = tempDir('command-boot')
+    try {
+      fs.writeFileSync(path.join(dir, 'a'), 'one byte or so')
+      const r = runRecorded([ESCP, '-q', '-t', '1', path.join(dir, 'a'), path.join(dir, 'b')], { ESCP_CONFIG: '/dev/null', ESCP_PLUGINS: '' })
+      expect(r.status, r.stderr).to.equal(0)
+      expect(fs.readFileSync(path.join(dir, 'b'), 'utf8')).to.equal('one byte or so')
+      // The command is the process whose first worker was made before any other process's.
+      const command = r.workers.filter((w) => w.modules.some((m) => m.endsWith(`${path.sep}run.js`)))
+      expect(command.length, 'worker threads the command made').to.equal(1)
+      expect(command[0].modules.filter((m) => m.includes(`${path.sep}@oclif${path.sep}`)), 'oclif loaded before the worker').to.deep.equal([])
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -1,7 +1,8 @@
 // A local copy's receiver is a child process of the escp command. Started here, from the entry
 // point, before oclif and the command's modules load, the child's own start-up (Node, escp's
-// core and its plugins) overlaps the command's instead of following it.
-import { loopbackStreams, prestartLoopbackServer } from '@escp/core/loopback'
+// core and its plugins) overlaps the command's instead of following it; so does that of the
+// command's own stream workers, started here too.
+import { loopbackStreams, prestartLoopbackServer, prestartStreamWorkers } from '@escp/core/loopback'
 import { bundledPluginModules } from './bundled'
 
 /**
@@ -12,8 +13,8 @@ import { bundledPluginModules } from './bundled'
 const NOT_PLAIN = ['--help', '-h', '--filelist', '--mgmt', '--cpumask', '--logfile', '--plugin-option']
 
 /**
- * Starts the loopback child for `args` (normalized: the command first) when they are a plain
- * local copy: the copy command, at least two operands, no ':' in any argument (a remote
+ * Starts the loopback child and this process's stream workers for `args` (normalized: the
+ * command first) when they are a plain local copy: the copy command, at least two operands, no ':' in any argument (a remote
  * operand has one: host:path, scp://), and no extra plugins. Says whether it started one.
  */
 export function prestartForLocalCopy(args: readonly string[], env: NodeJS.ProcessEnv = process.env): boolean {
@@ -21,7 +22,9 @@ export function prestartForLocalCopy(args: readonly string[], env: NodeJS.Proces
   const rest = args.slice(1)
   if (rest.some((a) => a.includes(':') || NOT_PLAIN.some((f) => a === f || a.startsWith(`${f}=`)))) return false
   if (rest.filter((a) => !a.startsWith('-')).length < 2) return false
-  prestartLoopbackServer(bundledPluginModules(), streamsAsked(rest) ?? loopbackStreams())
+  const streams = streamsAsked(rest) ?? loopbackStreams()
+  prestartLoopbackServer(bundledPluginModules(), streams)
+  prestartStreamWorkers(bundledPluginModules(), streams)
   return true
 }
 

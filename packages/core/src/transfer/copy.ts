@@ -15,6 +15,7 @@ import { BootedWorkers, bootOf, startReceiverLinks, startSenderLinks } from './l
 import { discardPrestartedLoopbackServer, loopbackStreams, spawnLoopbackServer } from './loopback-child'
 import type { ServerProcess } from './loopback-child'
 import { splitEngines, withDefaults } from './options'
+import { takePrestartedWorkers } from './worker-boot'
 import type { TransferOptions } from './options'
 import { resolveDestination } from './paths'
 import { Receiver } from './receiver'
@@ -182,7 +183,7 @@ async function withSession(
   serverHost: string,
   run: (session: Session, booted: BootedWorkers) => Promise<TransferSummary>,
 ): Promise<TransferSummary> {
-  const booted = await beforeSession(server, async () => bootWorkers(prepared))
+  const booted = await beforeSession(server, async () => takePrestartedWorkers(bootOf({ plugins: prepared.set.spec, cpus: prepared.o.cpus })) ?? bootWorkers(prepared))
   try {
     return await runSession(server, prepared.set, request, serverHost, (session) => run(session, booted))
   } finally {

@@ -1,7 +1,7 @@
 // Server processes on the other end of a control channel: ssh's, and the loopback child. This
-// module loads nothing but Node's own and escp's errors, environment names and plugin-option
-// parsing: the escp command starts the loopback child from it before it loads anything else,
-// so that the child's start-up overlaps its own.
+// module loads nothing but Node's own and escp's errors, environment names, plugin-option
+// parsing and worker boot: the escp command starts the loopback child (and its own stream
+// workers) from it before it loads anything else, so that their start-up overlaps its own.
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import os from 'node:os'
@@ -10,6 +10,7 @@ import type { Readable, Writable } from 'node:stream'
 import { BOOT_STREAMS_ENV, CPUMASK_ENV, LOGFILE_ENV, PLUGIN_OPTIONS_ENV, PLUGINS_ENV } from '../env-names'
 import { pluginOptionsFromEnv } from '../plugins/options'
 import type { PluginOptionValue } from '../plugins/options'
+export { discardPrestartedWorkers, prestartStreamWorkers } from './worker-boot'
 
 const SERVER_MAIN = path.join(__dirname, 'server-main.js')
 

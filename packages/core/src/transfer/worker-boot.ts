@@ -96,6 +96,19 @@ export class BootedWorkers {
     }
   }
 
+  /** Whether these workers boot as `boot` says (the same plugins, options and CPUs). */
+  bootsAs(boot: WorkerBoot): boolean {
+    return JSON.stringify(boot) === this.bootKey
+  }
+
+  /** Whether the idle workers keep the process running (as threads do by default). */
+  hold(holds: boolean): void {
+    for (const w of this.idle) {
+      if (holds) w.worker.ref()
+      else w.worker.unref()
+    }
+  }
+
   /** A booted worker for `settings`, or a new one where none is left or they boot otherwise. */
   take(settings: Pick<StreamSettings, 'plugins' | 'cpus'>): BootingWorker {
     const boot = bootOf(settings)
@@ -129,4 +142,45 @@ export function bootFromEnv(plugins: readonly string[] = [], env: NodeJS.Process
   } catch {
     return undefined
   }
+}
+
+/** Where workers started early wait, shared by every copy of this module a process loads. */
+const PRESTARTED_WORKERS = Symbol.for('escp.workers.prestarted')
+const registry = globalThis as unknown as { [PRESTARTED_WORKERS]?: BootedWorkers }
+
+/**
+ * Starts `count` stream workers now, with `plugins` (module paths, after the built-in one) and
+ * the plugin options of the environment, for a local copy about to be made: their start-up (a
+ * Node environment, then escp and its plugins) overlaps the command's own instead of following
+ * its loading of escp. Until a copy takes them they keep nothing running: a command that exits
+ * without copying exits. Where they cannot be started, the copy starts its own.
+ */
+export function prestartStreamWorkers(plugins: readonly string[], count: number, env: NodeJS.ProcessEnv = process.env): void {
+  discardPrestartedWorkers()
+  try {
+    const booted = new BootedWorkers(bootOf({ plugins: { modules: pluginModules(plugins), options: pluginOptionsFromEnv(env) } }), count)
+    booted.hold(false)
+    registry[PRESTARTED_WORKERS] = booted
+  } catch {
+    // The copy boots its workers as it would have.
+  }
+}
+
+/** The workers started early, when they boot as `boot` says; others are stopped. */
+export function takePrestartedWorkers(boot: WorkerBoot): BootedWorkers | undefined {
+  const early = registry[PRESTARTED_WORKERS]
+  registry[PRESTARTED_WORKERS] = undefined
+  if (!early) return undefined
+  if (!early.bootsAs(boot)) {
+    void early.close()
+    return undefined
+  }
+  early.hold(true)
+  return early
+}
+
+/** Stops workers started early that no copy will take. */
+export function discardPrestartedWorkers(): void {
+  void registry[PRESTARTED_WORKERS]?.close()
+  registry[PRESTARTED_WORKERS] = undefined
 }
