@@ -7,9 +7,10 @@ import { once } from 'node:events'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
+import { PassThrough } from 'node:stream'
 import { expect } from 'chai'
-import { copy, loadPlugins, protocol, withDefaults } from '@escp/core'
-import type { EscpError, PluginSet, TransferOptions, TransferSummary } from '@escp/core'
+import { copy, loadPlugins, protocol, push, withDefaults } from '@escp/core'
+import type { EscpError, PluginSet, ServerProcess, TransferOptions, TransferSummary } from '@escp/core'
 import { HostileSender, within } from './helpers/hostile-sender'
 import { pullSpeaking } from './helpers/pull'
 import type { EntrySpec } from './helpers/hostile-sender'
@@ -308,13 +309,14 @@ describe('loopback transfer under faults and attacks', function () {
             const file = path.join(dest, 'sub', `f${i}.txt`)
             expect(fs.readFileSync(file)).to.deep.equal(data)
             expect(fs.statSync(file).mode & 0o777).to.equal(0o640 & ~process.umask())
-            expect(Buffer.from(peer.verdicts.get(BigInt(i + 1))?.digest ?? [])).to.deep.equal(Buffer.from(peer.digestOf([data])))
           })
+          // Answered ok in runs of ids, which carry no digests (1.4).
+          expect(peer.okRuns).to.deep.include({ first: 0n, count: 4n })
           expect(leftoverTemps(dest)).to.deep.equal([])
           await peer.close()
         })
 
-        it('answers each file of many full bundles with the digest its bundle carried, as buffers are reused for later records', async function () {
+        it('writes and answers each file of many full bundles, as buffers are reused for later records', async function () {
           const peer = await HostileSender.start(set, dest, opts({ streams: 1 }), 4, server)
           const bundles = 16
           const files = Array.from({ length: bundles * 3 }, () => crypto.randomBytes(20 * KiB))
@@ -323,11 +325,9 @@ describe('loopback transfer under faults and attacks', function () {
           await peer.sessionEnd(files.length)
           await within(peer.finish(), 15_000, 'the end of the session')
           files.forEach((data, i) => {
-            const v = peer.verdicts.get(BigInt(i))
-            expect(v?.ok, `g${i}.bin`).to.equal(true)
-            expect(Buffer.from(v?.digest ?? []), `g${i}.bin's verdict digest`).to.deep.equal(Buffer.from(peer.digestOf([data])))
+            expect(peer.verdicts.get(BigInt(i))?.ok, `g${i}.bin`).to.equal(true)
+            expect(fs.readFileSync(path.join(dest, `g${i}.bin`)).equals(data), `g${i}.bin's bytes`).to.equal(true)
           })
-          expect(fs.readFileSync(path.join(dest, 'g47.bin'))).to.deep.equal(files[47])
           await peer.close()
         })
 
@@ -470,6 +470,58 @@ describe('loopback transfer under faults and attacks', function () {
       await peer.announce(announced())
       await peer.bundle(0n, small)
       await peer.expectFatal(dest, /bundle record in a protocol 1\.2 session/)
+    })
+  })
+
+  describe('a hostile receiver (runs of ok verdicts, protocol 1.4)', function () {
+    /**
+     * Pushes `src` to an in-process server that accepts the session, reads the sender's
+     * announcements to the last, and answers as `answer` says; resolves to how the push ended.
+     */
+    async function pushToLiar(src: string, answer: (announced: bigint) => protocol.VerdictBatch): Promise<unknown> {
+      const toServer = new PassThrough()
+      const toClient = new PassThrough()
+      let exited = (): void => {}
+      const server: ServerProcess = { stdout: toClient, stdin: toServer, stderrTail: () => '', exited: new Promise((resolve) => (exited = () => resolve(0))), kill: () => exited() }
+      toServer.on('finish', () => exited())
+      const channel = new protocol.ControlChannel(toServer, toClient, { side: 'server' })
+      const accepted = protocol.acceptServerSession(channel, set.registry, { software: 'a liar', defaultAddress: '127.0.0.1' })
+      const pushed = push(server, { sources: [src], destination: path.join(work, 'nowhere'), options: opts({ recursive: true, streams: 1 }) }, '127.0.0.1').then(
+        () => undefined,
+        (err: unknown) => err,
+      )
+      const session = await accepted
+      let announced = 0n
+      for await (const rec of session.meta) {
+        if (rec.type !== protocol.RecordType.FileBatch) continue
+        const batch = protocol.decodeFileBatch(rec.payload)
+        announced += BigInt(batch.files.length)
+        if (!batch.last) continue
+        const { verdicts, okRuns } = answer(announced)
+        await session.meta.sendMessage(protocol.RecordType.Verdicts, protocol.encodeVerdicts(verdicts, okRuns))
+        break
+      }
+      const outcome = await within(pushed, 15_000, 'the end of the push')
+      for (const d of session.data) d.close()
+      session.meta.close()
+      channel.close()
+      return outcome
+    }
+
+    it('fails the session with ESCP_ERR_PROTOCOL, at once, for a run of ok verdicts beyond the entries announced', async function () {
+      const src = path.join(work, 'src')
+      for (let i = 0; i < 5; i++) writeRandom(path.join(src, `f${i}`), 100)
+      const err = (await pushToLiar(src, () => ({ verdicts: [], okRuns: [{ first: 0n, count: 2n ** 60n }] }))) as EscpError
+      expect(err?.code).to.equal('ESCP_ERR_PROTOCOL')
+      expect(err.message).to.match(/verdicts for entries 0 to \d+, of which only \d+ were announced/)
+    })
+
+    it('fails the session with ESCP_ERR_PROTOCOL for an entry answered both one by one and in a run', async function () {
+      const src = path.join(work, 'src')
+      for (let i = 0; i < 5; i++) writeRandom(path.join(src, `f${i}`), 100)
+      const err = (await pushToLiar(src, () => ({ verdicts: [{ id: 2n, ok: true, digest: new Uint8Array(0) }], okRuns: [{ first: 0n, count: 3n }] }))) as EscpError
+      expect(err?.code).to.equal('ESCP_ERR_PROTOCOL')
+      expect(err.message).to.match(/a verdict for an entry already answered/)
     })
   })
 

@@ -52,6 +52,8 @@ function fileSpec(e: EntrySpec): protocol.FileSpec {
  */
 export class HostileSender {
   readonly verdicts = new Map<bigint, protocol.Verdict>()
+  /** The runs of entries answered ok (1.4), as they came. */
+  readonly okRuns: protocol.OkRun[] = []
   metaError: EscpError | undefined
   metaEnded = false
   private wake: (() => void) | undefined
@@ -185,7 +187,12 @@ export class HostileSender {
     try {
       for await (const rec of this.session.meta) {
         if (rec.type !== protocol.RecordType.Verdicts) continue
-        for (const v of protocol.decodeVerdicts(rec.payload)) this.verdicts.set(v.id, v)
+        const batch = protocol.decodeVerdictBatch(rec.payload)
+        for (const v of batch.verdicts) this.verdicts.set(v.id, v)
+        for (const r of batch.okRuns) {
+          this.okRuns.push(r)
+          for (let id = r.first; id < r.first + r.count; id++) this.verdicts.set(id, { id, ok: true, digest: new Uint8Array(0) })
+        }
         this.wake?.()
       }
     } catch (err) {

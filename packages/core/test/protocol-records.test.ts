@@ -265,6 +265,12 @@ describe('wire messages', function () {
       { id: 4n, ok: false, digest: new Uint8Array(0), error: { code: 'ESCP_ERR_IO', errnoName: 'ENOSPC', syscall: 'write', message: 'no space' } },
     ]
     expect(protocol.decodeVerdicts(protocol.encodeVerdicts(verdicts))).to.deep.equal(verdicts)
+    const okRuns = [{ first: 7n, count: 3n }, { first: 2n ** 40n, count: 1n }]
+    expect(protocol.decodeVerdictBatch(protocol.encodeVerdicts(verdicts, okRuns))).to.deep.equal({ verdicts, okRuns })
+    const none = new Uint8Array(0)
+    expect(protocol.decodeVerdicts(protocol.encodeVerdicts([], [{ first: 7n, count: 2n }]))).to.deep.equal([{ id: 7n, ok: true, digest: none }, { id: 8n, ok: true, digest: none }])
+    // Ids gathered mostly in order make few runs.
+    expect(protocol.okRunsOf([5n, 6n, 7n, 3n, 4n, 9n])).to.deep.equal([{ first: 5n, count: 3n }, { first: 3n, count: 2n }, { first: 9n, count: 1n }])
     const report: protocol.ErrorReport = { fileId: 9n, path: new Uint8Array(Buffer.from('a/b')), fatal: false, error: { code: 'ESCP_ERR_IO', errnoName: 'EACCES', syscall: 'open', message: 'denied' } }
     expect(protocol.decodeErrorReport(protocol.encodeErrorReport(report))).to.deep.equal(report)
     const noFile: protocol.ErrorReport = { path: new Uint8Array(0), fatal: true, error: report.error }
@@ -272,6 +278,18 @@ describe('wire messages', function () {
     const digests = { fileId: 1n, blockSizeBytes: 1 << 20, firstBlock: 7n, digests: new Uint8Array(crypto.randomBytes(64)) }
     expect(protocol.decodeBlockDigests(protocol.encodeBlockDigests(digests))).to.deep.equal(digests)
     expect(protocol.decodeSessionEnd(protocol.encodeSessionEnd({ files: 3n, bytes: 99n }))).to.deep.equal({ files: 3n, bytes: 99n })
+  })
+
+  it('refuses ok runs that are not pairs, or that answer no entry, and lists at most 2^20 entries of runs one by one', async function () {
+    const batch = (values: bigint[]) => {
+      const b = new flatbuffers.Builder(64)
+      const runs = fb.VerdictBatch.createOkRunsVector(b, values)
+      b.finish(fb.VerdictBatch.createVerdictBatch(b, fb.VerdictBatch.createVerdictsVector(b, []), runs))
+      return b.asUint8Array()
+    }
+    await expectCode(() => protocol.decodeVerdictBatch(batch([1n, 2n, 3n])), 'ESCP_ERR_PROTOCOL')
+    await expectCode(() => protocol.decodeVerdictBatch(batch([1n, 0n])), 'ESCP_ERR_PROTOCOL')
+    await expectCode(() => protocol.decodeVerdicts(batch([0n, 2n ** 40n])), 'ESCP_ERR_PROTOCOL')
   })
 
   it("writes byte vectors exactly as flatc's generated encoder does, byte for byte", function () {

@@ -5,7 +5,8 @@ export const PROTOCOL_MAJOR = 1
  * 1.1 adds sparse files: a sender may skip blocks that lie in holes (FileSpec.sparse_bytes).
  * 1.2 adds files whose size is known only at their end (FileSpec.size_at_end).
  * 1.3 adds bundles: several small whole files in one data record (RecordType.Bundle).
- * 1.4 puts each bundled file's digest in its bundle, and such a file gets no FileDone.
+ * 1.4 puts each bundled file's digest in its bundle, and such a file gets no FileDone; a
+ * Verdicts record may answer entries ok as runs of ids.
  */
 export const PROTOCOL_MINOR = 4
 /** The first minor version in which a sender may skip the holes of sparse files. */
@@ -16,6 +17,8 @@ export const MINOR_SIZE_AT_END = 2
 export const MINOR_BUNDLES = 3
 /** The first minor version in which a bundle ends with its files' digests, and its files get no FileDone. */
 export const MINOR_BUNDLE_DIGESTS = 4
+/** The first minor version in which a Verdicts record may answer entries ok as runs of ids. */
+export const MINOR_OK_RUNS = 4
 /** A bundled file's status in a 1.4 bundle's trailer: read whole, its digest follows. */
 export const BUNDLE_FILE_READ = 0
 /** A bundled file's status in a 1.4 bundle's trailer: unreadable, sent as zeros; an Error report names it. */

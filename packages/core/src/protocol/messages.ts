@@ -441,7 +441,20 @@ export function decodeFileDone(buf: Uint8Array): FileDone[] {
   })
 }
 
-export function encodeVerdicts(list: readonly Verdict[]): Uint8Array {
+/** Entries `first` to `first + count - 1`, all answered ok, without their digests (1.4). */
+export interface OkRun {
+  first: bigint
+  count: bigint
+}
+
+/** A Verdicts record: verdicts one by one, and (1.4) runs of entries answered ok. */
+export interface VerdictBatch {
+  verdicts: Verdict[]
+  okRuns: OkRun[]
+}
+
+/** Verdicts one by one and, in a session of 1.4 or later, runs of entries answered ok. */
+export function encodeVerdicts(list: readonly Verdict[], okRuns: readonly OkRun[] = []): Uint8Array {
   const b = new flatbuffers.Builder(256)
   const items = list.map((v) => {
     const digest = b.createByteVector(v.digest)
@@ -453,22 +466,57 @@ export function encodeVerdicts(list: readonly Verdict[]): Uint8Array {
     if (error) fb.Verdict.addError(b, error)
     return fb.Verdict.endVerdict(b)
   })
-  return finish(b, fb.VerdictBatch.createVerdictBatch(b, fb.VerdictBatch.createVerdictsVector(b, items)))
+  const verdicts = fb.VerdictBatch.createVerdictsVector(b, items)
+  const runs = okRuns.length > 0 ? fb.VerdictBatch.createOkRunsVector(b, okRuns.flatMap((r) => [r.first, r.count])) : 0
+  return finish(b, fb.VerdictBatch.createVerdictBatch(b, verdicts, runs))
 }
 
-export function decodeVerdicts(buf: Uint8Array): Verdict[] {
+export function decodeVerdictBatch(buf: Uint8Array): VerdictBatch {
   return decoding('verdict batch', buf, (bb) => {
     const root = fb.VerdictBatch.getRootAsVerdictBatch(bb)
     const n = vectorLength(bb, root.verdictsLength(), 4, 'verdicts')
-    const out: Verdict[] = []
+    const verdicts: Verdict[] = []
     for (let i = 0; i < n; i++) {
       const v = root.verdicts(i)
       if (!v) throw escpError('ESCP_ERR_PROTOCOL', `verdict ${i} is missing`)
       const error = decodeErrorInfo(v.error())
-      out.push({ id: v.id(), ok: v.ok(), digest: bytes(bb, v.digestLength(), () => v.digestArray(), 'digest'), ...(error ? { error } : {}) })
+      verdicts.push({ id: v.id(), ok: v.ok(), digest: bytes(bb, v.digestLength(), () => v.digestArray(), 'digest'), ...(error ? { error } : {}) })
     }
-    return out
+    const values = vectorLength(bb, root.okRunsLength(), 8, 'ok runs')
+    if (values % 2 !== 0) throw escpError('ESCP_ERR_PROTOCOL', `ok runs: ${values} numbers, where each run is two`)
+    const okRuns: OkRun[] = []
+    for (let i = 0; i < values; i += 2) {
+      const run = { first: root.okRuns(i) as bigint, count: root.okRuns(i + 1) as bigint }
+      if (run.count < 1n) throw escpError('ESCP_ERR_PROTOCOL', `an ok run of ${run.count} entries from entry ${run.first}`)
+      okRuns.push(run)
+    }
+    return { verdicts, okRuns }
   })
+}
+
+/** Entries a batch's ok runs may name at the most, for decodeVerdicts to list them one by one. */
+const MAX_LISTED_RUN_ENTRIES = 1 << 20
+
+/** Every verdict of a batch one by one: those of its ok runs as ok, with empty digests. */
+export function decodeVerdicts(buf: Uint8Array): Verdict[] {
+  const { verdicts, okRuns } = decodeVerdictBatch(buf)
+  if (okRuns.reduce((n, r) => n + r.count, 0n) > BigInt(MAX_LISTED_RUN_ENTRIES)) throw escpError('ESCP_ERR_PROTOCOL', `ok runs of more than ${MAX_LISTED_RUN_ENTRIES} entries in one batch`)
+  for (const r of okRuns) for (let id = r.first; id < r.first + r.count; id++) verdicts.push({ id, ok: true, digest: new Uint8Array(0) })
+  return verdicts
+}
+
+/**
+ * Runs of consecutive entries from ids in the order given: each id that follows the one before
+ * it extends its run. The ids of answers gathered together come mostly in order.
+ */
+export function okRunsOf(ids: readonly bigint[]): OkRun[] {
+  const runs: OkRun[] = []
+  let run: OkRun | undefined
+  for (const id of ids) {
+    if (run && id === run.first + run.count) run.count++
+    else runs.push((run = { first: id, count: 1n }))
+  }
+  return runs
 }
 
 export function encodeErrorReport(r: ErrorReport): Uint8Array {

@@ -11,8 +11,8 @@ import type { EscpError } from '../errors'
 import type { Checksum } from '../contracts/checksum'
 import type { IoEngine } from '../contracts/io-engine'
 import { MAX_FILE_SIZE_BYTES, displayPath } from '../contracts/io-engine'
-import { MINOR_BUNDLE_DIGESTS, MINOR_BUNDLES, MINOR_SIZE_AT_END, MINOR_SPARSE_FILES, RecordType } from '../protocol/constants'
-import { decodeErrorReport, decodeFileBatch, decodeFileDone, decodeSessionEnd, encodeErrorReport, encodeVerdicts, errorFromInfo, errorInfoOf } from '../protocol/messages'
+import { MINOR_BUNDLE_DIGESTS, MINOR_BUNDLES, MINOR_OK_RUNS, MINOR_SIZE_AT_END, MINOR_SPARSE_FILES, RecordType } from '../protocol/constants'
+import { decodeErrorReport, decodeFileBatch, decodeFileDone, decodeSessionEnd, encodeErrorReport, encodeVerdicts, errorFromInfo, errorInfoOf, okRunsOf } from '../protocol/messages'
 import type { FileDone, FileSpec, Verdict } from '../protocol/messages'
 import type { Session } from '../protocol/session'
 import { blocksFitHoles } from './holes'
@@ -100,7 +100,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
   private readonly files = new Map<bigint, InFile>()
   private readonly dirs: Array<{ path: Buffer; spec: FileSpec }> = []
   private readonly failures: FileFailure[] = []
-  private readonly verdicts = new MetaBatch<Verdict>((batch) => this.queueMeta(() => this.session.meta.sendMessage(RecordType.Verdicts, encodeVerdicts(batch))))
+  private readonly verdicts = new MetaBatch<Verdict>((batch) => this.queueMeta(() => this.session.meta.sendMessage(RecordType.Verdicts, this.encodeVerdicts(batch))))
   private sessionEnded = false
   private unsettled = 0
   private entries = 0
@@ -686,6 +686,18 @@ export class Receiver extends SessionSide<ReceiverLink> {
       digest: f.written ?? new Uint8Array(0),
       ...(error ? { error: errorInfoOf(error) } : {}),
     })
+  }
+
+  /**
+   * A batch of verdicts as a record: in a session of 1.4, the entries answered ok as runs of
+   * consecutive ids (without their digests, which the sender has), the others one by one.
+   */
+  private encodeVerdicts(batch: Verdict[]): Uint8Array {
+    if (this.session.sharedMinor < MINOR_OK_RUNS) return encodeVerdicts(batch)
+    return encodeVerdicts(
+      batch.filter((v) => !v.ok),
+      okRunsOf(batch.flatMap((v) => (v.ok ? [v.id] : []))),
+    )
   }
 
   private settle(f: InFile, ok: boolean): void {

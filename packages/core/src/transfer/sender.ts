@@ -8,9 +8,9 @@ import type { EscpError } from '../errors'
 import type { Checksum } from '../contracts/checksum'
 import { MAX_FILE_SIZE_BYTES, displayPath } from '../contracts/io-engine'
 import type { IoEngine } from '../contracts/io-engine'
-import { MAX_BUNDLE_FILES, MINOR_BUNDLE_DIGESTS, MINOR_BUNDLES, MINOR_SIZE_AT_END, MINOR_SPARSE_FILES, RecordType } from '../protocol/constants'
-import { decodeErrorReport, decodeVerdicts, encodeErrorReport, encodeFileBatch, encodeFileDone, encodeSessionEnd, errorFromInfo, errorInfoOf } from '../protocol/messages'
-import type { FileDone, FileSpec } from '../protocol/messages'
+import { MAX_BUNDLE_FILES, MINOR_BUNDLE_DIGESTS, MINOR_BUNDLES, MINOR_OK_RUNS, MINOR_SIZE_AT_END, MINOR_SPARSE_FILES, RecordType } from '../protocol/constants'
+import { decodeErrorReport, decodeVerdictBatch, encodeErrorReport, encodeFileBatch, encodeFileDone, encodeSessionEnd, errorFromInfo, errorInfoOf } from '../protocol/messages'
+import type { FileDone, FileSpec, Verdict } from '../protocol/messages'
 import type { Session } from '../protocol/session'
 import { enumerateSources } from './enumerate'
 import type { SourceEntry, SourceIssue } from './enumerate'
@@ -480,19 +480,29 @@ export class Sender extends SessionSide<SenderLink> {
     this.poke()
   }
 
+  // An entry's verdict: `v`, or ok (from a run) when null.
+  private answered(id: bigint, v: Verdict | null): void {
+    const e = this.entries.get(id)
+    if (!e || e.settled) throw escpError('ESCP_ERR_PROTOCOL', `a verdict for ${e || id < this.nextId ? 'an entry already answered' : `unknown entry ${id}`}`)
+    if (!v || v.ok) {
+      this.entriesOk++
+    } else {
+      const err = v.error ? errorFromInfo(v.error) : escpError('ESCP_ERR_TRANSFER', 'the receiver refused it without a reason')
+      this.failures.push({ path: shownOf(e), error: err })
+    }
+    this.settle(e)
+  }
+
   private async readMeta(): Promise<void> {
     for await (const rec of this.session.meta) {
       if (rec.type === RecordType.Verdicts) {
-        for (const v of decodeVerdicts(rec.payload)) {
-          const e = this.entries.get(v.id)
-          if (!e || e.settled) throw escpError('ESCP_ERR_PROTOCOL', `a verdict for ${e || v.id < this.nextId ? 'an entry already answered' : `unknown entry ${v.id}`}`)
-          if (v.ok) {
-            this.entriesOk++
-          } else {
-            const err = v.error ? errorFromInfo(v.error) : escpError('ESCP_ERR_TRANSFER', 'the receiver refused it without a reason')
-            this.failures.push({ path: shownOf(e), error: err })
-          }
-          this.settle(e)
+        const { verdicts, okRuns } = decodeVerdictBatch(rec.payload)
+        if (okRuns.length > 0 && this.session.sharedMinor < MINOR_OK_RUNS) throw escpError('ESCP_ERR_PROTOCOL', `verdicts as runs in a protocol 1.${this.session.sharedMinor} session`)
+        for (const v of verdicts) this.answered(v.id, v)
+        for (const r of okRuns) {
+          // Every entry of a run must be one announced: a run cannot make this loop long.
+          if (r.first + r.count > this.nextId) throw escpError('ESCP_ERR_PROTOCOL', `verdicts for entries ${r.first} to ${r.first + r.count - 1n}, of which only ${this.nextId} were announced`)
+          for (let id = r.first; id < r.first + r.count; id++) this.answered(id, null)
         }
       } else if (rec.type === RecordType.Error) {
         const r = decodeErrorReport(rec.payload)

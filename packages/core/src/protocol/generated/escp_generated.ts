@@ -1477,8 +1477,18 @@ verdictsLength():number {
   return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
 }
 
+okRuns(index: number):bigint|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readUint64(this.bb!.__vector(this.bb_pos + offset) + index * 8) : BigInt(0);
+}
+
+okRunsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
 static startVerdictBatch(builder:flatbuffers.Builder) {
-  builder.startObject(1);
+  builder.startObject(2);
 }
 
 static addVerdicts(builder:flatbuffers.Builder, verdictsOffset:flatbuffers.Offset) {
@@ -1497,14 +1507,31 @@ static startVerdictsVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(4, numElems, 4);
 }
 
+static addOkRuns(builder:flatbuffers.Builder, okRunsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, okRunsOffset, 0);
+}
+
+static createOkRunsVector(builder:flatbuffers.Builder, data:bigint[]):flatbuffers.Offset {
+  builder.startVector(8, data.length, 8);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt64(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startOkRunsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(8, numElems, 8);
+}
+
 static endVerdictBatch(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createVerdictBatch(builder:flatbuffers.Builder, verdictsOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createVerdictBatch(builder:flatbuffers.Builder, verdictsOffset:flatbuffers.Offset, okRunsOffset:flatbuffers.Offset):flatbuffers.Offset {
   VerdictBatch.startVerdictBatch(builder);
   VerdictBatch.addVerdicts(builder, verdictsOffset);
+  VerdictBatch.addOkRuns(builder, okRunsOffset);
   return VerdictBatch.endVerdictBatch(builder);
 }
 }
