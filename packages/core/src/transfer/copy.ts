@@ -95,9 +95,13 @@ async function prepare(request: TransferRequest, o: TransferOptions = withDefaul
   return { o, set, engines: splitEngines(o.engine) }
 }
 
-/** Stream workers for this side, booted now so that they load their plugins while the session connects. */
+/**
+ * Stream workers for this side, booted now so that they load their plugins while the session
+ * connects; those the escp command started early, where they boot the same way.
+ */
 function bootWorkers({ o, set }: Prepared): BootedWorkers {
-  return new BootedWorkers(bootOf({ plugins: set.spec, cpus: o.cpus }), o.streams)
+  const boot = bootOf({ plugins: set.spec, cpus: o.cpus })
+  return takePrestartedWorkers(boot) ?? new BootedWorkers(boot, o.streams)
 }
 
 /** Copies `sources` to `destination` on this host, through a loopback child receiver. */
@@ -183,7 +187,7 @@ async function withSession(
   serverHost: string,
   run: (session: Session, booted: BootedWorkers) => Promise<TransferSummary>,
 ): Promise<TransferSummary> {
-  const booted = await beforeSession(server, async () => takePrestartedWorkers(bootOf({ plugins: prepared.set.spec, cpus: prepared.o.cpus })) ?? bootWorkers(prepared))
+  const booted = await beforeSession(server, async () => bootWorkers(prepared))
   try {
     return await runSession(server, prepared.set, request, serverHost, (session) => run(session, booted))
   } finally {

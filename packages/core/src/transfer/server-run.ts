@@ -65,7 +65,7 @@ async function runServerOn(input: Readable, output: Writable, software: string, 
     const cpus = mask ? parseCpuSet(mask) : undefined
     const wanted = [...pluginsFromEnv(), ...plugins]
     const pluginOptions = pluginOptionsFromEnv()
-    booted ??= bootFromEnv(wanted)
+    booted ??= bootFromEnv(plugins)
     const set = await loadPlugins({ plugins: wanted, options: pluginOptions })
     await serveSession(channel, set, { software, defaultAddress: process.env.ESCP_BIND ?? sshServerAddress() ?? '127.0.0.1', ...(cpus ? { cpus } : {}), ...(options.log ? { log: options.log } : {}), ...(booted ? { booted } : {}) })
     return 0

@@ -125,6 +125,11 @@ export function bootOf(s: Pick<StreamSettings, 'plugins' | 'cpus'>): WorkerBoot 
   return { plugins: s.plugins, ...(s.cpus ? { cpus: s.cpus } : {}) }
 }
 
+/** The boot of workers with the built-in plugin and `plugins`, and the plugin options of `env`. */
+function bootWith(plugins: readonly string[], env: NodeJS.ProcessEnv, cpus?: readonly number[]): WorkerBoot {
+  return bootOf({ plugins: { modules: pluginModules(plugins), options: pluginOptionsFromEnv(env) }, cpus })
+}
+
 /**
  * The stream workers a server process is told to expect (ESCP_BOOT_STREAMS, which the loopback
  * child is given), booted with the plugins of its environment and `plugins`; undefined when it
@@ -136,9 +141,7 @@ export function bootFromEnv(plugins: readonly string[] = [], env: NodeJS.Process
   if (!Number.isInteger(streams) || streams < 1 || streams > MAX_DATA_STREAMS) return undefined
   try {
     const mask = env[CPUMASK_ENV]
-    const cpus = mask ? parseCpuSet(mask) : undefined
-    const modules = pluginModules([...pluginsFromEnv(env), ...plugins])
-    return new BootedWorkers(bootOf({ plugins: { modules, options: pluginOptionsFromEnv(env) }, cpus }), streams)
+    return new BootedWorkers(bootWith([...pluginsFromEnv(env), ...plugins], env, mask ? parseCpuSet(mask) : undefined), streams)
   } catch {
     return undefined
   }
@@ -158,7 +161,7 @@ const registry = globalThis as unknown as { [PRESTARTED_WORKERS]?: BootedWorkers
 export function prestartStreamWorkers(plugins: readonly string[], count: number, env: NodeJS.ProcessEnv = process.env): void {
   discardPrestartedWorkers()
   try {
-    const booted = new BootedWorkers(bootOf({ plugins: { modules: pluginModules(plugins), options: pluginOptionsFromEnv(env) } }), count)
+    const booted = new BootedWorkers(bootWith(plugins, env), count)
     booted.hold(false)
     registry[PRESTARTED_WORKERS] = booted
   } catch {
