@@ -208,21 +208,24 @@ export class PosixEngine implements IoEngine {
     }
   }
 
-  async createFile(path: EnginePath, data: Uint8Array, options: CreateFileOptions): Promise<void> {
-    const a = nativeAttributes(options.attributes ?? {})
-    try {
-      await this.wholeCreates.add([path, data, options.mode & 0o7777, options.sizeBytes, options.sparse === true, a.mode, a.uid, a.gid, a.times])
-    } catch (err) {
-      throw nativeIoError(err, 'open', path)
-    }
+  createFile(path: EnginePath, data: Uint8Array, options: CreateFileOptions): Promise<void> {
+    return this.createWhole(path, data, options)
   }
 
-  async placeFile(final: EnginePath, temp: EnginePath, data: Uint8Array, options: CreateFileOptions): Promise<void> {
+  placeFile(final: EnginePath, temp: EnginePath, data: Uint8Array, options: CreateFileOptions): Promise<void> {
+    return this.createWhole(temp, data, options, final)
+  }
+
+  // One createWholeMany call, with the final name to put the file at when there is one; errors
+  // name the file's final name, or its only one.
+  private async createWhole(path: EnginePath, data: Uint8Array, options: CreateFileOptions, final?: EnginePath): Promise<void> {
     const a = nativeAttributes(options.attributes ?? {})
+    const call: CreateWholeCall = [path, data, options.mode & 0o7777, options.sizeBytes, options.sparse === true, a.mode, a.uid, a.gid, a.times]
+    if (final !== undefined) call.push(final)
     try {
-      await this.wholeCreates.add([temp, data, options.mode & 0o7777, options.sizeBytes, options.sparse === true, a.mode, a.uid, a.gid, a.times, final])
+      await this.wholeCreates.add(call)
     } catch (err) {
-      throw nativeIoError(err, 'open', final)
+      throw nativeIoError(err, 'open', final ?? path)
     }
   }
 }

@@ -22,6 +22,11 @@ export interface Checksum {
 
 export const CHECKSUM: InjectionToken<Checksum> = Symbol.for('escp:checksum')
 
+/** File digest of a file of one block: what a 1.4 bundle carries for each of its files. */
+export function wholeFileDigest(checksum: Checksum, data: Uint8Array): Uint8Array {
+  return combineDigests(checksum, [checksum.block(data)])
+}
+
 /** File digest of an ordered list of block digests. */
 export function combineDigests(checksum: Checksum, blockDigests: Iterable<Uint8Array>): Uint8Array {
   const c = checksum.combiner()

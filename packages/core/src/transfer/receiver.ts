@@ -436,7 +436,9 @@ export class Receiver extends SessionSide<ReceiverLink> {
         this.abort(escpError('ESCP_ERR_PROTOCOL', `an error report for '${shownOf(f)}', which its bundle carried whole`))
         return
       }
-      if (m.done && !this.bundleDone(f, m.done)) return
+      // Its bundle stands for its FileDone. None came, nor any other record: bundleOf, ready()
+      // and the FileDone handler refuse those for a file a bundle claimed.
+      if (m.done) f.done = { id: f.spec.id, size: f.spec.size, blocks: 1n, digest: m.done }
       f.processed++
       if (m.t === 'written' && m.placed) {
         // Checked against its bundle's digest, and under its final name already.
@@ -473,21 +475,6 @@ export class Receiver extends SessionSide<ReceiverLink> {
       this.maybeFinish(f)
     }
     this.poke()
-  }
-
-  /**
-   * A file of a 1.4 bundle is done with its bundle, which carried its digest (`done`): it has
-   * no FileDone, and the bundle is its one block. False when that breaks the protocol (the
-   * session is then aborted).
-   */
-  private bundleDone(f: InFile, done: Uint8Array): boolean {
-    const length = this.options.checksum?.digestLengthBytes ?? 0
-    if (f.done || f.claimed > 1 || done.byteLength !== length) {
-      this.abort(escpError('ESCP_ERR_PROTOCOL', `'${shownOf(f)}' came in a bundle with its digest, and ${f.done ? 'with a FileDone' : f.claimed > 1 ? 'in another record too' : `a digest of ${done.byteLength} bytes`}`))
-      return false
-    }
-    f.done = { id: f.spec.id, size: f.spec.size, blocks: 1n, digest: done }
-    return true
   }
 
   /** The file's digest being folded, made when first needed; null without a checksum. */
@@ -555,7 +542,6 @@ export class Receiver extends SessionSide<ReceiverLink> {
     if (f.dropped && f.inBundle && f.processed < f.claimed) return
     if (f.placed && !f.failed) {
       // Its bundle's worker checked it and put it in place: nothing is left to do.
-      f.written = f.done?.digest
       f.finished = Promise.resolve()
       this.verdict(f, null)
       return

@@ -13,7 +13,7 @@ import type { BufferPool, FileAttributes, IoEngine, ReadHandle, WriteHandle } fr
 import { loadPluginSet } from '../plugins/loader'
 import { pinCurrentThread } from './affinity'
 import { BUNDLE_FILE_READ, BUNDLE_FILE_UNREADABLE, FLAG_COMPRESSED, RecordType } from '../protocol/constants'
-import { combineDigests } from '../contracts/checksum'
+import { wholeFileDigest } from '../contracts/checksum'
 import type { SessionKeys } from '../protocol/keys'
 import type { RecordHeader } from '../protocol/record-header'
 import { RECORD_FRAME_OVERHEAD, RecordOpener, RecordSealer } from '../protocol/record-crypto'
@@ -273,7 +273,7 @@ class SenderRole {
         ),
       )
       await turn
-      if (msg.digests) total = this.writeTrailer(msg.files.length, views, errors, buf.subarray(total))
+      if (msg.digests) total += this.writeTrailer(views, errors, buf.subarray(total))
       const parts: BundleOutcome[] = msg.files.map((f, i) => {
         const error = errors[i]
         if (error) return { fileId: f.fileId, length: f.length, digest: null, error }
@@ -301,22 +301,21 @@ class SenderRole {
 
   /**
    * A 1.4 bundle's trailer, written into `into` right after its files' bytes: per file its status
-   * and its file digest (that of its one block's digest), or zeros for one that could not be
-   * read. Returns the bundle's bytes with it.
+   * and its file digest, or zeros for one that could not be read. Returns its length.
    */
-  private writeTrailer(count: number, views: Uint8Array[], errors: (SerializedError | undefined)[], into: Uint8Array): number {
+  private writeTrailer(views: Uint8Array[], errors: (SerializedError | undefined)[], into: Uint8Array): number {
     const digestBytes = this.checksum?.digestLengthBytes ?? 0
-    const bytes = bundleTrailerBytes(count, digestBytes)
+    const bytes = bundleTrailerBytes(views.length, digestBytes)
     into.fill(0, 0, bytes)
-    for (let i = 0, at = 0; i < count; i++, at += 1 + digestBytes) {
+    for (let i = 0, at = 0; i < views.length; i++, at += 1 + digestBytes) {
       if (errors[i]) {
         into[at] = BUNDLE_FILE_UNREADABLE
       } else {
         into[at] = BUNDLE_FILE_READ
-        if (this.checksum) into.set(combineDigests(this.checksum, [this.checksum.block(views[i])]), at + 1)
+        if (this.checksum) into.set(wholeFileDigest(this.checksum, views[i]), at + 1)
       }
     }
-    return views.reduce((n, v) => n + v.byteLength, 0) + bytes
+    return bytes
   }
 
   // A whole small file of exactly `view.byteLength` bytes, in one engine call where it has one.
@@ -547,7 +546,7 @@ class ReceiverRole {
     const { placeAt, finish } = target
     const oneCall = target.createMode !== undefined && this.engine.createFile !== undefined
     try {
-      if (this.checksum && !Buffer.from(combineDigests(this.checksum, [this.checksum.block(view)])).equals(done)) {
+      if (this.checksum && !Buffer.from(wholeFileDigest(this.checksum, view)).equals(done)) {
         throw escpError('ESCP_ERR_VERIFY', displayPath(placeAt ?? target.path), `its ${this.checksum.name} digest differs from the one its bundle carries`)
       }
       if (!placeAt || !finish) {
