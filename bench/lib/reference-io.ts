@@ -18,8 +18,8 @@ export interface FileIoJob {
 }
 
 export interface FioSettings {
-  /** fio's ioengine: psync (one pread/pwrite at a time) or libaio (asynchronous, direct only). */
-  ioengine: 'psync' | 'libaio'
+  /** fio's ioengine: psync (one pread/pwrite at a time), libaio or io_uring (asynchronous, direct only). */
+  ioengine: 'psync' | 'libaio' | 'io_uring'
   iodepth: number
 }
 
