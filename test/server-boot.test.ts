@@ -1,7 +1,8 @@
 // Start-up of a local copy: the loopback child starts the stream workers it is told to expect
 // before it loads the rest of escp, and a plugin it cannot load is still reported cleanly; the
-// escp command starts its own before it loads oclif, and the copy takes them. Real processes.
-import { spawnSync } from 'node:child_process'
+// escp command starts its own before it loads oclif, and the copy takes them; so does `escp
+// server` when its environment says how many streams come. Real processes.
+import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { expect } from 'chai'
@@ -33,20 +34,23 @@ interface Run {
 }
 
 /** Runs `args` with the recorder loaded first (its own and its children's Node processes). */
+function recordedWorkers(stderr: string): Run['workers'] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('WORKER '))
+    .map((l) => {
+      const [, pid, modules] = /^WORKER (\d+) (.*)$/.exec(l) as RegExpExecArray
+      return { pid: Number(pid), modules: JSON.parse(modules) as string[] }
+    })
+}
+
 function runRecorded(args: string[], env: NodeJS.ProcessEnv, input = ''): Run {
   const dir = tempDir('server-boot')
   try {
     const recorder = path.join(dir, 'recorder.js')
     fs.writeFileSync(recorder, RECORDER)
     const r = spawnSync(process.execPath, args, { input, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: `--require ${recorder}`, ...env }, timeout: 30_000 })
-    const workers = r.stderr
-      .split('\n')
-      .filter((l) => l.startsWith('WORKER '))
-      .map((l) => {
-        const [, pid, modules] = /^WORKER (\d+) (.*)$/.exec(l) as RegExpExecArray
-        return { pid: Number(pid), modules: JSON.parse(modules) as string[] }
-      })
-    return { status: r.status, stderr: r.stderr, workers }
+    return { status: r.status, stderr: r.stderr, workers: recordedWorkers(r.stderr) }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
@@ -104,5 +108,43 @@ describe('the escp command starting a local copy', function () {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('escp server starting up', function () {
+  this.timeout(60_000)
+
+  it('starts the stream workers its environment says come before it loads oclif, and the session takes them', async function () {
+    const dir = tempDir('remote-boot')
+    try {
+      const recorder = path.join(dir, 'recorder.js')
+      fs.writeFileSync(recorder, RECORDER)
+      fs.writeFileSync(path.join(dir, 'a'), 'pushed to a server')
+      // The control channel on a Unix socket stands in for ssh's stdio: the same command, the same start-up.
+      const sock = path.join(dir, 'mgmt.sock')
+      const env = { ...process.env, ESCP_CONFIG: '/dev/null', ESCP_PLUGINS: '' }
+      const server = spawn(process.execPath, [ESCP, 'server', '--mgmt', sock], { env: { ...env, NODE_OPTIONS: `--require ${recorder}`, ESCP_BOOT_STREAMS: '2' }, stdio: ['ignore', 'ignore', 'pipe'] })
+      let stderr = ''
+      server.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+      const exited = new Promise<number | null>((resolve) => server.once('exit', resolve))
+      for (let i = 0; i < 200 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50))
+      const client = spawnSync(process.execPath, [ESCP, '-q', '-t', '2', '--mgmt', sock, path.join(dir, 'a'), `127.0.0.1:${path.join(dir, 'b')}`], { env, encoding: 'utf8', timeout: 30_000 })
+      expect(client.status, client.stderr).to.equal(0)
+      expect(await exited, stderr).to.equal(0)
+      expect(fs.readFileSync(path.join(dir, 'b'), 'utf8')).to.equal('pushed to a server')
+      const workers = recordedWorkers(stderr)
+      expect(workers.length, 'worker threads the server made').to.equal(2)
+      for (const w of workers) expect(w.modules.filter((m) => m.includes(`${path.sep}@oclif${path.sep}`)), 'oclif loaded before the worker').to.deep.equal([])
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('starts no worker early without the hint', async function () {
+    const { status, stderr, workers } = runRecorded([ESCP, 'server'], { ESCP_CONFIG: '/dev/null', ESCP_PLUGINS: '', ESCP_BOOT_STREAMS: '' })
+    // No client: the control channel ends at once, as a refused handshake would.
+    expect(status).to.equal(1)
+    expect(stderr).to.contain('escp server:')
+    expect(workers).to.deep.equal([])
   })
 })

@@ -11,8 +11,10 @@ for (const flag of require('@escp/core/loopback').V8_FLAGS) require('node:v8').s
 if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = require('../dist/pool-size').defaultPoolSize()
 const { normalizeArgv } = require('../dist/argv')
 const args = normalizeArgv(process.argv.slice(2))
-// A local copy's receiver child starts now, and loads while this process loads oclif.
-require('../dist/prestart').prestartForLocalCopy(args)
+// A local copy's receiver child starts now, and loads while this process loads oclif; so do
+// the stream workers of this process, for a local copy or as a server told how many come.
+const prestart = require('../dist/prestart')
+if (!prestart.prestartForServer(args)) prestart.prestartForLocalCopy(args)
 require('reflect-metadata')
 
 ;(async () => {

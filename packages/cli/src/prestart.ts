@@ -1,8 +1,9 @@
 // A local copy's receiver is a child process of the escp command. Started here, from the entry
 // point, before oclif and the command's modules load, the child's own start-up (Node, escp's
 // core and its plugins) overlaps the command's instead of following it; so does that of the
-// command's own stream workers, started here too.
-import { loopbackStreams, prestartLoopbackServer, prestartStreamWorkers } from '@escp/core/loopback'
+// command's own stream workers, started here too. `escp server`, told how many streams come,
+// starts its workers here as well.
+import { loopbackStreams, prestartLoopbackServer, prestartServerWorkers, prestartStreamWorkers } from '@escp/core/loopback'
 import { bundledPluginModules } from './bundled'
 
 /**
@@ -37,4 +38,15 @@ function streamsAsked(args: readonly string[]): number | undefined {
     if (value !== undefined && Number.isInteger(n) && n >= 1 && n <= 128) return n
   }
   return undefined
+}
+
+/**
+ * For `escp server` (args normalized: the command first) whose environment says how many
+ * streams come (ESCP_BOOT_STREAMS, from the client's remote command): starts its stream workers
+ * with the bundled plugins before oclif loads. Says whether it was a server's start.
+ */
+export function prestartForServer(args: readonly string[], env: NodeJS.ProcessEnv = process.env): boolean {
+  if (args[0] !== 'server') return false
+  prestartServerWorkers(bundledPluginModules(), env)
+  return true
 }

@@ -4,7 +4,7 @@ import { Args, Command, Flags } from '@oclif/core'
 import type { Interfaces } from '@oclif/core'
 import type { PluginOptionValue, TransferOptions, TransferSummary } from '@escp/core'
 import { configArgv, configFiles, loadConfig } from '../config'
-import { escpError, parseCpuSet, parsePluginOption } from '@escp/core'
+import { DEFAULT_OPTIONS, escpError, parseCpuSet, parsePluginOption } from '@escp/core'
 import { LineCounter, parseDocument } from 'yaml'
 import { EXIT, exitCodeOf } from '../exit-codes'
 import { escpPluginModules } from './engines'
@@ -154,6 +154,7 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
       remoteEscp: flags.escp,
       // The remote side logs to its own file, as EScp's FILE.server.
       ...(flags.logfile ? { remoteLogFile: serverLogFile(flags.logfile) } : {}),
+      streams: options.streams ?? DEFAULT_OPTIONS.streams,
       verbose: flags.verbose,
       })
     } catch (err) {

@@ -5,6 +5,7 @@ export { MALLOC_TUNABLES, V8_FLAGS, loopbackStreams, prestartLoopbackServer, spa
 export type { ServerProcess } from './loopback-child'
 export { DEFAULT_OPTIONS, splitEngines, withDefaults } from './options'
 export { CPUMASK_ENV, parseCpuSet } from './affinity'
+export { BOOT_STREAMS_ENV } from '../env-names'
 export type { TransferOptions } from './options'
 export type { FileFailure, TransferProgress, TransferSummary } from './summary'
 export type { SourceIssue } from './enumerate'

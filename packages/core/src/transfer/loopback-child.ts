@@ -10,7 +10,7 @@ import type { Readable, Writable } from 'node:stream'
 import { BOOT_STREAMS_ENV, CPUMASK_ENV, LOGFILE_ENV, PLUGIN_OPTIONS_ENV, PLUGINS_ENV } from '../env-names'
 import { pluginOptionsFromEnv } from '../plugins/options'
 import type { PluginOptionValue } from '../plugins/options'
-export { discardPrestartedWorkers, prestartStreamWorkers } from './worker-boot'
+export { discardPrestartedWorkers, prestartServerWorkers, prestartStreamWorkers } from './worker-boot'
 
 const SERVER_MAIN = path.join(__dirname, 'server-main.js')
 

@@ -11,13 +11,13 @@ import { ControlChannel } from '../protocol/control-channel'
 import { CPUMASK_ENV, parseCpuSet } from './affinity'
 import { serveSession } from './server'
 import type { SessionLog } from './session-log'
-import { bootFromEnv } from './worker-boot'
+import { serverWorkers } from './worker-boot'
 import type { BootedWorkers } from './worker-boot'
 
 export interface ServerRunOptions {
   /** The server side's log (`escp server --logfile`; ESCP_LOGFILE for a loopback child). */
   log?: SessionLog
-  /** Stream workers started already (bootFromEnv), for the session to take. */
+  /** Stream workers started already (bootFromEnv), for the session to take; else those prestartServerWorkers started, or bootFromEnv's. */
   booted?: BootedWorkers
 }
 
@@ -65,7 +65,7 @@ async function runServerOn(input: Readable, output: Writable, software: string, 
     const cpus = mask ? parseCpuSet(mask) : undefined
     const wanted = [...pluginsFromEnv(), ...plugins]
     const pluginOptions = pluginOptionsFromEnv()
-    booted ??= bootFromEnv(plugins)
+    booted ??= serverWorkers(plugins)
     const set = await loadPlugins({ plugins: wanted, options: pluginOptions })
     await serveSession(channel, set, { software, defaultAddress: process.env.ESCP_BIND ?? sshServerAddress() ?? '127.0.0.1', ...(cpus ? { cpus } : {}), ...(options.log ? { log: options.log } : {}), ...(booted ? { booted } : {}) })
     return 0

@@ -140,11 +140,46 @@ export function bootFromEnv(plugins: readonly string[] = [], env: NodeJS.Process
   const streams = Number(env[BOOT_STREAMS_ENV])
   if (!Number.isInteger(streams) || streams < 1 || streams > MAX_DATA_STREAMS) return undefined
   try {
-    const mask = env[CPUMASK_ENV]
-    return new BootedWorkers(bootWith([...pluginsFromEnv(env), ...plugins], env, mask ? parseCpuSet(mask) : undefined), streams)
+    return new BootedWorkers(serverBoot(plugins, env), streams)
   } catch {
     return undefined
   }
+}
+
+/** The boot of a server's stream workers: the plugins of its environment and `plugins`, its CPU set. Throws where they cannot be resolved. */
+function serverBoot(plugins: readonly string[], env: NodeJS.ProcessEnv): WorkerBoot {
+  const mask = env[CPUMASK_ENV]
+  return bootWith([...pluginsFromEnv(env), ...plugins], env, mask ? parseCpuSet(mask) : undefined)
+}
+
+/**
+ * For `escp server` started over ssh and told how many streams come (ESCP_BOOT_STREAMS, which
+ * the client puts in its remote command): its stream workers start before it loads oclif and
+ * the rest of escp, as the loopback child's do, with the plugins the command ships. The session
+ * takes them (serverWorkers) where it boots the same way: its config may still set a CPU set or
+ * plugin options, and other plugins may be installed.
+ */
+export function prestartServerWorkers(plugins: readonly string[], env: NodeJS.ProcessEnv = process.env): void {
+  discardPrestartedWorkers()
+  const booted = bootFromEnv(plugins, env)
+  if (!booted) return
+  booted.hold(false)
+  registry[PRESTARTED_WORKERS] = booted
+}
+
+/**
+ * A server's stream workers for its plugins and environment: those started early where they boot
+ * so (prestartServerWorkers), else as bootFromEnv says.
+ */
+export function serverWorkers(plugins: readonly string[], env: NodeJS.ProcessEnv = process.env): BootedWorkers | undefined {
+  let boot: WorkerBoot
+  try {
+    boot = serverBoot(plugins, env)
+  } catch {
+    discardPrestartedWorkers()
+    return undefined
+  }
+  return takePrestartedWorkers(boot) ?? bootFromEnv(plugins, env)
 }
 
 /** Where workers started early wait, shared by every copy of this module a process loads. */
