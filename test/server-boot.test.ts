@@ -12,10 +12,11 @@ const SERVER_MAIN = path.resolve(__dirname, '../packages/core/dist/transfer/serv
 const ESCP = path.resolve(__dirname, '../packages/cli/bin/run.js')
 
 /**
- * Loaded before server-main (node -r): at each worker thread's creation it prints the modules
- * the process has loaded so far, as one JSON line on stderr.
+ * Loaded before server-main (node -r): at each worker thread's creation, and as the process
+ * exits, it prints the modules the process has loaded so far, as one JSON line on stderr.
  */
 const RECORDER = `
+process.on('exit', () => process.stderr.write('EXIT ' + process.pid + ' ' + JSON.stringify(Object.keys(require.cache)) + '\\n'))
 const threads = require('node:worker_threads')
 const Worker = threads.Worker
 threads.Worker = class extends Worker {
@@ -111,36 +112,85 @@ describe('the escp command starting a local copy', function () {
   })
 })
 
+/** The modules each process had loaded as it exited, by pid. */
+function modulesAtExit(stderr: string): Map<number, string[]> {
+  const out = new Map<number, string[]>()
+  for (const l of stderr.split('\n')) {
+    const m = /^EXIT (\d+) (.*)$/.exec(l)
+    if (m) out.set(Number(m[1]), JSON.parse(m[2]) as string[])
+  }
+  return out
+}
+
+const oclifIn = (modules: string[]) => modules.filter((m) => m.includes(`${path.sep}@oclif${path.sep}`))
+
 describe('escp server starting up', function () {
   this.timeout(60_000)
 
-  it('starts the stream workers its environment says come before it loads oclif, and the session takes them', async function () {
+  /**
+   * Pushes a file through `escp server` (recorded) on a --mgmt socket, which stands in for ssh's
+   * stdio: the same command, the same start-up. The server is told 2 streams come; `home` is its HOME.
+   */
+  async function pushThroughServer(dir: string, home: string): Promise<{ workers: Run['workers']; modules: string[]; stderr: string }> {
+    const recorder = path.join(dir, 'recorder.js')
+    fs.writeFileSync(recorder, RECORDER)
+    fs.writeFileSync(path.join(dir, 'a'), 'pushed to a server')
+    const sock = path.join(dir, 'mgmt.sock')
+    const env = { ...process.env, ESCP_CONFIG: '/dev/null', ESCP_PLUGINS: '' }
+    const serverEnv = { ...env, NODE_OPTIONS: `--require ${recorder}`, ESCP_BOOT_STREAMS: '2', HOME: home, XDG_DATA_HOME: '', ESCP_DATA_DIR: '' }
+    const server = spawn(process.execPath, [ESCP, 'server', '--mgmt', sock], { env: serverEnv, stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    server.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    const exited = new Promise<number | null>((resolve) => server.once('exit', resolve))
+    for (let i = 0; i < 200 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50))
+    const client = spawnSync(process.execPath, [ESCP, '-q', '-t', '2', '--mgmt', sock, path.join(dir, 'a'), `127.0.0.1:${path.join(dir, 'b')}`], { env, encoding: 'utf8', timeout: 30_000 })
+    expect(client.status, client.stderr).to.equal(0)
+    expect(await exited, stderr).to.equal(0)
+    expect(fs.readFileSync(path.join(dir, 'b'), 'utf8')).to.equal('pushed to a server')
+    return { workers: recordedWorkers(stderr), modules: modulesAtExit(stderr).get(server.pid as number) ?? [], stderr }
+  }
+
+  it('starts the stream workers its environment says come before it loads the rest, takes them, and never loads oclif', async function () {
     const dir = tempDir('remote-boot')
     try {
-      const recorder = path.join(dir, 'recorder.js')
-      fs.writeFileSync(recorder, RECORDER)
-      fs.writeFileSync(path.join(dir, 'a'), 'pushed to a server')
-      // The control channel on a Unix socket stands in for ssh's stdio: the same command, the same start-up.
-      const sock = path.join(dir, 'mgmt.sock')
-      const env = { ...process.env, ESCP_CONFIG: '/dev/null', ESCP_PLUGINS: '' }
-      const server = spawn(process.execPath, [ESCP, 'server', '--mgmt', sock], { env: { ...env, NODE_OPTIONS: `--require ${recorder}`, ESCP_BOOT_STREAMS: '2' }, stdio: ['ignore', 'ignore', 'pipe'] })
-      let stderr = ''
-      server.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-      const exited = new Promise<number | null>((resolve) => server.once('exit', resolve))
-      for (let i = 0; i < 200 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50))
-      const client = spawnSync(process.execPath, [ESCP, '-q', '-t', '2', '--mgmt', sock, path.join(dir, 'a'), `127.0.0.1:${path.join(dir, 'b')}`], { env, encoding: 'utf8', timeout: 30_000 })
-      expect(client.status, client.stderr).to.equal(0)
-      expect(await exited, stderr).to.equal(0)
-      expect(fs.readFileSync(path.join(dir, 'b'), 'utf8')).to.equal('pushed to a server')
-      const workers = recordedWorkers(stderr)
+      const { workers, modules, stderr } = await pushThroughServer(dir, dir)
       expect(workers.length, 'worker threads the server made').to.equal(2)
-      for (const w of workers) expect(w.modules.filter((m) => m.includes(`${path.sep}@oclif${path.sep}`)), 'oclif loaded before the worker').to.deep.equal([])
+      expect(modules.length, stderr).to.be.greaterThan(0)
+      expect(oclifIn(modules), 'oclif loaded by the server').to.deep.equal([])
+      for (const w of workers) expect(w.modules.filter((m) => m.endsWith(`${path.sep}server-start.js`)), 'the server loaded before its workers').to.deep.equal([])
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }
   })
 
-  it('starts no worker early without the hint', async function () {
+  it('runs through oclif on a host where a plugin may be installed through it, its workers still started first', async function () {
+    const dir = tempDir('remote-boot-oclif')
+    try {
+      // What `escp plugins install` leaves in oclif's data directory, with nothing installed.
+      fs.mkdirSync(path.join(dir, '.local', 'share', 'escp'), { recursive: true })
+      fs.writeFileSync(path.join(dir, '.local', 'share', 'escp', 'package.json'), JSON.stringify({ private: true, oclif: { schema: 1, plugins: [] } }))
+      const { workers, modules } = await pushThroughServer(dir, dir)
+      expect(oclifIn(modules).length, 'oclif loaded by the server').to.be.greaterThan(0)
+      expect(workers.length, 'worker threads the server made').to.equal(2)
+      for (const w of workers) expect(oclifIn(w.modules), 'oclif loaded before the worker').to.deep.equal([])
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('reports a bad config of its host as escp server does, with status 1', function () {
+    const dir = tempDir('remote-config')
+    try {
+      fs.writeFileSync(path.join(dir, 'bad.yaml'), 'parallel: 4\nnot-a-flag: 1\n')
+      const r = spawnSync(process.execPath, [ESCP, 'server'], { env: { ...process.env, ESCP_CONFIG: path.join(dir, 'bad.yaml'), HOME: dir }, encoding: 'utf8', input: '', timeout: 30_000 })
+      expect(r.status).to.equal(1)
+      expect(r.stderr).to.match(/^escp server: ESCP_ERR_CONFIG: .*bad\.yaml.*'not-a-flag' is not an escp flag/m)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('starts no worker early without the hint', function () {
     const { status, stderr, workers } = runRecorded([ESCP, 'server'], { ESCP_CONFIG: '/dev/null', ESCP_PLUGINS: '', ESCP_BOOT_STREAMS: '' })
     // No client: the control channel ends at once, as a refused handshake would.
     expect(status).to.equal(1)

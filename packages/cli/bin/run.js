@@ -17,7 +17,16 @@ const prestart = require('../dist/prestart')
 if (!prestart.prestartForServer(args)) prestart.prestartForLocalCopy(args)
 require('reflect-metadata')
 
-;(async () => {
-  const oclif = await import('@oclif/core')
-  await oclif.execute({ dir: __dirname, args })
-})()
+// `escp server` as ssh starts it is served without oclif, which it does not need (server-start.ts).
+const server = args[0] === 'server' ? require('../dist/server-start') : undefined
+const flags = server && server.serverFlagsWithoutOclif(args)
+if (flags) {
+  server.serveWithoutOclif(flags).then((code) => {
+    process.exitCode = code
+  })
+} else {
+  ;(async () => {
+    const oclif = await import('@oclif/core')
+    await oclif.execute({ dir: __dirname, args })
+  })()
+}
