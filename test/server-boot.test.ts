@@ -198,3 +198,21 @@ describe('escp server starting up', function () {
     expect(workers).to.deep.equal([])
   })
 })
+
+describe('what a stream worker loads with the bundled plugins', function () {
+  this.timeout(30_000)
+
+  // A worker loads each plugin of its session as it starts; a plugin that loads @escp/core's
+  // index brings the transfer and protocol modules into every worker with it.
+  for (const plugin of ['@escp/engine-posix', '@escp/engine-uring', '@escp/engine-shm', '@escp/core/plugin']) {
+    it(`${plugin} loads none of escp's transfer or protocol modules`, function () {
+      const script = `require(${JSON.stringify(plugin)}); process.stdout.write(JSON.stringify(Object.keys(require.cache)))`
+      const r = spawnSync(process.execPath, ['-e', script], { cwd: path.resolve(__dirname, '../packages/cli'), encoding: 'utf8', timeout: 20_000 })
+      expect(r.status, r.stderr).to.equal(0)
+      const modules = JSON.parse(r.stdout) as string[]
+      const core = `${path.sep}core${path.sep}dist${path.sep}`
+      const heavy = modules.filter((m) => m.endsWith(`${core}index.js`) || m.includes(`${core}transfer${path.sep}`) || m.includes(`${core}protocol${path.sep}`))
+      expect(heavy).to.deep.equal([])
+    })
+  }
+})

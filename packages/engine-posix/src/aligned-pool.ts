@@ -1,8 +1,8 @@
 // Buffers for the posix engine: 4 KiB-aligned native memory seen by JavaScript as ordinary
 // Uint8Arrays, so O_DIRECT I/O, node:crypto, zstd and sockets all use the same bytes. dispose()
 // frees them at once instead of waiting for the garbage collector.
-import type { BufferPool } from '@escp/core'
-import { escpError } from '@escp/core'
+import type { BufferPool } from '@escp/core/plugin'
+import { escpError } from '@escp/core/plugin'
 import type { PosixBinding } from './binding'
 
 export class AlignedBufferPool implements BufferPool {

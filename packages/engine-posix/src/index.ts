@@ -1,7 +1,7 @@
 // @escp/engine-posix: the 'posix' I/O engine, a plugin registered exactly as a third-party
 // engine would be.
-import { ESCP_PLUGIN_API_VERSION, IO_ENGINE } from '@escp/core'
-import type { PluginManifest } from '@escp/core'
+import { ESCP_PLUGIN_API_VERSION, IO_ENGINE } from '@escp/core/plugin'
+import type { PluginManifest } from '@escp/core/plugin'
 import { Lifecycle } from 'tsyringe'
 import type { DependencyContainer } from 'tsyringe'
 import { PosixEngine } from './posix-engine'

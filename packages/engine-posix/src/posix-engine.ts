@@ -16,8 +16,8 @@ import type {
   OpenWriteOptions,
   ReadHandle,
   WriteHandle,
-} from '@escp/core'
-import { AVAILABLE, MAX_FILE_SIZE_BYTES, displayPath, escpError, ioError, unavailable } from '@escp/core'
+} from '@escp/core/plugin'
+import { AVAILABLE, MAX_FILE_SIZE_BYTES, displayPath, escpError, ioError, unavailable } from '@escp/core/plugin'
 import { AlignedBufferPool } from './aligned-pool'
 import { LIST_FIELD, LIST_FIELDS, OPEN_CREATE, OPEN_DIRECT, OPEN_WRITE, loadBinding } from './binding'
 import type { BindingLoad, CreateWholeCall, NativeError, NativeStats, PosixBinding, ReadWholeCall } from './binding'

@@ -1,8 +1,8 @@
 // @escp/engine-shm: the 'shm' I/O engine, registered exactly as a third-party engine would be,
 // and the shared-memory block API (ShmRegion, ShmWriter, ShmReader) over the C library in
 // include/escp_shm.h.
-import { ESCP_PLUGIN_API_VERSION, IO_ENGINE } from '@escp/core'
-import type { PluginManifest, PluginOptions } from '@escp/core'
+import { ESCP_PLUGIN_API_VERSION, IO_ENGINE } from '@escp/core/plugin'
+import type { PluginManifest, PluginOptions } from '@escp/core/plugin'
 import type { DependencyContainer } from 'tsyringe'
 import { ShmEngine } from './shm-engine'
 

@@ -1,8 +1,8 @@
 // The block API for TypeScript: a region (ShmRegion), a producer of one stream (ShmWriter) and
 // its consumer (ShmReader). Each thread maps the region itself; slots are views into that
 // mapping, so a block is filled or read where it lies. Calls that wait run on native threads.
-import { escpError, escpErrorWith } from '@escp/core'
-import type { EscpError } from '@escp/core'
+import { escpError, escpErrorWith } from '@escp/core/plugin'
+import type { EscpError } from '@escp/core/plugin'
 import { getSystemErrorName } from 'node:util'
 import { FOREVER, STREAM_ABORTED, STREAM_DONE, STREAM_ENDED, loadBinding } from './binding'
 import type { NativeError, RegionHandle, ShmBinding, StreamState } from './binding'

@@ -4,8 +4,8 @@
 // (through the portable node-fs engine). As a receiver it hands each arriving file to a
 // consumer region (ESCP_SHM_REGION) as the stream named by the file's name, and creates no files.
 import path from 'node:path'
-import type { Availability, BufferPool, EnginePath, EngineSource, Extent, FileAttributes, IoEngine, OpenReadOptions, OpenWriteOptions, ReadHandle, ReadOrEnd, WriteHandle } from '@escp/core'
-import { AVAILABLE, displayPath, escpError, isEscpError, unavailable } from '@escp/core'
+import type { Availability, BufferPool, EnginePath, EngineSource, Extent, FileAttributes, IoEngine, OpenReadOptions, OpenWriteOptions, ReadHandle, ReadOrEnd, WriteHandle } from '@escp/core/plugin'
+import { AVAILABLE, displayPath, escpError, isEscpError, unavailable } from '@escp/core/plugin'
 import { NodeFsEngine, SimpleBufferPool } from '@escp/core/builtin'
 import { FOREVER, STREAM_ABORTED, STREAM_OPEN, loadBinding } from './binding'
 import type { ShmBinding, StreamState } from './binding'

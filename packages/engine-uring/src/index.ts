@@ -1,7 +1,7 @@
 // @escp/engine-uring: the 'uring' I/O engine, a plugin registered exactly as a third-party
 // engine would be.
-import { ESCP_PLUGIN_API_VERSION, IO_ENGINE, escpError } from '@escp/core'
-import type { PluginManifest, PluginOptions } from '@escp/core'
+import { ESCP_PLUGIN_API_VERSION, IO_ENGINE, escpError } from '@escp/core/plugin'
+import type { PluginManifest, PluginOptions } from '@escp/core/plugin'
 import type { DependencyContainer } from 'tsyringe'
 import { UringEngine } from './uring-engine'
 

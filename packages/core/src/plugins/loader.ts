@@ -10,7 +10,7 @@ import { pluginModules } from './modules'
 export { BUILTIN_PLUGIN, pluginModules, pluginsFromEnv, resolvePluginModule } from './modules'
 export { checkPluginOptions, parsePluginOption, pluginOptionsFromEnv } from './options'
 export type { PluginOptionValue } from './options'
-import { checkPlugin, KIND_TOKENS, PLUGIN_KINDS } from './manifest'
+import { checkPlugin, KIND_TOKENS, PLUGIN_KINDS, PLUGIN_OPTIONS } from './manifest'
 import type { EscpPlugin, PluginManifest, PluginOptions } from './manifest'
 import { emptyRegistrationLog, recordingContainer } from './recording-container'
 import { LOADED_PLUGINS, PluginRegistry, REGISTRATION_OWNERS } from './registry'
@@ -18,7 +18,7 @@ import { LOADED_PLUGINS, PluginRegistry, REGISTRATION_OWNERS } from './registry'
 /** The built-in plugin, always loaded first. */
 export { PLUGIN_OPTIONS_ENV, PLUGINS_ENV }
 
-export const PLUGIN_OPTIONS: InjectionToken<PluginOptions> = Symbol.for('escp:plugin-options')
+export { PLUGIN_OPTIONS }
 
 /** The serializable recipe of a plugin set: resolved module paths and options. */
 export interface PluginSetSpec {

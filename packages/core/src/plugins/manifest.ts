@@ -48,6 +48,9 @@ export interface PluginManifest {
  */
 export type PluginOptions = Readonly<Record<string, unknown>>
 
+/** The plugin options of a set, as its container holds them: a plugin's classes may inject them. */
+export const PLUGIN_OPTIONS: InjectionToken<PluginOptions> = Symbol.for('escp:plugin-options')
+
 /** What a plugin module exports. */
 export interface EscpPlugin {
   manifest: PluginManifest
