@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { escpError } from '@escp/core'
-import { LineCounter, parseDocument } from 'yaml'
+import type { Document, LineCounter } from 'yaml'
 
 export type ConfigValues = Record<string, string | number | boolean | string[]>
 
@@ -28,6 +28,9 @@ export function loadConfig(files: readonly string[], known: ReadonlySet<string>)
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue
       throw escpError('ESCP_ERR_CONFIG', file, 0, (err as Error).message)
     }
+    // An empty file (ESCP_CONFIG=/dev/null) sets nothing, and needs no parser.
+    if (text.trim() === '') continue
+    const { LineCounter, parseDocument } = yaml()
     const lines = new LineCounter()
     const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false })
     if (doc.errors.length > 0) {
@@ -49,7 +52,15 @@ export function loadConfig(files: readonly string[], known: ReadonlySet<string>)
   return merged
 }
 
-function lineOf(doc: ReturnType<typeof parseDocument>, lines: LineCounter, key: string): number {
+/**
+ * The YAML parser, loaded when a config file is there to read: loading it takes some 16 ms, on
+ * the way to every copy's first byte on both hosts, and most hosts have no config file.
+ */
+export function yaml(): typeof import('yaml') {
+  return require('yaml') as typeof import('yaml')
+}
+
+function lineOf(doc: Document.Parsed, lines: LineCounter, key: string): number {
   const contents = doc.contents as { items?: Array<{ key?: { value?: unknown; range?: [number, number, number] } }> } | null
   const item = contents?.items?.find((i) => i.key?.value === key)
   return item?.key?.range ? lines.linePos(item.key.range[0]).line : 1

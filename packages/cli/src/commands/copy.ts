@@ -3,9 +3,8 @@ import fs from 'node:fs'
 import { Args, Command, Flags } from '@oclif/core'
 import type { Interfaces } from '@oclif/core'
 import type { PluginOptionValue, TransferOptions, TransferSummary } from '@escp/core'
-import { configArgv, configFiles, loadConfig } from '../config'
+import { configArgv, configFiles, loadConfig, yaml } from '../config'
 import { DEFAULT_OPTIONS, escpError, parseCpuSet, parsePluginOption } from '@escp/core'
-import { LineCounter, parseDocument } from 'yaml'
 import { EXIT, exitCodeOf } from '../exit-codes'
 import { escpPluginModules } from './engines'
 import { planCopy, runPlan } from '../run-copy'
@@ -191,6 +190,7 @@ export function readFileList(file: string, argv: readonly string[]): string[][] 
     throw escpError('ESCP_ERR_BAD_ARGUMENT', `cannot read the file list '${file}': ${(err as Error).message}`)
   }
   if (/^\s*-\s*\[/m.test(text)) {
+    const { LineCounter, parseDocument } = yaml()
     const lines = new LineCounter()
     const doc = parseDocument(text, { lineCounter: lines })
     if (doc.errors.length > 0) throw escpError('ESCP_ERR_CONFIG', file, lines.linePos(doc.errors[0].pos[0]).line, doc.errors[0].message.split('\n')[0])
