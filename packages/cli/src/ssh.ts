@@ -56,10 +56,12 @@ export function sshArgv(target: string, o: SshOptions, port?: number): string[] 
 /**
  * The one remote command: escp's server, and its log file when asked for, each word quoted; with
  * the streams to come, through env(1), which takes NAME=VALUE in any login shell (csh's too).
- * An escp server that does not know the name ignores it.
+ * An escp server that does not know the name ignores it. env would read a path with '=' in it
+ * as another assignment, and one starting with '-' as its own option: such a server goes
+ * without the hint.
  */
 export function remoteCommand(o: SshOptions): string {
-  const hint = o.streams !== undefined ? ['env', `${BOOT_STREAMS_ENV}=${o.streams}`] : []
+  const hint = o.streams !== undefined && !o.remoteEscp.includes('=') && !o.remoteEscp.startsWith('-') ? ['env', `${BOOT_STREAMS_ENV}=${o.streams}`] : []
   const words = [...hint, o.remoteEscp, 'server', ...(o.remoteLogFile ? ['--logfile', o.remoteLogFile] : [])]
   return words.map(shellQuote).join(' ')
 }
