@@ -6,17 +6,27 @@ import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { expect } from 'chai'
+import { skipBecause } from '@escp/core/testing'
+import { startSshd } from './helpers/sshd'
+import type { PrivateSshd } from './helpers/sshd'
 import { tempDir } from './helpers/trees'
 
 const SERVER_MAIN = path.resolve(__dirname, '../packages/core/dist/transfer/server-main.js')
 const ESCP = path.resolve(__dirname, '../packages/cli/bin/run.js')
 
 /**
- * Loaded before server-main (node -r): at each worker thread's creation, and as the process
- * exits, it prints the modules the process has loaded so far, as one JSON line on stderr.
+ * Loaded before server-main (node -r): at each worker thread's creation, at each child process
+ * it spawns, and as the process exits, it prints the modules the process has loaded so far, as
+ * one JSON line on stderr.
  */
 const RECORDER = `
 process.on('exit', () => process.stderr.write('EXIT ' + process.pid + ' ' + JSON.stringify(Object.keys(require.cache)) + '\\n'))
+const childProcess = require('node:child_process')
+const spawn = childProcess.spawn
+childProcess.spawn = function (file, ...rest) {
+  process.stderr.write('SPAWN ' + process.pid + ' ' + JSON.stringify(file) + ' ' + JSON.stringify(Object.keys(require.cache)) + '\\n')
+  return spawn.call(this, file, ...rest)
+}
 const threads = require('node:worker_threads')
 const Worker = threads.Worker
 threads.Worker = class extends Worker {
@@ -215,4 +225,62 @@ describe('what a stream worker loads with the bundled plugins', function () {
       expect(heavy).to.deep.equal([])
     })
   }
+})
+
+describe('the escp command starting a copy to a remote host', function () {
+  this.timeout(60_000)
+  let sshd: PrivateSshd | undefined
+
+  before(async function () {
+    const s = await startSshd()
+    if (typeof s === 'string') skipBecause(this, s)
+    sshd = s as PrivateSshd
+  })
+
+  after(async function () {
+    await sshd?.stop()
+  })
+
+  /** The programs the command spawned (by the recorder), with what it had loaded then. */
+  function spawns(stderr: string, file: string): string[][] {
+    return stderr
+      .split('\n')
+      .map((l) => /^SPAWN \d+ (\S+) (.*)$/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null && JSON.parse(m[1]) === file)
+      .map((m) => JSON.parse(m[2]) as string[])
+  }
+
+  function push(dir: string, env: NodeJS.ProcessEnv): Run {
+    fs.writeFileSync(path.join(dir, 'a'), 'pushed early')
+    const cfg = (sshd as PrivateSshd).configFile
+    const r = runRecorded([ESCP, '-q', '-t', '2', '-F', cfg, '-D', ESCP, path.join(dir, 'a'), `127.0.0.1:${path.join(dir, 'b')}`], { ESCP_PLUGINS: '', ...env })
+    expect(r.status, r.stderr).to.equal(0)
+    expect(fs.readFileSync(path.join(dir, 'b'), 'utf8')).to.equal('pushed early')
+    return r
+  }
+
+  it('starts ssh before it loads oclif, and the copy takes it rather than starting another', function () {
+    const dir = tempDir('remote-prestart')
+    try {
+      const r = push(dir, { ESCP_CONFIG: '/dev/null' })
+      const ssh = spawns(r.stderr, 'ssh')
+      expect(ssh.length, 'ssh processes the command started').to.equal(1)
+      expect(oclifIn(ssh[0]), 'oclif loaded before ssh started').to.deep.equal([])
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('leaves ssh to the copy when a config file may change its command line', function () {
+    const dir = tempDir('remote-prestart-config')
+    try {
+      fs.writeFileSync(path.join(dir, 'escp.yaml'), 'quiet: true\n')
+      const r = push(dir, { ESCP_CONFIG: path.join(dir, 'escp.yaml') })
+      const ssh = spawns(r.stderr, 'ssh')
+      expect(ssh.length, 'ssh processes the command started').to.equal(1)
+      expect(oclifIn(ssh[0]).length, 'oclif loaded before ssh started').to.be.greaterThan(0)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })

@@ -12,9 +12,12 @@ if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = require('.
 const { normalizeArgv } = require('../dist/argv')
 const args = normalizeArgv(process.argv.slice(2))
 // A local copy's receiver child starts now, and loads while this process loads oclif; so do
-// the stream workers of this process, for a local copy or as a server told how many come.
+// the stream workers of this process, for a local copy or as a server told how many come; and
+// ssh, for a copy to or from a remote host.
 const prestart = require('../dist/prestart')
-if (!prestart.prestartForServer(args)) prestart.prestartForLocalCopy(args)
+if (!prestart.prestartForServer(args) && !prestart.prestartForLocalCopy(args) && prestart.mayBeRemoteCopy(args)) {
+  require('../dist/prestart-remote').prestartForRemoteCopy(args)
+}
 require('reflect-metadata')
 
 // `escp server` as ssh starts it is served without oclif, which it does not need (server-start.ts).

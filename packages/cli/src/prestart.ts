@@ -50,3 +50,12 @@ export function prestartForServer(args: readonly string[], env: NodeJS.ProcessEn
   prestartServerWorkers(bundledPluginModules(), env)
   return true
 }
+
+/**
+ * Whether `args` (normalized: the command first) may be a copy to or from a remote host: the
+ * copy command with an argument naming one (host:path, scp://). Only then does the entry point
+ * load prestart-remote, which reads them whole.
+ */
+export function mayBeRemoteCopy(args: readonly string[]): boolean {
+  return args[0] === 'copy' && args.slice(1).some((a) => !a.startsWith('-') && a.includes(':'))
+}

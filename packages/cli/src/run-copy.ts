@@ -19,6 +19,11 @@ function clientLog(file: string, verbose: number): SessionLog {
   return pino({ level: verbose > 1 ? 'debug' : 'info', base: { pid: process.pid } }, pino.destination({ dest: file, sync: true, mkdir: true }))
 }
 
+/** Where the server side of a copy logged with --logfile FILE logs: FILE.server on its own host. */
+export function serverLogFile(logfile: string): string {
+  return `${logfile}.server`
+}
+
 export type CopyPlan =
   | { mode: 'loopback'; sources: string[]; destination: string }
   | { mode: 'push'; sources: string[]; remote: Remote; ssh: SshOptions }

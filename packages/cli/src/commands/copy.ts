@@ -7,7 +7,7 @@ import { configArgv, configFiles, loadConfig, yaml } from '../config'
 import { DEFAULT_OPTIONS, escpError, parseCpuSet, parsePluginOption } from '@escp/core'
 import { EXIT, exitCodeOf } from '../exit-codes'
 import { escpPluginModules } from './engines'
-import { planCopy, runPlan } from '../run-copy'
+import { planCopy, runPlan, serverLogFile } from '../run-copy'
 import { parseRate, parseSize } from '../units'
 
 const size = Flags.custom<number>({ parse: async (s) => parseSize(s) })
@@ -173,10 +173,6 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
 
 type CopyFlags = Interfaces.InferredFlags<typeof Copy.flags>
 
-/** Where the server side of a copy logged with --logfile FILE logs: FILE.server on its own host. */
-export function serverLogFile(logfile: string): string {
-  return `${logfile}.server`
-}
 
 /**
  * A file list, as EScp reads one: a YAML list of [SRC, DST] pairs (one copy each), or plain

@@ -82,8 +82,48 @@ function start(command: string, args: readonly string[], env: NodeJS.ProcessEnv)
 
 /** Starts `command args` as a server process (ssh, or the loopback child). */
 export function spawnServer(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): ServerProcess {
-  const { child: _child, ...server } = start(command, args, env)
+  return takePrestartedRemoteServer(command, args) ?? serverOf(start(command, args, env))
+}
+
+function serverOf({ child: _child, ...server }: SpawnedServer): ServerProcess {
   return server
+}
+
+/** Where a remote server started early waits (its command line as JSON), shared by every copy of this module a process loads. */
+const PRESTARTED_REMOTE = Symbol.for('escp.remote.prestarted')
+const remoteRegistry = globalThis as unknown as { [PRESTARTED_REMOTE]?: { key: string; server: SpawnedServer } }
+
+/**
+ * Starts `command args` (ssh, with the remote `escp server` as its command) now, for a copy to
+ * or from a remote host about to be made: ssh's connection then overlaps the command's own
+ * start-up. spawnServer takes it when it is asked for the very same command line; until then it
+ * holds nothing open in this process, and a command that exits without copying closes ssh's
+ * stdin by exiting, which ends the remote server.
+ */
+export function prestartRemoteServer(command: string, args: readonly string[]): void {
+  discardPrestartedRemoteServer()
+  const server = start(command, args, process.env)
+  holdsProcess(server.child, false)
+  remoteRegistry[PRESTARTED_REMOTE] = { key: JSON.stringify([command, ...args]), server }
+}
+
+/** Stops a remote server started early that no copy took. */
+export function discardPrestartedRemoteServer(): void {
+  remoteRegistry[PRESTARTED_REMOTE]?.server.kill()
+  remoteRegistry[PRESTARTED_REMOTE] = undefined
+}
+
+// The server started early, if it was started as `command args`; one started otherwise is stopped.
+function takePrestartedRemoteServer(command: string, args: readonly string[]): ServerProcess | undefined {
+  const early = remoteRegistry[PRESTARTED_REMOTE]
+  if (!early) return undefined
+  remoteRegistry[PRESTARTED_REMOTE] = undefined
+  if (early.key !== JSON.stringify([command, ...args])) {
+    early.server.kill()
+    return undefined
+  }
+  holdsProcess(early.server.child, true)
+  return serverOf(early.server)
 }
 
 /** How a loopback child is set apart, besides its plugins. */

@@ -1,0 +1,138 @@
+// A copy to or from a remote host starts ssh, and with it the remote `escp server`, from the
+// entry point, before oclif loads: ssh's connection (some 0.27 s here, most of a small copy's
+// time) then overlaps the command's own start-up instead of following it. The command line is
+// read here only as far as it can be read exactly: the flags that shape ssh's command line and
+// those that do not touch it, each in the one form normalizeArgv leaves; anything else, a config
+// file with settings, or a plan that is not one push or pull, and the copy starts ssh itself.
+// The copy takes the early ssh only for the very same command line (spawnServer).
+import fs from 'node:fs'
+import { DEFAULT_OPTIONS, discardPrestartedRemoteServer, prestartRemoteServer } from '@escp/core'
+import { configFiles } from './config'
+import { sshTarget } from './operands'
+import { planCopy, serverLogFile } from './run-copy'
+import { sshArgv } from './ssh'
+import type { SshOptions } from './ssh'
+
+/** Flags with a value that go into ssh's command line, by the name the copy command gives them. */
+const SSH_VALUES: Record<string, 'port' | 'identity' | 'config' | 'jump' | 'cipher' | 'option' | 'program' | 'escp' | 'parallel' | 'logfile'> = {
+  '-P': 'port',
+  '--port': 'port',
+  '-i': 'identity',
+  '--identity': 'identity',
+  '-F': 'config',
+  '--ssh-config': 'config',
+  '-J': 'jump',
+  '--jump': 'jump',
+  '-c': 'cipher',
+  '--ssh-cipher': 'cipher',
+  '-o': 'option',
+  '--ssh-option': 'option',
+  '-S': 'program',
+  '--ssh': 'program',
+  '-D': 'escp',
+  '--escp': 'escp',
+  '-t': 'parallel',
+  '--parallel': 'parallel',
+  '--logfile': 'logfile',
+}
+/** Switches that go into ssh's command line. */
+const SSH_SWITCHES: Record<string, 'agent' | 'ipv4' | 'ipv6' | 'batch'> = { '-A': 'agent', '--agent': 'agent', '--ipv4': 'ipv4', '--ipv6': 'ipv6', '-B': 'batch', '--batch': 'batch' }
+/** Flags that leave ssh's command line as it is. */
+const OTHER_SWITCHES = new Set(['-r', '--recursive', '-p', '--preserve', '-C', '--compress', '-q', '--quiet', '--sparse', '--nodirect', '--bits', '--nochecksum', '-s', '--sftp', '-O', '--legacy', '-T', '--no-strict-names', '-R', '--remote-to-remote'])
+const OTHER_VALUES = new Set(['-l', '--limit', '--blocksize', '--ioengine', '--cipher', '--checksum', '--escp-port', '--escp-portrange', '--bind', '--verbose'])
+
+/**
+ * Starts ssh for `args` (normalized: the command first) when they are a plain push or pull that
+ * it can read whole; says whether it did.
+ */
+export function prestartForRemoteCopy(args: readonly string[], env: NodeJS.ProcessEnv = process.env): boolean {
+  discardPrestartedRemoteServer()
+  const ssh = args[0] === 'copy' && !hasSettings(configFiles(env)) ? sshOptionsOf(args.slice(1)) : null
+  if (!ssh) return false
+  let argv: string[]
+  try {
+    const plan = planCopy(ssh.operands, ssh.options)
+    if (plan.mode === 'loopback') return false
+    const remote = plan.mode === 'push' ? plan.remote : plan.remotes[0]
+    argv = sshArgv(sshTarget(remote), plan.ssh, remote.port)
+  } catch {
+    // The copy reports what is wrong with its operands.
+    return false
+  }
+  prestartRemoteServer(ssh.options.program, argv)
+  return true
+}
+
+/** Whether any of the config files has something in it (which may be any flag). */
+function hasSettings(files: readonly string[]): boolean {
+  return files.some((f) => {
+    try {
+      return fs.readFileSync(f, 'utf8').trim() !== ''
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code !== 'ENOENT'
+    }
+  })
+}
+
+/** The ssh options and operands of a copy's arguments, as the copy command would make them; null where they cannot be read exactly. */
+function sshOptionsOf(args: readonly string[]): { options: SshOptions; operands: string[] } | null {
+  const values = new Map<string, string>()
+  const options: string[] = []
+  const switches = new Set<string>()
+  const operands: string[] = []
+  let verbose = 0
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]
+    if (a === '--') {
+      operands.push(...args.slice(i + 1))
+      break
+    }
+    if (!a.startsWith('-') || a === '-') {
+      operands.push(a)
+      continue
+    }
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1
+    const flag = eq > 0 ? a.slice(0, eq) : a
+    const takesValue = flag in SSH_VALUES || OTHER_VALUES.has(flag)
+    if (!takesValue) {
+      if (eq > 0) return null
+      if (flag in SSH_SWITCHES) switches.add(SSH_SWITCHES[flag])
+      else if (!OTHER_SWITCHES.has(flag)) return null
+      continue
+    }
+    const value = eq > 0 ? a.slice(eq + 1) : args[++i]
+    if (value === undefined) return null
+    if (flag === '--verbose') verbose = Number(value)
+    const name = SSH_VALUES[flag]
+    if (name === 'option') options.push(value)
+    else if (name !== undefined) {
+      // Given twice, the command refuses it.
+      if (values.has(name)) return null
+      values.set(name, value)
+    }
+  }
+  const port = values.has('port') ? Number(values.get('port')) : undefined
+  const streams = values.has('parallel') ? Number(values.get('parallel')) : DEFAULT_OPTIONS.streams
+  if ((port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) || !(Number.isInteger(streams) && streams >= 1 && streams <= 128)) return null
+  const logfile = values.get('logfile')
+  return {
+    operands,
+    options: {
+      program: values.get('program') ?? 'ssh',
+      ...(port !== undefined ? { port } : {}),
+      ...(values.has('identity') ? { identity: values.get('identity') } : {}),
+      ...(values.has('config') ? { config: values.get('config') } : {}),
+      ...(values.has('jump') ? { jump: values.get('jump') } : {}),
+      agent: switches.has('agent'),
+      ipv4: switches.has('ipv4'),
+      ipv6: switches.has('ipv6'),
+      batch: switches.has('batch'),
+      ...(values.has('cipher') ? { cipher: values.get('cipher') } : {}),
+      options,
+      remoteEscp: values.get('escp') ?? 'escp',
+      ...(logfile ? { remoteLogFile: serverLogFile(logfile) } : {}),
+      streams,
+      verbose: Number.isInteger(verbose) ? verbose : 0,
+    },
+  }
+}
