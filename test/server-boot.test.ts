@@ -25,7 +25,9 @@ const childProcess = require('node:child_process')
 const spawn = childProcess.spawn
 childProcess.spawn = function (file, ...rest) {
   process.stderr.write('SPAWN ' + process.pid + ' ' + JSON.stringify(file) + ' ' + JSON.stringify(Object.keys(require.cache)) + '\\n')
-  return spawn.call(this, file, ...rest)
+  const child = spawn.call(this, file, ...rest)
+  process.stderr.write('CHILD ' + JSON.stringify(file) + ' ' + child.pid + '\\n')
+  return child
 }
 const threads = require('node:worker_threads')
 const Worker = threads.Worker
@@ -266,6 +268,38 @@ describe('the escp command starting a copy to a remote host', function () {
       const ssh = spawns(r.stderr, 'ssh')
       expect(ssh.length, 'ssh processes the command started').to.equal(1)
       expect(oclifIn(ssh[0]), 'oclif loaded before ssh started').to.deep.equal([])
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('stops the ssh it started when the command fails before copying', async function () {
+    const dir = tempDir('remote-prestart-fails')
+    try {
+      // An "ssh" that would wait long after escp is gone, as ssh asking for a password would.
+      const fake = path.join(dir, 'slow-ssh')
+      fs.writeFileSync(fake, '#!/bin/sh\nexec sleep 60\n', { mode: 0o755 })
+      fs.writeFileSync(path.join(dir, 'a'), 'x')
+      // A value the early start passes over and the command's parser refuses: it exits before copying.
+      const r = runRecorded([ESCP, '-q', '--escp-port', '0', '-S', fake, path.join(dir, 'a'), `127.0.0.1:${path.join(dir, 'b')}`], { ESCP_CONFIG: '/dev/null', ESCP_PLUGINS: '' })
+      expect(r.status).to.equal(2)
+      expect(r.stderr).to.match(/^escp: .*--escp-port/m)
+      const pids = r.stderr.split('\n').flatMap((l) => {
+        const m = /^CHILD (\S+) (\d+)$/.exec(l)
+        return m && JSON.parse(m[1]) === fake ? [Number(m[2])] : []
+      })
+      expect(pids.length, 'early ssh processes').to.equal(1)
+      // Gone, or a zombie (it ended; its parent, escp, is gone too, and init may reap it late).
+      const alive = () => {
+        try {
+          const stat = fs.readFileSync(`/proc/${pids[0]}/stat`, 'utf8')
+          return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+        } catch {
+          return false
+        }
+      }
+      for (let i = 0; i < 40 && alive(); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+      expect(alive(), 'the early ssh still runs').to.equal(false)
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }

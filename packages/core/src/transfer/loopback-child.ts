@@ -97,14 +97,16 @@ const remoteRegistry = globalThis as unknown as { [PRESTARTED_REMOTE]?: { key: s
  * Starts `command args` (ssh, with the remote `escp server` as its command) now, for a copy to
  * or from a remote host about to be made: ssh's connection then overlaps the command's own
  * start-up. spawnServer takes it when it is asked for the very same command line; until then it
- * holds nothing open in this process, and a command that exits without copying closes ssh's
- * stdin by exiting, which ends the remote server.
+ * holds nothing open in this process, and a command that exits without copying (a usage error)
+ * stops it as it exits: ssh must not go on to ask for a password after escp has said why it
+ * stopped.
  */
 export function prestartRemoteServer(command: string, args: readonly string[]): void {
   discardPrestartedRemoteServer()
   const server = start(command, args, process.env)
   holdsProcess(server.child, false)
   remoteRegistry[PRESTARTED_REMOTE] = { key: JSON.stringify([command, ...args]), server }
+  process.once('exit', discardPrestartedRemoteServer)
 }
 
 /** Stops a remote server started early that no copy took. */
