@@ -127,11 +127,34 @@ describe('third-party plugins', function () {
     expect(err.message).to.contain('^2.0.0').and.contain(ESCP_PLUGIN_API_VERSION)
   })
 
+  it('loads a plugin that is an ES module, by its .mjs name or as a package of type module', async function () {
+    const source = (name: string) =>
+      `import { createRequire } from 'node:module'\n` +
+      `const core = createRequire(import.meta.url)(${JSON.stringify(CORE)})\n` +
+      `export const manifest = ${JSON.stringify({ name, escpApi: '^1', provides: { checksum: [name] } })}\n` +
+      `export function register(container) {\n` +
+      `  container.register(core.CHECKSUM, { useValue: { name: ${JSON.stringify(name)}, digestLengthBytes: 1, available: () => ({ ok: true }), block: () => new Uint8Array(1), combiner: () => ({ push() {}, digest: () => new Uint8Array(1) }) } })\n` +
+      `}\n`
+    const mjs = path.join(tmp, 'esm-one.mjs')
+    fs.writeFileSync(mjs, source('esm-one'))
+    const pkg = path.join(tmp, 'esm-two')
+    fs.mkdirSync(pkg)
+    fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'esm-two', type: 'module', main: 'index.js' }))
+    fs.writeFileSync(path.join(pkg, 'index.js'), source('esm-two'))
+    const { registry } = await loadPlugins({ plugins: [mjs, pkg] })
+    expect(registry.list('checksum').filter((e) => e.name.startsWith('esm-')).map((e) => `${e.plugin}:${e.name}`)).to.deep.equal(['esm-one:esm-one', 'esm-two:esm-two'])
+  })
+
   it('refuses a module that is not a plugin, and one that cannot be found', async function () {
     const file = path.join(tmp, 'not-a-plugin.js')
     fs.writeFileSync(file, 'exports.hello = 1\n')
     await expectCode(() => loadPlugins({ plugins: [file] }), 'ESCP_ERR_PLUGIN_INVALID')
     await expectCode(() => loadPlugins({ plugins: ['escp-plugin-that-does-not-exist'] }), 'ESCP_ERR_PLUGIN_LOAD')
+    // A module that resolves but cannot be loaded: the reason in one line.
+    const broken = path.join(tmp, 'broken.js')
+    fs.writeFileSync(broken, "require('./nowhere-at-all')\n")
+    const err = (await expectCode(() => loadPlugins({ plugins: [broken] }), 'ESCP_ERR_PLUGIN_LOAD')) as Error
+    expect(err.message).to.contain('nowhere-at-all').and.not.contain('\n')
   })
 
   it('refuses a manifest that does not match what the plugin registers', async function () {
