@@ -6,7 +6,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { escpError } from '@escp/core'
+import { escpError } from '@escp/core/loopback'
 import type { Document, LineCounter } from 'yaml'
 
 export type ConfigValues = Record<string, string | number | boolean | string[]>

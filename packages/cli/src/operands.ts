@@ -1,7 +1,7 @@
 // Operands as scp reads them: `[user@]host:path`, `[user@][v6addr]:path`,
 // `scp://[user@]host[:port]/path`, or a local path. A '/' before the first ':' makes a path
 // local (`./a:b`, `/tmp/x:y`), as in scp.
-import { escpError } from '@escp/core'
+import { escpError } from '@escp/core/loopback'
 
 export type Operand =
   | { kind: 'local'; path: string }

@@ -4,12 +4,14 @@
 // read here only as far as it can be read exactly: the flags that shape ssh's command line and
 // those that do not touch it, each in the one form normalizeArgv leaves; anything else, a config
 // file with settings, or a plan that is not one push or pull, and the copy starts ssh itself.
-// The copy takes the early ssh only for the very same command line (spawnServer).
+// The copy takes the early ssh only for the very same command line (spawnServer). Everything
+// here comes from escp's light entry (@escp/core/loopback), which the entry point has loaded
+// already: ssh starts before the rest of escp loads, too.
 import fs from 'node:fs'
-import { DEFAULT_OPTIONS, discardPrestartedRemoteServer, prestartRemoteServer } from '@escp/core'
+import { DEFAULT_OPTIONS, discardPrestartedRemoteServer, prestartRemoteServer } from '@escp/core/loopback'
 import { configFiles } from './config'
 import { sshTarget } from './operands'
-import { planCopy, serverLogFile } from './run-copy'
+import { planCopy, serverLogFile } from './plan'
 import { sshArgv } from './ssh'
 import type { SshOptions } from './ssh'
 

@@ -2,9 +2,10 @@
 // argv array (no local shell); the only remote command is the server's path and 'server',
 // quoted for the remote shell, run by env with the number of streams to come. Paths travel
 // inside the protocol, never on a command line.
-import type { ServerProcess } from '@escp/core'
-import { BOOT_STREAMS_ENV, escpError, isEscpError, spawnServer } from '@escp/core'
-import type { EscpError } from '@escp/core'
+// From escp's light entry: the command's early start builds ssh's command line with this module.
+import type { ServerProcess } from '@escp/core/loopback'
+import { BOOT_STREAMS_ENV, escpError, isEscpError, spawnServer } from '@escp/core/loopback'
+import type { EscpError } from '@escp/core/loopback'
 
 export interface SshOptions {
   program: string

@@ -1,7 +1,8 @@
 // Server processes on the other end of a control channel: ssh's, and the loopback child. This
 // module loads nothing but Node's own and escp's errors, environment names, plugin-option
-// parsing and worker boot: the escp command starts the loopback child (and its own stream
-// workers) from it before it loads anything else, so that their start-up overlaps its own.
+// parsing, transfer defaults and worker boot: the escp command starts the loopback child (and
+// its own stream workers), or ssh, from it before it loads anything else, so that their start-up
+// overlaps its own.
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import os from 'node:os'
@@ -11,6 +12,11 @@ import { BOOT_STREAMS_ENV, CPUMASK_ENV, LOGFILE_ENV, PLUGIN_OPTIONS_ENV, PLUGINS
 import { pluginOptionsFromEnv } from '../plugins/options'
 import type { PluginOptionValue } from '../plugins/options'
 export { discardPrestartedWorkers, prestartServerWorkers, prestartStreamWorkers } from './worker-boot'
+// What the escp command's early start reads and builds ssh's command line with, without the rest of escp.
+export { escpError, isEscpError } from '../errors'
+export type { EscpError } from '../errors'
+export { BOOT_STREAMS_ENV }
+export { DEFAULT_OPTIONS } from './options'
 
 const SERVER_MAIN = path.join(__dirname, 'server-main.js')
 

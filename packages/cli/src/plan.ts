@@ -1,0 +1,38 @@
+// From a copy's operands to what it is: local to local (loopback mode), local to remote (push)
+// or remote to local (pull). Light on purpose (no escp transfer, no oclif): the entry point
+// plans a remote copy with it before anything else loads, to start ssh at once.
+import { escpError } from '@escp/core/loopback'
+import { parseOperand } from './operands'
+import type { Operand } from './operands'
+import type { SshOptions } from './ssh'
+
+type Remote = Extract<Operand, { kind: 'remote' }>
+
+/** Where the server side of a copy logged with --logfile FILE logs: FILE.server on its own host. */
+export function serverLogFile(logfile: string): string {
+  return `${logfile}.server`
+}
+
+export type CopyPlan =
+  | { mode: 'loopback'; sources: string[]; destination: string }
+  | { mode: 'push'; sources: string[]; remote: Remote; ssh: SshOptions }
+  | { mode: 'pull'; remotes: Remote[]; destination: string; ssh: SshOptions }
+
+export function planCopy(operands: readonly string[], ssh: SshOptions): CopyPlan {
+  const parsed = operands.map(parseOperand)
+  const dest = parsed[parsed.length - 1]
+  const sources = parsed.slice(0, -1)
+  const remoteSources = sources.filter((s): s is Remote => s.kind === 'remote')
+  if (dest.kind === 'local') {
+    if (remoteSources.length === 0) return { mode: 'loopback', sources: sources.map((s) => (s as { path: string }).path), destination: dest.path }
+    if (remoteSources.length !== sources.length) throw escpError('ESCP_ERR_BAD_ARGUMENT', 'mixing local and remote sources in one copy is not supported; run two copies')
+    const first = remoteSources[0]
+    if (remoteSources.some((r) => r.host !== first.host || r.user !== first.user || r.port !== first.port)) {
+      throw escpError('ESCP_ERR_BAD_ARGUMENT', 'all remote sources of one copy must be on the same host')
+    }
+    return { mode: 'pull', remotes: remoteSources, destination: dest.path, ssh }
+  }
+  if (remoteSources.length > 0) throw escpError('ESCP_ERR_BAD_ARGUMENT', 'copies between two remote hosts (-3) are not supported yet; copy to this host first')
+  return { mode: 'push', sources: sources.map((s) => (s as { path: string }).path), remote: dest, ssh }
+}
+
