@@ -1,7 +1,7 @@
 export { normalizeArgv } from './argv'
 export { parseOperand, sshTarget } from './operands'
 export type { Operand } from './operands'
-export { planCopy } from './run-copy'
+export { planCopy } from './plan'
 export { sshArgv, shellQuote } from './ssh'
 export { parseRate, parseSize } from './units'
 export { exitCodeOf, EXIT } from './exit-codes'

@@ -1,7 +1,7 @@
 // From a copy's operands to what it is: local to local (loopback mode), local to remote (push)
 // or remote to local (pull). Light on purpose (no escp transfer, no oclif): the entry point
 // plans a remote copy with it before anything else loads, to start ssh at once.
-import { escpError } from '@escp/core/loopback'
+import { DEFAULT_OPTIONS, escpError } from '@escp/core/loopback'
 import { parseOperand } from './operands'
 import type { Operand } from './operands'
 import type { SshOptions } from './ssh'
@@ -11,6 +11,50 @@ type Remote = Extract<Operand, { kind: 'remote' }>
 /** Where the server side of a copy logged with --logfile FILE logs: FILE.server on its own host. */
 export function serverLogFile(logfile: string): string {
   return `${logfile}.server`
+}
+
+/** The copy command's flags that shape ssh's command line, by their long names. */
+export interface SshFlags {
+  ssh: string
+  port?: number
+  identity?: string
+  'ssh-config'?: string
+  jump?: string
+  agent: boolean
+  ipv4: boolean
+  ipv6: boolean
+  batch: boolean
+  'ssh-cipher'?: string
+  'ssh-option': string[]
+  escp: string
+  logfile?: string
+  parallel?: number
+  verbose: number
+}
+
+/**
+ * ssh's options for a copy with these flags: the copy command's, and the entry point's early
+ * start's, whose ssh the copy takes only for the very same command line.
+ */
+export function sshOptionsOf(f: SshFlags): SshOptions {
+  return {
+    program: f.ssh,
+    port: f.port,
+    identity: f.identity,
+    config: f['ssh-config'],
+    jump: f.jump,
+    agent: f.agent,
+    ipv4: f.ipv4,
+    ipv6: f.ipv6,
+    batch: f.batch,
+    cipher: f['ssh-cipher'],
+    options: f['ssh-option'],
+    remoteEscp: f.escp,
+    // The remote side logs to its own file, as EScp's FILE.server.
+    ...(f.logfile ? { remoteLogFile: serverLogFile(f.logfile) } : {}),
+    streams: f.parallel ?? DEFAULT_OPTIONS.streams,
+    verbose: f.verbose,
+  }
 }
 
 export type CopyPlan =

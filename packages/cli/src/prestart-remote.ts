@@ -8,29 +8,29 @@
 // here comes from escp's light entry (@escp/core/loopback), which the entry point has loaded
 // already: ssh starts before the rest of escp loads, too.
 import fs from 'node:fs'
-import { DEFAULT_OPTIONS, discardPrestartedRemoteServer, prestartRemoteServer } from '@escp/core/loopback'
+import { discardPrestartedRemoteServer, prestartRemoteServer } from '@escp/core/loopback'
 import { configFiles } from './config'
 import { sshTarget } from './operands'
-import { planCopy, serverLogFile } from './plan'
+import { planCopy, sshOptionsOf } from './plan'
+import type { SshFlags } from './plan'
 import { sshArgv } from './ssh'
-import type { SshOptions } from './ssh'
 
-/** Flags with a value that go into ssh's command line, by the name the copy command gives them. */
-const SSH_VALUES: Record<string, 'port' | 'identity' | 'config' | 'jump' | 'cipher' | 'option' | 'program' | 'escp' | 'parallel' | 'logfile'> = {
+/** Flags with a value that go into ssh's command line, by the long name the copy command gives them. */
+const SSH_VALUES: Record<string, 'port' | 'identity' | 'ssh-config' | 'jump' | 'ssh-cipher' | 'ssh-option' | 'ssh' | 'escp' | 'parallel' | 'logfile'> = {
   '-P': 'port',
   '--port': 'port',
   '-i': 'identity',
   '--identity': 'identity',
-  '-F': 'config',
-  '--ssh-config': 'config',
+  '-F': 'ssh-config',
+  '--ssh-config': 'ssh-config',
   '-J': 'jump',
   '--jump': 'jump',
-  '-c': 'cipher',
-  '--ssh-cipher': 'cipher',
-  '-o': 'option',
-  '--ssh-option': 'option',
-  '-S': 'program',
-  '--ssh': 'program',
+  '-c': 'ssh-cipher',
+  '--ssh-cipher': 'ssh-cipher',
+  '-o': 'ssh-option',
+  '--ssh-option': 'ssh-option',
+  '-S': 'ssh',
+  '--ssh': 'ssh',
   '-D': 'escp',
   '--escp': 'escp',
   '-t': 'parallel',
@@ -49,19 +49,20 @@ const OTHER_VALUES = new Set(['-l', '--limit', '--blocksize', '--ioengine', '--c
  */
 export function prestartForRemoteCopy(args: readonly string[], env: NodeJS.ProcessEnv = process.env): boolean {
   discardPrestartedRemoteServer()
-  const ssh = args[0] === 'copy' && !hasSettings(configFiles(env)) ? sshOptionsOf(args.slice(1)) : null
-  if (!ssh) return false
+  const read = args[0] === 'copy' && !hasSettings(configFiles(env)) ? flagsOf(args.slice(1)) : null
+  if (!read) return false
+  const ssh = sshOptionsOf(read.flags)
   let argv: string[]
   try {
-    const plan = planCopy(ssh.operands, ssh.options)
+    const plan = planCopy(read.operands, ssh)
     if (plan.mode === 'loopback') return false
     const remote = plan.mode === 'push' ? plan.remote : plan.remotes[0]
-    argv = sshArgv(sshTarget(remote), plan.ssh, remote.port)
+    argv = sshArgv(sshTarget(remote), ssh, remote.port)
   } catch {
     // The copy reports what is wrong with its operands.
     return false
   }
-  prestartRemoteServer(ssh.options.program, argv)
+  prestartRemoteServer(ssh.program, argv)
   return true
 }
 
@@ -76,8 +77,8 @@ function hasSettings(files: readonly string[]): boolean {
   })
 }
 
-/** The ssh options and operands of a copy's arguments, as the copy command would make them; null where they cannot be read exactly. */
-function sshOptionsOf(args: readonly string[]): { options: SshOptions; operands: string[] } | null {
+/** The ssh flags and operands of a copy's arguments, as the copy command would read them; null where they cannot be read exactly. */
+function flagsOf(args: readonly string[]): { flags: SshFlags; operands: string[] } | null {
   const values = new Map<string, string>()
   const options: string[] = []
   const switches = new Set<string>()
@@ -106,7 +107,7 @@ function sshOptionsOf(args: readonly string[]): { options: SshOptions; operands:
     if (value === undefined) return null
     if (flag === '--verbose') verbose = Number(value)
     const name = SSH_VALUES[flag]
-    if (name === 'option') options.push(value)
+    if (name === 'ssh-option') options.push(value)
     else if (name !== undefined) {
       // Given twice, the command refuses it.
       if (values.has(name)) return null
@@ -114,26 +115,27 @@ function sshOptionsOf(args: readonly string[]): { options: SshOptions; operands:
     }
   }
   const port = values.has('port') ? Number(values.get('port')) : undefined
-  const streams = values.has('parallel') ? Number(values.get('parallel')) : DEFAULT_OPTIONS.streams
-  if ((port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) || !(Number.isInteger(streams) && streams >= 1 && streams <= 128)) return null
-  const logfile = values.get('logfile')
+  const parallel = values.has('parallel') ? Number(values.get('parallel')) : undefined
+  if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) return null
+  if (parallel !== undefined && !(Number.isInteger(parallel) && parallel >= 1 && parallel <= 128)) return null
   return {
     operands,
-    options: {
-      program: values.get('program') ?? 'ssh',
-      ...(port !== undefined ? { port } : {}),
-      ...(values.has('identity') ? { identity: values.get('identity') } : {}),
-      ...(values.has('config') ? { config: values.get('config') } : {}),
-      ...(values.has('jump') ? { jump: values.get('jump') } : {}),
+    flags: {
+      // The copy command's defaults.
+      ssh: values.get('ssh') ?? 'ssh',
+      port,
+      identity: values.get('identity'),
+      'ssh-config': values.get('ssh-config'),
+      jump: values.get('jump'),
       agent: switches.has('agent'),
       ipv4: switches.has('ipv4'),
       ipv6: switches.has('ipv6'),
       batch: switches.has('batch'),
-      ...(values.has('cipher') ? { cipher: values.get('cipher') } : {}),
-      options,
-      remoteEscp: values.get('escp') ?? 'escp',
-      ...(logfile ? { remoteLogFile: serverLogFile(logfile) } : {}),
-      streams,
+      'ssh-cipher': values.get('ssh-cipher'),
+      'ssh-option': options,
+      escp: values.get('escp') ?? 'escp',
+      logfile: values.get('logfile'),
+      parallel,
       verbose: Number.isInteger(verbose) ? verbose : 0,
     },
   }

@@ -8,9 +8,6 @@ import type { CopyPlan } from './plan'
 import { ProgressBar, summaryLine } from './progress'
 import { explainRemoteFailure, remoteCommand, startRemoteServer } from './ssh'
 import type { SshOptions } from './ssh'
-export { planCopy, serverLogFile } from './plan'
-export type { CopyPlan } from './plan'
-
 
 const SILENT: SessionLog = { info() {}, warn() {}, error() {} }
 

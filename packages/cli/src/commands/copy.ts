@@ -4,10 +4,11 @@ import { Args, Command, Flags } from '@oclif/core'
 import type { Interfaces } from '@oclif/core'
 import type { PluginOptionValue, TransferOptions, TransferSummary } from '@escp/core'
 import { configArgv, configFiles, loadConfig, yaml } from '../config'
-import { DEFAULT_OPTIONS, escpError, parseCpuSet, parsePluginOption } from '@escp/core'
+import { escpError, parseCpuSet, parsePluginOption } from '@escp/core'
 import { EXIT, exitCodeOf } from '../exit-codes'
 import { escpPluginModules } from './engines'
-import { planCopy, runPlan, serverLogFile } from '../run-copy'
+import { planCopy, serverLogFile, sshOptionsOf } from '../plan'
+import { runPlan } from '../run-copy'
 import { parseRate, parseSize } from '../units'
 
 const size = Flags.custom<number>({ parse: async (s) => parseSize(s) })
@@ -138,24 +139,7 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
   private async copyOnce(operands: string[], options: Partial<TransferOptions>, flags: CopyFlags): Promise<number> {
     let plan: ReturnType<typeof planCopy>
     try {
-      plan = planCopy(operands, {
-      program: flags.ssh,
-      port: flags.port,
-      identity: flags.identity,
-      config: flags['ssh-config'],
-      jump: flags.jump,
-      agent: flags.agent,
-      ipv4: flags.ipv4,
-      ipv6: flags.ipv6,
-      batch: flags.batch,
-      cipher: flags['ssh-cipher'],
-      options: flags['ssh-option'],
-      remoteEscp: flags.escp,
-      // The remote side logs to its own file, as EScp's FILE.server.
-      ...(flags.logfile ? { remoteLogFile: serverLogFile(flags.logfile) } : {}),
-      streams: options.streams ?? DEFAULT_OPTIONS.streams,
-      verbose: flags.verbose,
-      })
+      plan = planCopy(operands, sshOptionsOf(flags))
     } catch (err) {
       process.stderr.write(`escp: ${(err as Error).message}\n`)
       return exitCodeOf(err)
@@ -172,7 +156,6 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
 }
 
 type CopyFlags = Interfaces.InferredFlags<typeof Copy.flags>
-
 
 /**
  * A file list, as EScp reads one: a YAML list of [SRC, DST] pairs (one copy each), or plain
