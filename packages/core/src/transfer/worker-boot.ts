@@ -137,10 +137,28 @@ function bootWith(plugins: readonly string[], env: NodeJS.ProcessEnv, cpus?: rea
  * its own workers, and loading the plugins reports the error.
  */
 export function bootFromEnv(plugins: readonly string[] = [], env: NodeJS.ProcessEnv = process.env): BootedWorkers | undefined {
-  const streams = Number(env[BOOT_STREAMS_ENV])
-  if (!Number.isInteger(streams) || streams < 1 || streams > MAX_DATA_STREAMS) return undefined
+  if (bootStreams(env) === undefined) return undefined
+  let boot: WorkerBoot
   try {
-    return new BootedWorkers(serverBoot(plugins, env), streams)
+    boot = serverBoot(plugins, env)
+  } catch {
+    return undefined
+  }
+  return bootedFor(boot, env)
+}
+
+/** ESCP_BOOT_STREAMS, where it is a stream count a session may ask for. */
+function bootStreams(env: NodeJS.ProcessEnv): number | undefined {
+  const streams = Number(env[BOOT_STREAMS_ENV])
+  return Number.isInteger(streams) && streams >= 1 && streams <= MAX_DATA_STREAMS ? streams : undefined
+}
+
+/** As many workers booting as `boot` says as ESCP_BOOT_STREAMS asks for; none where it asks for none, or no thread can be made. */
+function bootedFor(boot: WorkerBoot, env: NodeJS.ProcessEnv): BootedWorkers | undefined {
+  const streams = bootStreams(env)
+  if (streams === undefined) return undefined
+  try {
+    return new BootedWorkers(boot, streams)
   } catch {
     return undefined
   }
@@ -161,10 +179,7 @@ function serverBoot(plugins: readonly string[], env: NodeJS.ProcessEnv): WorkerB
  */
 export function prestartServerWorkers(plugins: readonly string[], env: NodeJS.ProcessEnv = process.env): void {
   discardPrestartedWorkers()
-  const booted = bootFromEnv(plugins, env)
-  if (!booted) return
-  booted.hold(false)
-  registry[PRESTARTED_WORKERS] = booted
+  keepEarly(bootFromEnv(plugins, env))
 }
 
 /**
@@ -179,7 +194,7 @@ export function serverWorkers(plugins: readonly string[], env: NodeJS.ProcessEnv
     discardPrestartedWorkers()
     return undefined
   }
-  return takePrestartedWorkers(boot) ?? bootFromEnv(plugins, env)
+  return takePrestartedWorkers(boot) ?? bootedFor(boot, env)
 }
 
 /** Where workers started early wait, shared by every copy of this module a process loads. */
@@ -196,12 +211,17 @@ const registry = globalThis as unknown as { [PRESTARTED_WORKERS]?: BootedWorkers
 export function prestartStreamWorkers(plugins: readonly string[], count: number, env: NodeJS.ProcessEnv = process.env): void {
   discardPrestartedWorkers()
   try {
-    const booted = new BootedWorkers(bootWith(plugins, env), count)
-    booted.hold(false)
-    registry[PRESTARTED_WORKERS] = booted
+    keepEarly(new BootedWorkers(bootWith(plugins, env), count))
   } catch {
     // The copy boots its workers as it would have.
   }
+}
+
+/** Keeps workers started early for a session to take, holding nothing running until then. */
+function keepEarly(booted: BootedWorkers | undefined): void {
+  if (!booted) return
+  booted.hold(false)
+  registry[PRESTARTED_WORKERS] = booted
 }
 
 /** The workers started early, when they boot as `boot` says; others are stopped. */
