@@ -514,14 +514,7 @@ class ReceiverRole {
             return this.placeChecked(fileId, target, view, done)
           }
           if (!target) return Promise.resolve({ fileId, length, digest: null, dropped: true })
-          const write = () => this.write(fileId, target, 0, length, false, view)
-          // A file made in one engine call holds no descriptor between calls; others do.
-          const p = (target.createMode !== undefined && this.engine.createFile ? write() : openFiles.run(write)).then(
-            (digest) => ({ fileId, length, digest }),
-            (err: unknown) => ({ fileId, length, digest: null, error: serializeError(err) }),
-          )
-          this.track(fileId, target, p)
-          return p
+          return this.writeBundled(fileId, target, view)
         })
         post({ t: 'bundleWritten', seq: msg.seq, wireBytes: h.length, parts: await Promise.all(outcomes) })
       } catch (err) {
@@ -544,17 +537,12 @@ class ReceiverRole {
   private async placeChecked(fileId: bigint, target: WriteTarget, view: Uint8Array, done: Uint8Array): Promise<BundleOutcome> {
     const length = view.byteLength
     const { placeAt, finish } = target
-    const oneCall = target.createMode !== undefined && this.engine.createFile !== undefined
+    const oneCall = this.madeInOneCall(target)
     try {
       if (this.checksum && !Buffer.from(wholeFileDigest(this.checksum, view)).equals(done)) {
         throw escpError('ESCP_ERR_VERIFY', displayPath(placeAt ?? target.path), `its ${this.checksum.name} digest differs from the one its bundle carries`)
       }
-      if (!placeAt || !finish) {
-        const write = () => this.write(fileId, target, 0, length, false, view)
-        const p = oneCall ? write() : openFiles.run(write)
-        this.track(fileId, target, p)
-        return { fileId, length, digest: await p, done }
-      }
+      if (!placeAt || !finish) return await this.writeBundled(fileId, target, view, done)
       const temp = Buffer.from(target.path.buffer, target.path.byteOffset, target.path.byteLength)
       const final = Buffer.from(placeAt.buffer, placeAt.byteOffset, placeAt.byteLength)
       if (oneCall && this.engine.placeFile) {
@@ -575,6 +563,27 @@ class ReceiverRole {
     } catch (err) {
       return { fileId, length, digest: null, error: serializeError(err), done }
     }
+  }
+
+  /**
+   * A bundled file written as the one block of its file: its outcome (a failed write is one, not a
+   * rejection), tracked until the file's close. `done`, a 1.4 bundle's digest, goes with it.
+   */
+  private writeBundled(fileId: bigint, target: WriteTarget, view: Uint8Array, done?: Uint8Array): Promise<BundleOutcome> {
+    const length = view.byteLength
+    const write = () => this.write(fileId, target, 0, length, false, view)
+    const p = (this.madeInOneCall(target) ? write() : openFiles.run(write)).then(
+      (digest): BundleOutcome => ({ fileId, length, digest, ...(done ? { done } : {}) }),
+      (err: unknown): BundleOutcome => ({ fileId, length, digest: null, error: serializeError(err), ...(done ? { done } : {}) }),
+    )
+    this.track(fileId, target, p)
+    return p
+  }
+
+  // A file made in one engine call holds no descriptor between calls; others take one of the
+  // open-file slots from their open to their close.
+  private madeInOneCall(target: WriteTarget): boolean {
+    return target.createMode !== undefined && this.engine.createFile !== undefined
   }
 
   // A file finished here gets no 'close': its closing has nothing to wait for. Others wait, at
