@@ -127,6 +127,7 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
                              InstanceMethod("readWholeMany", &PosixAddon::ReadWholeMany),
                              InstanceMethod("renameMany", &PosixAddon::RenameMany),
                              InstanceMethod("createWholeMany", &PosixAddon::CreateWholeMany),
+                             InstanceMethod("writesUncached", &PosixAddon::WritesUncached),
                              InstanceMethod("stats", &PosixAddon::Stats),
                              InstanceValue("alignment", Napi::Number::New(env, kDirectAlignment)),
                          });
@@ -177,7 +178,8 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
     int64_t offset = ArgInt(info, 2, "offset", 0, kMaxOffset);
     bool skip_zero = info.Length() > 3 && info[3].ToBoolean().Value();
     bool may_pad = info.Length() > 4 && info[4].ToBoolean().Value();
-    return Submit(info.Env(), MakeWrite(info.Env(), fd, view, offset, skip_zero, may_pad));
+    bool uncached = info.Length() > 5 && info[5].ToBoolean().Value();
+    return Submit(info.Env(), MakeWrite(info.Env(), fd, view, offset, skip_zero, may_pad, uncached));
   }
 
   Napi::Value Truncate(const Napi::CallbackInfo& info) {
@@ -226,6 +228,9 @@ class PosixAddon : public Napi::Addon<PosixAddon> {
     bool no_follow = info.Length() > 1 && info[1].ToBoolean().Value();
     return Submit(info.Env(), MakeListDirectory(info.Env(), ArgPath(info, 0), no_follow));
   }
+
+  // writesUncached(dir) → a promise of 1 when buffered writes to new files there go uncached, else 0
+  Napi::Value WritesUncached(const Napi::CallbackInfo& info) { return Submit(info.Env(), MakeUncachedProbe(info.Env(), ArgPath(info, 0))); }
 
   // readWholeMany([[path, buffer], ...]) → a promise of the bytes read for each
   Napi::Value ReadWholeMany(const Napi::CallbackInfo& info) {

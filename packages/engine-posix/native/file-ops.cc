@@ -5,6 +5,7 @@
 #include <linux/falloc.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -64,6 +65,39 @@ void DropDirect(int fd) {
   if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_DIRECT);
 }
 
+// Uncached buffered writes (RWF_DONTCACHE, Linux 6.14): the pages a write fills are written
+// back at once and dropped once clean, so a large file streams to the disk as it is written
+// instead of piling up in the cache for an fsync or the flusher to write later. On this
+// machine's ext4, a 1 GiB file in 1 MiB writes, fsync included: 2.2 GB/s (0.4-2.6) buffered,
+// 3.8 GB/s (3.5-3.9) uncached, with less CPU. A kernel or file system without it (tmpfs)
+// answers EOPNOTSUPP, and that descriptor writes through the cache from then on. Whole small
+// files do not use it: writing back each file as it is created made 10,000 of them slower.
+#ifndef RWF_DONTCACHE
+#define RWF_DONTCACHE 0x00000080
+#endif
+constexpr int kTrackedFds = 1 << 16;
+// Descriptors whose file system refused RWF_DONTCACHE; a descriptor past the table writes
+// through the cache.
+std::atomic<bool> uncached_refused[kTrackedFds];
+
+bool MayWriteUncached(int fd) { return fd >= 0 && fd < kTrackedFds && !uncached_refused[fd].load(std::memory_order_relaxed); }
+
+// A descriptor number comes back with every open: its new file has not refused anything yet.
+void ForgetUncachedRefusal(int fd) {
+  if (fd >= 0 && fd < kTrackedFds) uncached_refused[fd].store(false, std::memory_order_relaxed);
+}
+
+// Writes through the cache, uncached where the file system takes it.
+ssize_t WriteAt(int fd, const uint8_t* p, size_t len, int64_t offset, bool uncached) {
+  if (uncached && MayWriteUncached(fd)) {
+    iovec v = {const_cast<uint8_t*>(p), len};
+    ssize_t r = pwritev2(fd, &v, 1, offset, RWF_DONTCACHE);
+    if (r >= 0 || errno != EOPNOTSUPP) return r;
+    uncached_refused[fd].store(true, std::memory_order_relaxed);
+  }
+  return pwrite(fd, p, len, offset);
+}
+
 // Reads until `len` bytes, end of file, or (direct) a short read, which is the end of file.
 ssize_t ReadFull(int fd, uint8_t* p, size_t len, int64_t offset, bool direct) {
   size_t done = 0;
@@ -80,10 +114,11 @@ ssize_t ReadFull(int fd, uint8_t* p, size_t len, int64_t offset, bool direct) {
   return static_cast<ssize_t>(done);
 }
 
-ssize_t WriteFull(int fd, const uint8_t* p, size_t len, int64_t offset) {
+// uncached: a buffered write may go uncached (WriteAt); O_DIRECT ignores the flag.
+ssize_t WriteFull(int fd, const uint8_t* p, size_t len, int64_t offset, bool uncached = false) {
   size_t done = 0;
   while (done < len) {
-    ssize_t r = pwrite(fd, p + done, len - done, offset + static_cast<int64_t>(done));
+    ssize_t r = WriteAt(fd, p + done, len - done, offset + static_cast<int64_t>(done), uncached);
     if (r < 0) {
       if (errno == EINTR) continue;
       return -1;
@@ -171,6 +206,7 @@ class OpenJob : public NumberJob {
     if (fd_ < 0) return Fail("open");
     open_files += 1;
     files_->Add(fd_);
+    ForgetUncachedRefusal(fd_);
     struct stat st;
     if (fstat(fd_, &st) != 0) return FailClosing("fstat");
     if (!S_ISREG(st.st_mode)) {
@@ -302,8 +338,8 @@ class ReadJob : public BufferJob {
 
 class WriteJob : public BufferJob {
  public:
-  WriteJob(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset, bool skip_zero, bool may_pad)
-      : BufferJob(env, fd, view, offset), skip_zero_(skip_zero), may_pad_(may_pad) {}
+  WriteJob(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset, bool skip_zero, bool may_pad, bool uncached)
+      : BufferJob(env, fd, view, offset), skip_zero_(skip_zero), may_pad_(may_pad), uncached_(uncached) {}
 
   // Resolves with the padded end of file when the tail was padded for O_DIRECT, else 0.
   void Execute() override {
@@ -332,12 +368,13 @@ class WriteJob : public BufferJob {
       if (errno != EINVAL) return Fail("pwrite");
       DropDirect(fd_);
     }
-    if (WriteFull(fd_, base_, len_, offset_) < 0) Fail("pwrite");
+    if (WriteFull(fd_, base_, len_, offset_, uncached_) < 0) Fail("pwrite");
   }
 
  private:
   bool skip_zero_;
   bool may_pad_;
+  bool uncached_;
 };
 
 class TruncateJob : public NumberJob {
@@ -594,6 +631,31 @@ class ListDirectoryJob : public NumberJob {
   std::vector<Entry> entries_;
 };
 
+// Whether a buffered write to a new file in a directory goes uncached (WriteAt): 1 or 0. Asked
+// of an unnamed file there (O_TMPFILE), or of one created under a random name and unlinked at
+// once where the file system has no unnamed files; 4 KiB of zeros are written to it.
+class UncachedProbeJob : public NumberJob {
+ public:
+  UncachedProbeJob(Napi::Env env, std::string dir) : NumberJob(env), dir_(std::move(dir)) {}
+
+  void Execute() override {
+    int fd = open(dir_.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      std::string name = dir_ + "/.escp-probe-XXXXXX";
+      fd = mkostemp(name.data(), O_CLOEXEC);
+      if (fd < 0) return Fail("open");
+      unlink(name.c_str());
+    }
+    static const uint8_t zeros[4096] = {};
+    iovec v = {const_cast<uint8_t*>(zeros), sizeof zeros};
+    value_ = pwritev2(fd, &v, 1, 0, RWF_DONTCACHE) == static_cast<ssize_t>(sizeof zeros) ? 1 : 0;
+    close(fd);
+  }
+
+ private:
+  std::string dir_;
+};
+
 // rename(2): a finished file into its final name, in a batch with others.
 class RenameJob : public NumberJob {
  public:
@@ -750,8 +812,8 @@ std::unique_ptr<Job> MakeOpen(Napi::Env env, FileTable* files, std::string path,
 std::unique_ptr<Job> MakeRead(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset, bool drop_behind) {
   return std::make_unique<ReadJob>(env, fd, view, offset, drop_behind);
 }
-std::unique_ptr<Job> MakeWrite(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset, bool skip_zero, bool may_pad) {
-  return std::make_unique<WriteJob>(env, fd, view, offset, skip_zero, may_pad);
+std::unique_ptr<Job> MakeWrite(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset, bool skip_zero, bool may_pad, bool uncached) {
+  return std::make_unique<WriteJob>(env, fd, view, offset, skip_zero, may_pad, uncached);
 }
 std::unique_ptr<Job> MakeTruncate(Napi::Env env, int fd, int64_t size) { return std::make_unique<TruncateJob>(env, fd, size); }
 std::unique_ptr<Job> MakeFsync(Napi::Env env, int fd) { return std::make_unique<FsyncJob>(env, fd); }
@@ -765,6 +827,8 @@ std::unique_ptr<Job> MakeSetAttributes(Napi::Env env, int fd, int64_t mode, int6
 std::unique_ptr<Job> MakeListDirectory(Napi::Env env, std::string path, bool no_follow) {
   return std::make_unique<ListDirectoryJob>(env, std::move(path), no_follow);
 }
+std::unique_ptr<Job> MakeUncachedProbe(Napi::Env env, std::string dir) { return std::make_unique<UncachedProbeJob>(env, std::move(dir)); }
+
 std::unique_ptr<Job> MakeRename(Napi::Env env, std::string from, std::string to) { return std::make_unique<RenameJob>(env, std::move(from), std::move(to)); }
 std::unique_ptr<Job> MakeReadWhole(Napi::Env env, std::string path, Napi::TypedArray view) {
   return std::make_unique<ReadWholeJob>(env, std::move(path), view);

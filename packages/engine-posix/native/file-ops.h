@@ -40,7 +40,8 @@ std::unique_ptr<Job> MakeOpen(Napi::Env env, FileTable* files, std::string path,
 // drop_behind: a buffered read drops the pages it moved past from the cache (read once and gone).
 std::unique_ptr<Job> MakeRead(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset, bool drop_behind);
 // may_pad: this write ends the file, so O_DIRECT may pad its unaligned tail with zeros.
-std::unique_ptr<Job> MakeWrite(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset, bool skip_zero, bool may_pad);
+// uncached: written buffered, it goes uncached (RWF_DONTCACHE) where the file system takes it.
+std::unique_ptr<Job> MakeWrite(Napi::Env env, int fd, Napi::TypedArray view, int64_t offset, bool skip_zero, bool may_pad, bool uncached);
 std::unique_ptr<Job> MakeTruncate(Napi::Env env, int fd, int64_t size);
 std::unique_ptr<Job> MakeFsync(Napi::Env env, int fd);
 std::unique_ptr<Job> MakeExtents(Napi::Env env, int fd, int64_t size);
@@ -54,6 +55,8 @@ std::unique_ptr<Job> MakeClose(Napi::Env env, FileTable* files, int fd, bool dro
 // A directory's entries (not . and ..) with their lstat and a symlink's target: { names, meta }.
 // no_follow: a symlink at path is refused (ENOTDIR, as O_DIRECTORY | O_NOFOLLOW gives), not followed.
 std::unique_ptr<Job> MakeListDirectory(Napi::Env env, std::string path, bool no_follow);
+// Whether buffered writes to new files in dir go uncached (RWF_DONTCACHE): 1 or 0.
+std::unique_ptr<Job> MakeUncachedProbe(Napi::Env env, std::string dir);
 // rename(from, to).
 std::unique_ptr<Job> MakeRename(Napi::Env env, std::string from, std::string to);
 // Reads a whole file of at most the view's length from offset 0: open, read, close in one job.

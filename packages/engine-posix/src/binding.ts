@@ -70,8 +70,9 @@ export interface PosixBinding {
    * skipZero: leave a hole for an all-zero block. mayPad: this write ends the file, so O_DIRECT
    * may pad its unaligned tail (anywhere else an unaligned length turns O_DIRECT off for the
    * descriptor). Resolves with the padded end of file when the tail was padded, else 0.
+   * uncached: a buffered write goes uncached (RWF_DONTCACHE) where the file system takes it.
    */
-  write(fd: number, data: Uint8Array, offset: number, skipZero: boolean, mayPad: boolean): Promise<number>
+  write(fd: number, data: Uint8Array, offset: number, skipZero: boolean, mayPad: boolean, uncached: boolean): Promise<number>
   truncate(fd: number, sizeBytes: number): Promise<number>
   fsync(fd: number): Promise<number>
   /** [offset, length, ...] of data extents, or null when the file system cannot tell. */
@@ -91,6 +92,8 @@ export interface PosixBinding {
    * refused (ENOTDIR, as O_DIRECTORY | O_NOFOLLOW gives), not followed.
    */
   listDirectory(path: Buffer | string, noFollow?: boolean): Promise<{ names: Buffer; meta: Float64Array }>
+  /** 1 when buffered writes to new files in dir go uncached (RWF_DONTCACHE), else 0; asked of an unnamed file there. */
+  writesUncached(dir: Buffer | string): Promise<number>
   readWholeMany(calls: ReadWholeCall[]): Promise<number>[]
   /** Each call renames from to to (rename(2)); one promise per call. */
   renameMany(calls: Array<[Buffer | string, Buffer | string]>): Promise<number>[]

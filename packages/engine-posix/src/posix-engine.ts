@@ -14,6 +14,7 @@ import type {
   IoEngine,
   OpenReadOptions,
   OpenWriteOptions,
+  PluginOptions,
   ReadHandle,
   WriteHandle,
 } from '@escp/core/plugin'
@@ -121,6 +122,21 @@ function* directoryEntries(dir: EnginePath, names: Buffer, meta: Float64Array): 
   }
 }
 
+export interface PosixEngineOptions {
+  /**
+   * Buffered writes go uncached (RWF_DONTCACHE) where the file system takes it (default true);
+   * false keeps them in the page cache, and a receiver then bypasses it with O_DIRECT.
+   */
+  uncachedWrites?: boolean
+}
+
+/** Plugin option `uncachedWrites` (PosixEngineOptions.uncachedWrites), for posix and the engines built on it. */
+export function uncachedWritesOption(options: PluginOptions): boolean | undefined {
+  const v = options.uncachedWrites
+  if (v !== undefined && typeof v !== 'boolean') throw escpError('ESCP_ERR_BAD_ARGUMENT', `the plugin option uncachedWrites must be true or false, not ${JSON.stringify(v)}`)
+  return v
+}
+
 export class PosixEngine implements IoEngine {
   readonly name: string = 'posix'
   /** Undefined where the native module did not load. */
@@ -128,13 +144,20 @@ export class PosixEngine implements IoEngine {
   private readonly wholeReads = new TurnBatch<ReadWholeCall>((calls) => this.binding.readWholeMany(calls))
   private readonly wholeCreates = new TurnBatch<CreateWholeCall>((calls) => this.binding.createWholeMany(calls))
   private readonly renames = new TurnBatch<[EnginePath, EnginePath]>((calls) => this.binding.renameMany(calls))
+  private readonly uncachedDirs = new Map<string, Promise<boolean>>()
+
+  private readonly uncached: boolean
 
   /**
    * `load`: the native calls the engine makes. Another engine built on this one passes its own
    * (uring passes these with its reads and writes going through io_uring).
    */
-  constructor(private readonly load: BindingLoad = loadBinding()) {
+  constructor(
+    private readonly load: BindingLoad = loadBinding(),
+    options: PosixEngineOptions = {},
+  ) {
     this.directAlignment = load.ok ? load.binding.alignment : undefined
+    this.uncached = options.uncachedWrites !== false
   }
 
   available(): Availability {
@@ -183,7 +206,28 @@ export class PosixEngine implements IoEngine {
       throw nativeIoError(err, 'open', path)
     }
     noteDirect(options.direct, r.direct, path)
-    return new PosixWriteHandle(b, path, r.fd, r.direct, options.sparse === true, options.sizeBytes)
+    return new PosixWriteHandle(b, path, r.fd, r.direct, options.sparse === true, options.sizeBytes, this.uncached)
+  }
+
+  /**
+   * Buffered writes through handles go uncached where the file system takes it (the native
+   * WriteAt), unless the engine was made with uncachedWrites false: asked once per directory.
+   */
+  writesUncached(dir: EnginePath): Promise<boolean> {
+    if (!this.uncached) return Promise.resolve(false)
+    const key = typeof dir === 'string' ? dir : Buffer.from(dir).toString('latin1')
+    let answer = this.uncachedDirs.get(key)
+    if (!answer) {
+      answer = this.binding.writesUncached(dir).then(
+        (r) => r === 1,
+        (err) => {
+          this.uncachedDirs.delete(key)
+          throw nativeIoError(err, 'open', dir)
+        },
+      )
+      this.uncachedDirs.set(key, answer)
+    }
+    return answer
   }
 
   async listDirectory(dir: EnginePath, options: ListDirectoryOptions = {}): Promise<Iterable<DirectoryEntry>> {
@@ -309,13 +353,14 @@ class PosixWriteHandle implements WriteHandle {
     private readonly direct: boolean,
     private readonly sparse: boolean,
     private readonly finalSizeBytes: number | undefined,
+    private readonly uncached: boolean,
   ) {}
 
   write(data: Uint8Array, offset: number): Promise<void> {
     return this.ops.run('write', this.path, async () => {
       let padded: number
       try {
-        padded = await this.b.write(this.fd, data, offset, this.sparse, offset + data.byteLength === this.finalSizeBytes)
+        padded = await this.b.write(this.fd, data, offset, this.sparse, offset + data.byteLength === this.finalSizeBytes, this.uncached)
       } catch (err) {
         throw nativeIoError(err, 'pwrite', this.path)
       }

@@ -170,7 +170,7 @@ class UringAddon : public Napi::Addon<UringAddon> {
     return Queue(env, MakeRead(env, *ring_, std::move(file), view, offset));
   }
 
-  // write(fd, data, offset, skipZero, mayPad) → padded end of file, or 0
+  // write(fd, data, offset, skipZero, mayPad, uncached) → padded end of file, or 0
   Napi::Value Write(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     std::shared_ptr<RingFile> file = ArgFile(info);
@@ -178,10 +178,11 @@ class UringAddon : public Napi::Addon<UringAddon> {
     int64_t offset = ArgInt(info, 2, "offset", 0, kMaxOffset);
     bool skip_zero = info.Length() > 3 && info[3].ToBoolean().Value();
     bool may_pad = info.Length() > 4 && info[4].ToBoolean().Value();
+    bool uncached = info.Length() > 5 && info[5].ToBoolean().Value();
     auto* data = static_cast<const uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset();
     // Nothing to write, or a hole.
     if (view.ByteLength() == 0 || (skip_zero && IsAllZero(data, view.ByteLength()))) return Resolved(env, 0);
-    return Queue(env, MakeWrite(env, *ring_, std::move(file), view, offset, may_pad));
+    return Queue(env, MakeWrite(env, *ring_, std::move(file), view, offset, may_pad, uncached));
   }
 
   // submit() → entries the kernel took

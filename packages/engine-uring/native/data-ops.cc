@@ -14,6 +14,10 @@ namespace escp {
 
 namespace {
 
+#ifndef RWF_DONTCACHE
+#define RWF_DONTCACHE 0x00000080
+#endif
+
 bool IsAligned(uint64_t v) { return v % kDirectAlignment == 0; }
 bool IsAligned(const void* p) { return IsAligned(reinterpret_cast<uintptr_t>(p)); }
 size_t RoundUp(size_t v) { return (v + kDirectAlignment - 1) / kDirectAlignment * kDirectAlignment; }
@@ -88,8 +92,9 @@ class ReadOp : public TransferOp {
 
 class WriteOp : public TransferOp {
  public:
-  WriteOp(Napi::Env env, Ring& ring, std::shared_ptr<RingFile> file, Napi::TypedArray view, int64_t offset, bool may_pad)
+  WriteOp(Napi::Env env, Ring& ring, std::shared_ptr<RingFile> file, Napi::TypedArray view, int64_t offset, bool may_pad, bool uncached)
       : TransferOp(env, ring, std::move(file), view, offset, true) {
+    uncached_ = uncached;
     // Padding an unaligned length with zeros is right only at the end of the file; elsewhere it
     // would overwrite the next block.
     if (file_->direct && (!IsAligned(static_cast<uint64_t>(offset_)) || (!IsAligned(len_) && !may_pad))) {
@@ -164,6 +169,10 @@ void TransferOp::DropScratch() {
 
 bool TransferOp::GoesAgain(int32_t res) {
   if (res == -EINTR || res == -EAGAIN) return true;
+  if (res == -EOPNOTSUPP && uncached_trip_) {
+    file_->uncached = false;
+    return true;
+  }
   if (res != -EINVAL || !direct_) return false;
   // The file system refused O_DIRECT for this I/O: buffered from now on, for the descriptor.
   Ring::DropDirect(*file_);
@@ -184,6 +193,8 @@ void TransferOp::Prepare(Ring& ring, io_uring_sqe* sqe) {
   sqe->off = static_cast<uint64_t>(offset_) + done_;
   sqe->addr = reinterpret_cast<uint64_t>(io_ + done_);
   sqe->len = static_cast<uint32_t>(std::min(want_ - done_, ring.max_trip()));
+  uncached_trip_ = uncached_ && !direct_ && file_->uncached;
+  if (uncached_trip_) sqe->rw_flags = RWF_DONTCACHE;
 }
 
 void TransferOp::Fail(int err, const char* syscall) {
@@ -205,8 +216,8 @@ TransferOp* MakeRead(Napi::Env env, Ring& ring, std::shared_ptr<RingFile> file, 
   return new ReadOp(env, ring, std::move(file), view, offset);
 }
 
-TransferOp* MakeWrite(Napi::Env env, Ring& ring, std::shared_ptr<RingFile> file, Napi::TypedArray view, int64_t offset, bool may_pad) {
-  return new WriteOp(env, ring, std::move(file), view, offset, may_pad);
+TransferOp* MakeWrite(Napi::Env env, Ring& ring, std::shared_ptr<RingFile> file, Napi::TypedArray view, int64_t offset, bool may_pad, bool uncached) {
+  return new WriteOp(env, ring, std::move(file), view, offset, may_pad, uncached);
 }
 
 bool IsAllZero(const uint8_t* p, size_t n) {

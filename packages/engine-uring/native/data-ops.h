@@ -31,8 +31,9 @@ class TransferOp : public RingOp {
   void Abandon() override;
 
  protected:
-  // A result after which the same I/O goes again: EINTR or EAGAIN, or EINVAL with O_DIRECT
-  // (which is then turned off and the I/O retried buffered).
+  // A result after which the same I/O goes again: EINTR or EAGAIN, EINVAL with O_DIRECT
+  // (which is then turned off and the I/O retried buffered), or EOPNOTSUPP for an uncached
+  // write (retried through the cache, as every later write to the file).
   bool GoesAgain(int32_t res);
   // Aims the I/O at `target` (the caller's memory or scratch) for `want` bytes, from the start.
   void Aim(uint8_t* target, size_t want);
@@ -50,6 +51,8 @@ class TransferOp : public RingOp {
   size_t len_;
   size_t capacity_;  // bytes from base_ to the end of its memory (padded O_DIRECT reads fill them)
   bool direct_ = false;
+  bool uncached_ = false;       // a buffered write may go uncached
+  bool uncached_trip_ = false;  // the trip in the kernel asked for an uncached write
   uint8_t* io_ = nullptr;
   size_t want_ = 0;
   size_t done_ = 0;
@@ -64,8 +67,9 @@ class TransferOp : public RingOp {
 // Resolves with the bytes read: fewer only at the end of the file.
 TransferOp* MakeRead(Napi::Env env, Ring& ring, std::shared_ptr<RingFile> file, Napi::TypedArray view, int64_t offset);
 // may_pad: this write ends the file, so O_DIRECT may pad its unaligned tail with zeros. Resolves
-// with the padded end of file when it did, else 0.
-TransferOp* MakeWrite(Napi::Env env, Ring& ring, std::shared_ptr<RingFile> file, Napi::TypedArray view, int64_t offset, bool may_pad);
+// with the padded end of file when it did, else 0. uncached: written buffered, it goes uncached
+// (RWF_DONTCACHE) where the file system takes it.
+TransferOp* MakeWrite(Napi::Env env, Ring& ring, std::shared_ptr<RingFile> file, Napi::TypedArray view, int64_t offset, bool may_pad, bool uncached);
 
 bool IsAllZero(const uint8_t* p, size_t n);
 

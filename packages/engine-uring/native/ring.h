@@ -40,6 +40,9 @@ struct RingFile {
   bool direct;
   // A source found in the page cache: buffered reads do not drop the pages they pass.
   bool keep_cache;
+  // Buffered writes asked to go uncached do (RWF_DONTCACHE, as in engine-posix) until the file
+  // system refuses them.
+  bool uncached = true;
 };
 
 // One read, write or fadvise. It may take several trips through the kernel (a short read,

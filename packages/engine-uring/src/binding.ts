@@ -50,7 +50,7 @@ export interface UringNative {
   /** Queued until the next submit(). Bytes read, fewer only at end of file. */
   read(fd: number, buf: Uint8Array, offset: number): Promise<number>
   /** Queued until the next submit(). The padded end of file when O_DIRECT padded the tail, else 0. */
-  write(fd: number, data: Uint8Array, offset: number, skipZero: boolean, mayPad: boolean): Promise<number>
+  write(fd: number, data: Uint8Array, offset: number, skipZero: boolean, mayPad: boolean, uncached: boolean): Promise<number>
   /** Hands what is queued to the kernel with one io_uring_enter; returns how many entries it took. */
   submit(): number
   stats(): Omit<UringStats, 'openFiles'>

@@ -8,7 +8,7 @@ import { debuglog, getSystemErrorName } from 'node:util'
 import { escpError } from '@escp/core/plugin'
 import type { BufferPool } from '@escp/core/plugin'
 import { PosixEngine, loadBinding, nativeIoError } from '@escp/engine-posix'
-import type { PosixBinding } from '@escp/engine-posix'
+import type { PosixBinding, PosixEngineOptions } from '@escp/engine-posix'
 import { loadNative } from './binding'
 import type { ProbeResult, UringNative, UringStats } from './binding'
 
@@ -19,7 +19,7 @@ export const URING_DISABLE_ENV = 'ESCP_URING_DISABLE'
 export const DEFAULT_QUEUE_DEPTH = 64
 export const MAX_QUEUE_DEPTH = 4096
 
-export interface UringEngineOptions {
+export interface UringEngineOptions extends PosixEngineOptions {
   /** Entries of this thread's ring: at most this many reads and writes in the kernel at once; more wait their turn. */
   queueDepth?: number
 }
@@ -30,7 +30,7 @@ export class UringEngine extends PosixEngine {
 
   constructor(options: UringEngineOptions = {}) {
     const load = loadUring(options.queueDepth ?? DEFAULT_QUEUE_DEPTH)
-    super(load.ok ? { ok: true, binding: load.binding } : load)
+    super(load.ok ? { ok: true, binding: load.binding } : load, options)
     this.ring = load.ok ? load.ring : undefined
   }
 
@@ -152,7 +152,7 @@ function ringBinding(posix: PosixBinding, ring: UringNative): PosixBinding {
       return r
     },
     read: (fd, buf, offset) => queued(() => ring.read(fd, buf, offset)),
-    write: (fd, data, offset, skipZero, mayPad) => queued(() => ring.write(fd, data, offset, skipZero, mayPad)),
+    write: (fd, data, offset, skipZero, mayPad, uncached) => queued(() => ring.write(fd, data, offset, skipZero, mayPad, uncached)),
     truncate: (fd, sizeBytes) => posix.truncate(fd, sizeBytes),
     fsync: (fd) => posix.fsync(fd),
     extents: (fd, sizeBytes) => posix.extents(fd, sizeBytes),
@@ -167,6 +167,8 @@ function ringBinding(posix: PosixBinding, ring: UringNative): PosixBinding {
     readWholeMany: (calls) => posix.readWholeMany(calls),
     renameMany: (calls) => posix.renameMany(calls),
     createWholeMany: (calls) => posix.createWholeMany(calls),
+    // Its writes go uncached where posix's do (RWF_DONTCACHE on the ring's writes).
+    writesUncached: (dir) => posix.writesUncached(dir),
     stats(): UringStats {
       const files = posix.stats()
       const own = ring.stats()

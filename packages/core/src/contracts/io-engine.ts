@@ -173,6 +173,14 @@ export interface IoEngine {
    * buffers for it. Absent: the engine does no O_DIRECT, or takes any memory as it is.
    */
   readonly directAlignment?: number
+  /**
+   * Optional: whether buffered writes (OpenWriteOptions.direct false) to new files in `dir` go
+   * uncached: written back as they are made and dropped from the page cache once clean
+   * (RWF_DONTCACHE, Linux 6.14), so that they neither fill the cache nor wait for a flush.
+   * Where they do, a receiver asked to bypass the page cache writes buffered rather than with
+   * O_DIRECT. Rejects where `dir` cannot be written to.
+   */
+  writesUncached?(dir: EnginePath): Promise<boolean>
   available(): Availability
   /**
    * For a sender: the source named by `source` when this engine provides it, else null (the
