@@ -1,12 +1,12 @@
-// Loopback copies through the posix engine: what it writes, and what it gives back (descriptors,
-// aligned memory) when a transfer ends or is cut off.
+// Loopback copies through the posix engine: what it writes, how (uncached or O_DIRECT), and what
+// it gives back (descriptors, aligned memory) when a transfer ends or is cut off.
 import fs from 'node:fs'
 import path from 'node:path'
 import { expect } from 'chai'
 import { copy, push, spawnLoopbackServer } from '@escp/core'
 import type { TransferOptions } from '@escp/core'
 import { PosixEngine } from '@escp/engine-posix'
-import { skipIfUnavailable } from '@escp/core/testing'
+import { pageCacheBytes, skipBecause, skipIfUnavailable, uncachedWriteRefusal } from '@escp/core/testing'
 import { describeTree, leftoverTemps, sha256File, tempDir, writeRandom } from './helpers/trees'
 
 const MiB = 1024 * 1024
@@ -50,11 +50,31 @@ describe('loopback transfer with the posix engine', function () {
     for (const size of [0, 1, 4095, 4096, 4097, MiB - 1, MiB, MiB + 1, 2 * MiB + 4095, 2 * MiB + 4097, 3 * MiB + 12345]) writeRandom(path.join(src, `f${size}`), size)
     const before = engine.stats()
     const dst = path.join(work, 'dst')
-    const summary = await copy({ sources: [src], destination: dst, options: opts({ recursive: true, preserve: true, streams: 2 }) })
+    // Not uncached, which the receiver would take over O_DIRECT where the file system has it.
+    const summary = await copy({ sources: [src], destination: dst, options: opts({ recursive: true, preserve: true, streams: 2, pluginOptions: { uncachedWrites: false } }) })
     expect(summary.ok, JSON.stringify(summary.failures)).to.equal(true)
     expect(describeTree(dst, true)).to.deep.equal(describeTree(src, true))
     expect(leftoverTemps(dst)).to.deep.equal([])
     expect(await settledStats(engine, before)).to.deep.include({ openFiles: before.openFiles, alignedBuffers: before.alignedBuffers })
+  })
+
+  it('writes uncached where the destination takes it, and with O_DIRECT when told not to, as the receiver\'s log says', async function () {
+    const refusal = uncachedWriteRefusal(work)
+    if (refusal) return skipBecause(this, refusal)
+    const file = path.join(work, 'big')
+    writeRandom(file, 24 * MiB + 5)
+    const writesOf = (log: string) => fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; writes?: string }).find((l) => l.msg === 'session started')?.writes
+    for (const [uncachedWrites, expected] of [[true, 'uncached'], [false, 'O_DIRECT']] as const) {
+      const dst = path.join(work, `copy-${expected}`)
+      const log = path.join(work, `${expected}.log`)
+      const summary = await copy({ sources: [file], destination: dst, options: opts({ serverLogFile: log, pluginOptions: { uncachedWrites } }) })
+      expect(summary.ok, JSON.stringify(summary.failures)).to.equal(true)
+      expect(writesOf(log), 'the receiver\'s writes').to.equal(expected)
+      // Neither way leaves the copy in the page cache.
+      const resident = pageCacheBytes(dst)
+      if (typeof resident === 'number') expect(resident, `${expected}: bytes of the copy in the page cache`).to.be.below(2 * MiB)
+      expect(sha256File(dst)).to.equal(sha256File(file))
+    }
   })
 
   it('mixes engines: posix sends, node-fs receives, and the other way round', async function () {

@@ -2,7 +2,7 @@
 // receives it, speaking the protocol minor version the test chooses, through the real Receiver
 // and receiver links.
 import { expect } from 'chai'
-import { Receiver, linkSettings, protocol, resolveDestination, sessionRequest, spawnLoopbackServer, startReceiverLinks } from '@escp/core'
+import { Receiver, linkSettings, protocol, receivingWrites, resolveDestination, sessionRequest, spawnLoopbackServer, startReceiverLinks } from '@escp/core'
 import type { PluginSet, TransferOptions } from '@escp/core'
 import { within } from './hostile-sender'
 
@@ -28,14 +28,17 @@ export async function pullSpeaking(set: PluginSet, o: TransferOptions, minor: nu
       protocolMinor: minor,
     })
     expect(session.sharedMinor).to.equal(minor)
+    const resolved = await resolveDestination(destination, 1)
+    const engine = set.registry.resolve('engine', engines.client)
     const receiver = new Receiver(session, {
-      destination: await resolveDestination(destination, 1),
+      destination: resolved,
       checksum: set.registry.resolve('checksum', o.checksum),
-      engine: set.registry.resolve('engine', engines.client),
+      engine,
       blockSizeBytes: o.blockSizeBytes,
       preserve: false,
     })
-    const links = await startReceiverLinks(session, linkSettings(session.init, set, 'client', engines.client), receiver)
+    const writes = await receivingWrites(engine, resolved.guard.rootPath, o.direct)
+    const links = await startReceiverLinks(session, linkSettings(session.init, set, 'client', engines.client), writes, receiver)
     const r = await within(receiver.run(links), 30_000, 'the pull')
     const done = await channel.receive(30_000, "the server's SessionDone")
     if (done.kind !== 'done') throw new Error(`expected SessionDone, got ${done.kind}`)

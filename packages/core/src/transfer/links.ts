@@ -1,4 +1,5 @@
 // Starting a session's stream workers and their links on either side.
+import type { EnginePath, IoEngine } from '../contracts/io-engine'
 import type { Session } from '../protocol/session'
 import { ReceiverLink, SenderLink } from './stream-link'
 import type { RecordTargets } from './stream-link'
@@ -10,6 +11,22 @@ export { BootedWorkers, bootOf }
 export interface LinkSettings extends StreamSettings {
   /** Pacing of each sending stream, bytes per second; 0 for none. */
   rateLimit: number
+}
+
+/** How a receiver writes file data, as its log says: what `direct` asked for, as the destination takes it. */
+export type DataWrites = 'uncached' | 'O_DIRECT' | 'page cache'
+
+/**
+ * How the receiving side writes into the directory `root`. Asked to bypass the page cache
+ * (direct), it writes buffered where the engine's buffered writes there go uncached, else with
+ * O_DIRECT. Uncached writes measured faster than O_DIRECT on this machine's ext4, for the same
+ * CPU: 2 GiB copied in 2.14 s against 3.53 s with posix (5 runs each, taking turns), and 2.22 s
+ * against 2.86 s with uring. Where the question cannot be answered (a root not made yet, not
+ * writable), O_DIRECT, as before.
+ */
+export async function receivingWrites(engine: IoEngine, root: EnginePath, direct: boolean): Promise<DataWrites> {
+  const uncached = !engine.discards && engine.writesUncached ? await engine.writesUncached(root).catch(() => false) : false
+  return uncached ? 'uncached' : direct ? 'O_DIRECT' : 'page cache'
 }
 
 function workerData(session: Session, s: LinkSettings, role: 'sender' | 'receiver', index: number, send: StreamWorkerData['send'], receive: StreamWorkerData['receive']): StreamWorkerData {
@@ -48,7 +65,9 @@ export function startSenderLinks(session: Session, s: LinkSettings, booted?: Boo
   )
 }
 
-export function startReceiverLinks(session: Session, s: LinkSettings, targets: RecordTargets, booted?: BootedWorkers): Promise<ReceiverLink[]> {
+/** `writes`: receivingWrites for the destination; its workers use O_DIRECT only for 'O_DIRECT'. */
+export function startReceiverLinks(session: Session, settings: LinkSettings, writes: DataWrites, targets: RecordTargets, booted?: BootedWorkers): Promise<ReceiverLink[]> {
+  const s = { ...settings, direct: writes === 'O_DIRECT' }
   return startAll(
     session,
     async (i) => {

@@ -7,8 +7,8 @@ import type { PluginSet } from '../plugins/loader'
 import type { ControlChannel } from '../protocol/control-channel'
 import type { SessionInit } from '../protocol/messages'
 import { acceptServerSession } from '../protocol/session'
-import { BootedWorkers, bootOf, startReceiverLinks, startSenderLinks } from './links'
-import type { LinkSettings } from './links'
+import { BootedWorkers, bootOf, receivingWrites, startReceiverLinks, startSenderLinks } from './links'
+import type { DataWrites, LinkSettings } from './links'
 import { resolveDestination } from './paths'
 import type { Destination } from './paths'
 import { Receiver } from './receiver'
@@ -58,6 +58,7 @@ export async function serveSession(channel: ControlChannel, set: PluginSet, opti
 /** `boot` is called once the session's request is accepted, to start its stream workers early. */
 async function serve(channel: ControlChannel, set: PluginSet, options: ServeOptions, boot: (streams: number) => BootedWorkers): Promise<void> {
   let destination: Destination | undefined
+  let writes: Promise<DataWrites> | undefined
   let booted: BootedWorkers | undefined
   const session = await acceptServerSession(channel, set.registry, {
     software: options.software,
@@ -66,7 +67,11 @@ async function serve(channel: ControlChannel, set: PluginSet, options: ServeOpti
     validate: async (init) => {
       set.registry.resolve('engine', init.serverEngine)
       if (init.paths.length === 0) throw escpError('ESCP_ERR_BAD_ARGUMENT', 'no path was given')
-      if (init.serverRole === 'receiver') destination = await resolveDestination(init.paths[0], init.sourceCount)
+      if (init.serverRole === 'receiver') {
+        destination = await resolveDestination(init.paths[0], init.sourceCount)
+        // Asked while the data streams connect.
+        writes = receivingWrites(set.registry.resolve('engine', init.serverEngine), destination.guard.rootPath, init.direct)
+      }
       // The workers load their plugins while the data streams connect.
       booted = boot(init.streams)
     },
@@ -76,11 +81,13 @@ async function serve(channel: ControlChannel, set: PluginSet, options: ServeOpti
   const checksum = init.checksum === 'none' ? null : set.registry.resolve('checksum', init.checksum)
   const log = options.log
   const started = Date.now()
+  const dataWrites = writes ? await writes : undefined
   log?.info(
     {
       client: init.software,
       role: init.serverRole,
       paths: init.paths,
+      ...(dataWrites ? { writes: dataWrites } : {}),
       cipher: session.keys.cipher.name,
       checksum: init.checksum,
       compressor: init.compressor,
@@ -104,7 +111,7 @@ async function serve(channel: ControlChannel, set: PluginSet, options: ServeOpti
         blockSizeBytes: init.blockSizeBytes,
         preserve: init.preserve,
       })
-      const links = await startReceiverLinks(session, settings, receiver, booted)
+      const links = await startReceiverLinks(session, settings, dataWrites as DataWrites, receiver, booted)
       const r = await receiver.run(links)
       ended({ filesOk: r.entriesOk, failures: r.failures, bytes: r.bytes })
       await channel.send({ kind: 'done', done: { ok: r.failed === 0, filesOk: BigInt(r.entriesOk), filesFailed: BigInt(r.failed), bytes: BigInt(r.bytes) } })
