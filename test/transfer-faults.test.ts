@@ -310,8 +310,10 @@ describe('loopback transfer under faults and attacks', function () {
             expect(fs.readFileSync(file)).to.deep.equal(data)
             expect(fs.statSync(file).mode & 0o777).to.equal(0o640 & ~process.umask())
           })
-          // Answered ok in runs of ids, which carry no digests (1.4).
-          expect(peer.okRuns).to.deep.include({ first: 0n, count: 4n })
+          // Answered ok in runs of ids, which carry no digests (1.4): the directory's verdict may
+          // go in a batch of its own when its files take longer than a batch waits.
+          const runIds = peer.okRuns.flatMap((r) => Array.from({ length: Number(r.count) }, (_, k) => r.first + BigInt(k)))
+          expect(runIds.sort((a, b) => Number(a - b))).to.deep.equal([0n, 1n, 2n, 3n])
           expect(leftoverTemps(dest)).to.deep.equal([])
           await peer.close()
         })
