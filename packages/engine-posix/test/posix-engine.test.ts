@@ -7,6 +7,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
+import { loadPlugins } from '@escp/core'
 import type { EscpError } from '@escp/core'
 import { expectCode, mountScratch, skipBecause, skipIfUnavailable } from '@escp/core/testing'
 import { PosixEngine } from '../src'
@@ -197,5 +198,11 @@ describe('posix engine', function () {
     expect(bufs.every((b) => b.buffer.byteLength === 0), 'released buffers are detached').to.equal(true)
     expect(held.alignedBuffers - engine.stats().alignedBuffers).to.be.at.least(16)
     expect(held.alignedBytes - engine.stats().alignedBytes).to.be.at.least(16 * MiB)
+  })
+
+  it('takes uncachedWrites from the plugin options, and refuses a value that is not true or false', async function () {
+    const { registry } = await loadPlugins({ plugins: [require.resolve('@escp/engine-posix')], options: { uncachedWrites: false } })
+    expect(await registry.resolve('engine', 'posix').writesUncached?.(dir)).to.equal(false)
+    await expectCode(() => loadPlugins({ plugins: [require.resolve('@escp/engine-posix')], options: { uncachedWrites: 'no' } }), 'ESCP_ERR_BAD_ARGUMENT')
   })
 })

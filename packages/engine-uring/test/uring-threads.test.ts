@@ -147,19 +147,25 @@ describe('uring engine across worker threads', function () {
     }
   })
 
-  it('takes its queue depth from the plugin option uringQueueDepth, and refuses one out of range', async function () {
+  it('takes its queue depth from the plugin option uringQueueDepth and uncachedWrites as posix does, and refuses values it cannot use', async function () {
     const body = `
       const { loadPlugins } = require('@escp/core')
       const { registry } = await loadPlugins({ plugins: [workerData.dist + '/index.js'], options: { uringQueueDepth: 8 } })
       const engine = registry.resolve('engine', 'uring')
       engine.createBufferPool(4096, 1)
       const bad = await loadPlugins({ plugins: [workerData.dist + '/index.js'], options: { uringQueueDepth: 0 } }).catch((err) => err.code)
-      post({ stats: engine.stats(), bad })`
+      // uncachedWrites as for posix: false keeps buffered writes in the page cache.
+      const kept = (await loadPlugins({ plugins: [workerData.dist + '/index.js'], options: { uncachedWrites: false } })).registry.resolve('engine', 'uring')
+      const uncached = await kept.writesUncached(require('node:os').tmpdir())
+      const badUncached = await loadPlugins({ plugins: [workerData.dist + '/index.js'], options: { uncachedWrites: 1 } }).catch((err) => err.code)
+      post({ stats: engine.stats(), bad, uncached, badUncached })`
     const w = startWorker(body, {})
     try {
-      const out = await nextMessage<{ stats: { queueDepth: number; ring: boolean }; bad: string }>(w)
+      const out = await nextMessage<{ stats: { queueDepth: number; ring: boolean }; bad: string; uncached: boolean; badUncached: string }>(w)
       expect(out.stats).to.deep.include({ queueDepth: 8, ring: true })
       expect(out.bad).to.equal('ESCP_ERR_BAD_ARGUMENT')
+      expect(out.uncached, 'writesUncached with uncachedWrites false').to.equal(false)
+      expect(out.badUncached).to.equal('ESCP_ERR_BAD_ARGUMENT')
     } finally {
       await w.terminate()
     }
