@@ -50,16 +50,22 @@ export function uncachedWriteSuite(label: string, make: (uncachedWrites: boolean
       if (dir) fs.rmSync(dir, { recursive: true, force: true })
     })
 
-    /** A file of 16 MiB written through the cache and back on the disk, or why fincore cannot tell what stays. */
+    let control: string | null | undefined
+
+    /**
+     * Why fincore cannot tell what stays in the page cache here, or null when it can: asked once,
+     * of a file of 16 MiB written through the cache and back on the disk.
+     */
     function cachedControl(): string | null {
+      if (control !== undefined) return control
       const cached = path.join(dir, 'cached')
       fs.writeFileSync(cached, crypto.randomBytes(16 * MiB))
       const fd = fs.openSync(cached, 'r')
       fs.fsyncSync(fd)
       fs.closeSync(fd)
-      const control = pageCacheBytes(cached)
-      if (typeof control === 'string') return control
-      return control < 15 * MiB ? `a file written through the cache kept only ${control} of its ${16 * MiB} bytes there` : null
+      const kept = pageCacheBytes(cached)
+      control = typeof kept === 'string' ? kept : kept < 15 * MiB ? `a file written through the cache kept only ${kept} of its ${16 * MiB} bytes there` : null
+      return control
     }
 
     // Blocks of random bytes written through the engine, buffered; `whileOpen` runs once the

@@ -151,12 +151,12 @@ export async function pull(server: ServerProcess, request: TransferRequest, serv
   const { o, set, engines } = prepared
   // The destination is checked before anything is asked of the server.
   const destination = await beforeSession(server, () => resolveDestination(request.destination, request.sources.length))
+  const engine = set.registry.resolve('engine', engines.receiver)
   // Asked while the session is set up.
-  const writes = receivingWrites(set.registry.resolve('engine', engines.receiver), destination.guard.rootPath, o.direct)
+  const writes = receivingWrites(engine, destination.guard.rootPath, o.direct)
   const started = Date.now()
   return withSession(server, prepared, sessionRequest(o, 'sender', request.sources, request.sources.length, engines.sender), serverHost, async (session, booted) => {
     const checksum = o.checksum === 'none' ? null : set.registry.resolve('checksum', o.checksum)
-    const engine = set.registry.resolve('engine', engines.receiver)
     const receiver = new Receiver(session, { destination, checksum, engine, blockSizeBytes: o.blockSizeBytes, preserve: o.preserve, onProgress: request.onProgress })
     const links = await startReceiverLinks(session, linkSettings(session.init, set, 'client', engines.receiver, o.cpus), await writes, receiver, booted)
     const r = await receiver.run(links)
