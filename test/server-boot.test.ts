@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { expect } from 'chai'
+import { V8_FLAGS } from '@escp/core'
 import { skipBecause } from '@escp/core/testing'
 import { startSshd } from './helpers/sshd'
 import type { PrivateSshd } from './helpers/sshd'
@@ -17,7 +18,8 @@ const ESCP = path.resolve(__dirname, '../packages/cli/bin/run.js')
 /**
  * Loaded before server-main (node -r): at each worker thread's creation, at each child process
  * it spawns, and as the process exits, it prints the modules the process has loaded so far, as
- * one JSON line on stderr.
+ * one JSON line on stderr; at each V8 flag set, a line in the file RECORD_V8_FLAGS names: the
+ * process, how many worker threads it had made by then, and the flag.
  */
 const RECORDER = `
 process.on('exit', () => process.stderr.write('EXIT ' + process.pid + ' ' + JSON.stringify(Object.keys(require.cache)) + '\\n'))
@@ -31,15 +33,25 @@ childProcess.spawn = function (file, ...rest) {
 }
 const threads = require('node:worker_threads')
 const Worker = threads.Worker
+let workersMade = 0
 threads.Worker = class extends Worker {
   constructor(...args) {
     process.stderr.write('WORKER ' + process.pid + ' ' + JSON.stringify(Object.keys(require.cache)) + '\\n')
     super(...args)
+    workersMade++
   }
+}
+// Into a file: the loopback child's stderr goes to its parent, which shows only its end on failure.
+const v8 = require('node:v8')
+const setFlagsFromString = v8.setFlagsFromString
+v8.setFlagsFromString = function (flag) {
+  if (process.env.RECORD_V8_FLAGS) require('node:fs').appendFileSync(process.env.RECORD_V8_FLAGS, process.pid + ' ' + workersMade + ' ' + flag + '\\n')
+  return setFlagsFromString.call(this, flag)
 }
 `
 
 interface Run {
+  pid: number
   status: number | null
   stderr: string
   /** Per worker thread made, in order: the process that made it, and the modules it had loaded then. */
@@ -63,7 +75,7 @@ function runRecorded(args: string[], env: NodeJS.ProcessEnv, input = ''): Run {
     const recorder = path.join(dir, 'recorder.js')
     fs.writeFileSync(recorder, RECORDER)
     const r = spawnSync(process.execPath, args, { input, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: `--require ${recorder}`, ...env }, timeout: 30_000 })
-    return { status: r.status, stderr: r.stderr, workers: recordedWorkers(r.stderr) }
+    return { pid: r.pid, status: r.status, stderr: r.stderr, workers: recordedWorkers(r.stderr) }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
@@ -122,7 +134,48 @@ describe('the escp command starting a local copy', function () {
       fs.rmSync(dir, { recursive: true, force: true })
     }
   })
+  it("sets V8's flags once its stream workers run, in the command and in the loopback child; a program embedding the core keeps its own", function () {
+    const dir = tempDir('command-tiering')
+    try {
+      fs.writeFileSync(path.join(dir, 'a'), 'one byte or so')
+      const record = path.join(dir, 'flags-command')
+      const r = runRecorded([ESCP, '-q', '-t', '1', path.join(dir, 'a'), path.join(dir, 'b')], { ESCP_CONFIG: '/dev/null', ESCP_PLUGINS: '', RECORD_V8_FLAGS: record })
+      expect(r.status, r.stderr).to.equal(0)
+      const flags = flagsSet(record)
+      const child = Number(/^CHILD \S+ (\d+)$/m.exec(r.stderr)?.[1])
+      expect([...flags.keys()].sort(), 'processes that set flags').to.deep.equal([r.pid, child].sort())
+      for (const set of flags.values()) {
+        expect(set.map((f) => f.flag)).to.deep.equal(V8_FLAGS)
+        // One worker each: -t 1.
+        for (const f of set) expect(f.workersMade, 'worker threads made before the flag').to.equal(1)
+      }
+
+      // copy() called by a program of its own: only the loopback child, escp's, sets them.
+      const program = path.join(dir, 'embed.js')
+      fs.writeFileSync(program, `require('@escp/core').copy({ sources: [${JSON.stringify(path.join(dir, 'a'))}], destination: ${JSON.stringify(path.join(dir, 'c'))}, options: {} }).then((s) => process.exit(s.ok ? 0 : 1))`)
+      const embedRecord = path.join(dir, 'flags-embedded')
+      const e = runRecorded([program], { ESCP_PLUGINS: '', NODE_PATH: path.resolve(__dirname, '../node_modules'), RECORD_V8_FLAGS: embedRecord })
+      expect(e.status, e.stderr).to.equal(0)
+      expect(fs.readFileSync(path.join(dir, 'c'), 'utf8')).to.equal('one byte or so')
+      const embeddedChild = Number(/^CHILD \S+ (\d+)$/m.exec(e.stderr)?.[1])
+      expect([...flagsSet(embedRecord).keys()]).to.deep.equal([embeddedChild])
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })
+
+/** The V8 flags each process set, from the recorder's RECORD_V8_FLAGS file, by pid, each with the count of worker threads the process had made by then. */
+function flagsSet(file: string): Map<number, { flag: string; workersMade: number }[]> {
+  const out = new Map<number, { flag: string; workersMade: number }[]>()
+  for (const l of fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n') : []) {
+    const m = /^(\d+) (\d+) (.*)$/.exec(l)
+    if (!m) continue
+    const pid = Number(m[1])
+    out.set(pid, [...(out.get(pid) ?? []), { flag: m[3], workersMade: Number(m[2]) }])
+  }
+  return out
+}
 
 /** The modules each process had loaded as it exited, by pid. */
 function modulesAtExit(stderr: string): Map<number, string[]> {

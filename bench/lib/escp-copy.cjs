@@ -5,9 +5,10 @@
 // (the children's times in /proc/self/stat, which count a child once it has been waited for).
 // Plain JavaScript on purpose: a TypeScript loader would add its own start-up to the CPU figures.
 'use strict'
-// Before escp loads, as the escp command does (bin/run.js): the V8 flags it runs with (V8_FLAGS
-// says why), so that this row measures what `escp a b` runs.
-for (const flag of require('@escp/core/loopback').V8_FLAGS) require('node:v8').setFlagsFromString(flag)
+// As the escp command does (bin/run.js): the V8 flags it runs with, set once the session's
+// stream workers run (V8_FLAGS and tierOnceStreamsRun say why and when), so that this row
+// measures what `escp a b` runs.
+require('@escp/core/loopback').tierOnceStreamsRun()
 const fs = require('node:fs')
 const { copy } = require('@escp/core')
 

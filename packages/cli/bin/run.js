@@ -3,8 +3,9 @@
 // escp's entry point: scp-style argv is normalised (the copy command is the default), then
 // oclif runs the command.
 
-// Before any of escp loads: how V8 tiers escp's code (V8_FLAGS says why).
-for (const flag of require('@escp/core/loopback').V8_FLAGS) require('node:v8').setFlagsFromString(flag)
+// How V8 tiers escp's code once a session's stream workers run (V8_FLAGS and
+// tierOnceStreamsRun say why and when).
+require('@escp/core/loopback').tierOnceStreamsRun()
 
 // libuv's pool serves every file operation of every stream worker; it must be sized before its
 // first use. Measured on 2 cores: 1 thread beats 4 (4 writers of one file spin on its inode lock).

@@ -1,7 +1,7 @@
 // The transfer: enumerate, schedule, send, receive, verify; loopback copies as a library call.
 export { checkPlugins, connectUnixServer, copy, pull, push, sessionRequest } from './copy'
 export type { CopyRequest, TransferRequest } from './copy'
-export { MALLOC_TUNABLES, V8_FLAGS, discardPrestartedRemoteServer, loopbackStreams, prestartLoopbackServer, prestartRemoteServer, spawnLoopbackServer, spawnServer } from './loopback-child'
+export { MALLOC_TUNABLES, V8_FLAGS, discardPrestartedRemoteServer, loopbackStreams, prestartLoopbackServer, prestartRemoteServer, spawnLoopbackServer, spawnServer, tierOnceStreamsRun } from './loopback-child'
 export type { ServerProcess } from './loopback-child'
 export { DEFAULT_OPTIONS, splitEngines, withDefaults } from './options'
 export { CPUMASK_ENV, parseCpuSet } from './affinity'

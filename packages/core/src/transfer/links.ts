@@ -1,6 +1,7 @@
 // Starting a session's stream workers and their links on either side.
 import type { EnginePath, IoEngine } from '../contracts/io-engine'
 import type { Session } from '../protocol/session'
+import { tierIfAsked } from './loopback-child'
 import { ReceiverLink, SenderLink } from './stream-link'
 import type { RecordTargets } from './stream-link'
 import { BootedWorkers, BootingWorker, bootOf } from './worker-boot'
@@ -50,6 +51,8 @@ async function startAll<T>(session: Session, make: (i: number) => Promise<T>, cl
     await Promise.all(started.map((r) => (r.status === 'fulfilled' ? close(r.value) : undefined)))
     throw (failed as PromiseRejectedResult).reason
   }
+  // The workers are up, and escp's start-up over: its code may now tier for the transfer.
+  tierIfAsked()
   return started.map((r) => (r as PromiseFulfilledResult<T>).value)
 }
 

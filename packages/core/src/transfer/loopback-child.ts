@@ -8,6 +8,7 @@ import type { ChildProcess } from 'node:child_process'
 import os from 'node:os'
 import path from 'node:path'
 import type { Readable, Writable } from 'node:stream'
+import { setFlagsFromString } from 'node:v8'
 import { BOOT_STREAMS_ENV, CPUMASK_ENV, LOGFILE_ENV, PLUGIN_OPTIONS_ENV, PLUGINS_ENV } from '../env-names'
 import { pluginOptionsFromEnv } from '../plugins/options'
 import type { PluginOptionValue } from '../plugins/options'
@@ -28,17 +29,44 @@ const SERVER_MAIN = path.join(__dirname, 'server-main.js')
 export const MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456'
 
 /**
- * V8 flags for escp's own processes: the escp command sets them as it starts, and so does the
- * loopback child (server-main). A function is optimized by TurboFan once it has run about 15×
- * more of its bytecode than Node 20's V8 asks by default (67,584). A transfer's JavaScript is
- * per-file and per-record bookkeeping spread over many functions on four threads; with the
- * default, V8's background threads spent a fifth of the CPU of a copy of 10,000 small files
- * compiling functions that then ran for less time than their compilation took (perf, by
- * thread). Measured on 2 cores, runs taking turns: 10,000 files of 1-64 KiB 1.54 s and 2.81 CPU
- * s → 1.44 s and 2.58; a 1 GiB file 1.80 s and 2.62 CPU s → 1.77 s and 2.51. Set with
- * v8.setFlagsFromString, which passes over a flag a later V8 no longer knows.
+ * V8 flags for escp's own processes: the escp command asks for them as it starts
+ * (tierOnceStreamsRun), and so do the loopback child and `escp server`. A function is optimized
+ * by TurboFan once it has run about 15× more of its bytecode than Node 20's V8 asks by default
+ * (67,584). A transfer's JavaScript is per-file and per-record bookkeeping spread over many
+ * functions on four threads; with the default, V8's background threads spent a fifth of the CPU
+ * of a copy of 10,000 small files compiling functions that then ran for less time than their
+ * compilation took (perf, by thread). Measured on 2 cores, runs taking turns: 10,000 files of
+ * 1-64 KiB 1.54 s and 2.81 CPU s → 1.44 s and 2.58; a 1 GiB file 1.80 s and 2.62 CPU s → 1.77 s
+ * and 2.51. Set with v8.setFlagsFromString, which passes over a flag a later V8 no longer knows.
  */
 export const V8_FLAGS: readonly string[] = ['--interrupt-budget=1000000']
+
+/** Whether this process asked for V8_FLAGS, and whether they are set: shared by every copy of this module it loads. */
+const TIERING = Symbol.for('escp.v8.tiering')
+const tiering = globalThis as unknown as { [TIERING]?: 'asked' | 'set' }
+
+/**
+ * Asks that V8_FLAGS be set in this process once its first session's stream workers run
+ * (tierIfAsked, as the links start), not now. Node's own modules come with code compiled ahead
+ * of time for V8's default flags; with any flag set, V8 refuses that code and compiles each
+ * module again as it loads, in this process and in every worker thread started after: measured,
+ * loading node:crypto, net, worker_threads and four more took 4.7 ms with the defaults and 11.9
+ * ms after the flag, and a worker thread's start 20 ms more CPU. Set once the workers run, the
+ * flags tier the transfer's code and cost the start-up nothing. Measured on 2 cores, a one-byte
+ * local copy (10 runs each, taking turns): 0.28 → 0.26 s through copy(), 0.32 → 0.30 s and
+ * 0.525 → 0.495 CPU s through the escp command. Only escp's own processes ask: a program that
+ * embeds the core keeps its V8 as it is.
+ */
+export function tierOnceStreamsRun(): void {
+  tiering[TIERING] ??= 'asked'
+}
+
+/** Sets V8_FLAGS if this process asked for them (tierOnceStreamsRun) and they are not set yet. */
+export function tierIfAsked(): void {
+  if (tiering[TIERING] !== 'asked') return
+  tiering[TIERING] = 'set'
+  for (const flag of V8_FLAGS) setFlagsFromString(flag)
+}
 
 /**
  * Streams of a local copy when none are asked for: one per two cores, 1 to 4. Both ends share

@@ -2,15 +2,15 @@
 // stream workers before it loads the rest of escp: a worker's start-up (a Node environment, then
 // escp and its plugins) is the longest part of a server's, and overlaps the process's own that
 // way. Measured on 2 cores, a one-byte local copy: 317 → 285 ms.
-import { setFlagsFromString } from 'node:v8'
 import { LOGFILE_ENV } from '../env-names'
-import { V8_FLAGS } from './loopback-child'
+import { tierOnceStreamsRun } from './loopback-child'
 import { bootFromEnv } from './worker-boot'
 
 if (require.main === module) {
-  // The loopback child tiers its code as the escp command does (V8_FLAGS says why); set here
-  // rather than on its command line, which a Node without one of them would refuse.
-  for (const flag of V8_FLAGS) setFlagsFromString(flag)
+  // The loopback child tiers its code as the escp command does (V8_FLAGS and
+  // tierOnceStreamsRun say why and when); asked here rather than on its command line, which a
+  // Node without one of the flags would refuse.
+  tierOnceStreamsRun()
   const booted = bootFromEnv()
   // Loaded once the workers are on their way.
   const { runServerOnStdio } = require('./server-run') as typeof import('./server-run')
