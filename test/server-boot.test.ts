@@ -17,8 +17,8 @@ const ESCP = path.resolve(__dirname, '../packages/cli/bin/run.js')
 
 /**
  * Loaded before server-main (node -r): at each worker thread's creation, at each child process
- * it spawns, and as the process exits, it prints the modules the process has loaded so far, as
- * one JSON line on stderr; at each V8 flag set, a line in the file RECORD_V8_FLAGS names: the
+ * it spawns (and then its command line too), and as the process exits, it prints the modules the
+ * process has loaded so far, as one JSON line on stderr; at each V8 flag set, a line in the file RECORD_V8_FLAGS names: the
  * process, how many worker threads it had made by then, and the flag.
  */
 const RECORDER = `
@@ -27,6 +27,7 @@ const childProcess = require('node:child_process')
 const spawn = childProcess.spawn
 childProcess.spawn = function (file, ...rest) {
   process.stderr.write('SPAWN ' + process.pid + ' ' + JSON.stringify(file) + ' ' + JSON.stringify(Object.keys(require.cache)) + '\\n')
+  process.stderr.write('ARGV ' + JSON.stringify([file, ...(Array.isArray(rest[0]) ? rest[0] : [])]) + '\\n')
   const child = spawn.call(this, file, ...rest)
   process.stderr.write('CHILD ' + JSON.stringify(file) + ' ' + child.pid + '\\n')
   return child
@@ -305,13 +306,22 @@ describe('the escp command starting a copy to a remote host', function () {
       .map((m) => JSON.parse(m[2]) as string[])
   }
 
-  function push(dir: string, env: NodeJS.ProcessEnv): Run {
-    fs.writeFileSync(path.join(dir, 'a'), 'pushed early')
+  function push(dir: string, env: NodeJS.ProcessEnv, flags = ['-q', '-t', '2'], content: string | Buffer = 'pushed early'): Run {
+    fs.writeFileSync(path.join(dir, 'a'), content)
     const cfg = (sshd as PrivateSshd).configFile
-    const r = runRecorded([ESCP, '-q', '-t', '2', '-F', cfg, '-D', ESCP, path.join(dir, 'a'), `127.0.0.1:${path.join(dir, 'b')}`], { ESCP_PLUGINS: '', ...env })
+    const r = runRecorded([ESCP, ...flags, '-F', cfg, '-D', ESCP, path.join(dir, 'a'), `127.0.0.1:${path.join(dir, 'b')}`], { ESCP_PLUGINS: '', ...env })
     expect(r.status, r.stderr).to.equal(0)
-    expect(fs.readFileSync(path.join(dir, 'b'), 'utf8')).to.equal('pushed early')
+    expect(fs.readFileSync(path.join(dir, 'b')).equals(Buffer.from(content))).to.equal(true)
     return r
+  }
+
+  /** The command lines of the ssh processes the command started. */
+  function sshCommands(stderr: string): string[][] {
+    return stderr
+      .split('\n')
+      .filter((l) => l.startsWith('ARGV '))
+      .map((l) => JSON.parse(l.slice('ARGV '.length)) as string[])
+      .filter((argv) => argv[0] === 'ssh')
   }
 
   it('starts ssh before it loads oclif, and the copy takes it rather than starting another', function () {
@@ -321,6 +331,29 @@ describe('the escp command starting a copy to a remote host', function () {
       const ssh = spawns(r.stderr, 'ssh')
       expect(ssh.length, 'ssh processes the command started').to.equal(1)
       expect(oclifIn(ssh[0]), 'oclif loaded before ssh started').to.deep.equal([])
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('with no stream count, starts ssh for as many streams as the file makes blocks (up to 4), and the copy takes it', function () {
+    const dir = tempDir('remote-prestart-streams')
+    try {
+      for (const { content, flags, streams } of [
+        { content: 'one byte or so', flags: [], streams: 1 },
+        // 1.2 MiB in blocks of 512 KiB: 3 blocks, read from --blocksize by the early start too.
+        { content: Buffer.alloc(1.2 * 2 ** 20, 7), flags: ['--blocksize', '512K'], streams: 3 },
+        { content: Buffer.alloc(5 * 2 ** 20, 7), flags: [], streams: 4 },
+        { content: 'one byte or so', flags: ['-t', '3'], streams: 3 },
+      ]) {
+        fs.rmSync(path.join(dir, 'b'), { force: true })
+        const r = push(dir, { ESCP_CONFIG: '/dev/null' }, flags, content)
+        const ssh = sshCommands(r.stderr)
+        expect(ssh.length, 'ssh processes the command started').to.equal(1)
+        expect(oclifIn(spawns(r.stderr, 'ssh')[0]), 'oclif loaded before ssh started').to.deep.equal([])
+        expect(ssh[0].join(' ')).to.include(`ESCP_BOOT_STREAMS=${streams} `)
+        expect(r.stderr).to.match(new RegExp(`, ${streams} streams?, `))
+      }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }

@@ -1,7 +1,7 @@
 // From a copy's operands to what it is: local to local (loopback mode), local to remote (push)
 // or remote to local (pull). Light on purpose (no escp transfer, no oclif): the entry point
 // plans a remote copy with it before anything else loads, to start ssh at once.
-import { DEFAULT_OPTIONS, escpError } from '@escp/core/loopback'
+import { DEFAULT_OPTIONS, escpError, streamsFor } from '@escp/core/loopback'
 import { parseOperand } from './operands'
 import type { Operand } from './operands'
 import type { SshOptions } from './ssh'
@@ -52,7 +52,8 @@ export function sshOptionsOf(f: SshFlags): SshOptions {
     remoteEscp: f.escp,
     // The remote side logs to its own file, as EScp's FILE.server.
     ...(f.logfile ? { remoteLogFile: serverLogFile(f.logfile) } : {}),
-    streams: f.parallel ?? DEFAULT_OPTIONS.streams,
+    // Asked for, or left to planCopy, which knows what is sent.
+    ...(f.parallel !== undefined ? { streams: f.parallel } : {}),
     verbose: f.verbose,
   }
 }
@@ -62,7 +63,12 @@ export type CopyPlan =
   | { mode: 'push'; sources: string[]; remote: Remote; ssh: SshOptions }
   | { mode: 'pull'; remotes: Remote[]; destination: string; ssh: SshOptions }
 
-export function planCopy(operands: readonly string[], ssh: SshOptions): CopyPlan {
+/**
+ * What a copy of `operands` is. A push or pull that `ssh` gives no stream count gets one: a push,
+ * as many as the files it sends make blocks of `blockSizeBytes`, up to the default (streamsFor);
+ * a pull, whose files only the far side sees, the default.
+ */
+export function planCopy(operands: readonly string[], ssh: SshOptions, blockSizeBytes: number = DEFAULT_OPTIONS.blockSizeBytes): CopyPlan {
   const parsed = operands.map(parseOperand)
   const dest = parsed[parsed.length - 1]
   const sources = parsed.slice(0, -1)
@@ -74,9 +80,10 @@ export function planCopy(operands: readonly string[], ssh: SshOptions): CopyPlan
     if (remoteSources.some((r) => r.host !== first.host || r.user !== first.user || r.port !== first.port)) {
       throw escpError('ESCP_ERR_BAD_ARGUMENT', 'all remote sources of one copy must be on the same host')
     }
-    return { mode: 'pull', remotes: remoteSources, destination: dest.path, ssh }
+    return { mode: 'pull', remotes: remoteSources, destination: dest.path, ssh: { ...ssh, streams: ssh.streams ?? DEFAULT_OPTIONS.streams } }
   }
   if (remoteSources.length > 0) throw escpError('ESCP_ERR_BAD_ARGUMENT', 'copies between two remote hosts (-3) are not supported yet; copy to this host first')
-  return { mode: 'push', sources: sources.map((s) => (s as { path: string }).path), remote: dest, ssh }
+  const paths = sources.map((s) => (s as { path: string }).path)
+  return { mode: 'push', sources: paths, remote: dest, ssh: { ...ssh, streams: ssh.streams ?? streamsFor(paths, blockSizeBytes, DEFAULT_OPTIONS.streams) } }
 }
 

@@ -1,8 +1,9 @@
 // A copy to or from a remote host starts ssh, and with it the remote `escp server`, from the
 // entry point, before oclif loads: ssh's connection (some 0.27 s here, most of a small copy's
 // time) then overlaps the command's own start-up instead of following it. The command line is
-// read here only as far as it can be read exactly: the flags that shape ssh's command line and
-// those that do not touch it, each in the one form normalizeArgv leaves; anything else, a config
+// read here only as far as it can be read exactly: the flags that shape ssh's command line (the
+// block size among them: a push's stream count depends on it) and those that do not touch it,
+// each in the one form normalizeArgv leaves; anything else, a config
 // file with settings, or a plan that is not one push or pull, and the copy starts ssh itself.
 // The copy takes the early ssh only for the very same command line (spawnServer). Everything
 // here comes from escp's light entry (@escp/core/loopback), which the entry point has loaded
@@ -14,6 +15,7 @@ import { sshTarget } from './operands'
 import { planCopy, sshOptionsOf } from './plan'
 import type { SshFlags } from './plan'
 import { sshArgv } from './ssh'
+import { parseSize } from './units'
 
 /** Flags with a value that go into ssh's command line, by the long name the copy command gives them. */
 const SSH_VALUES: Record<string, 'port' | 'identity' | 'ssh-config' | 'jump' | 'ssh-cipher' | 'ssh-option' | 'ssh' | 'escp' | 'parallel' | 'logfile'> = {
@@ -54,10 +56,11 @@ export function prestartForRemoteCopy(args: readonly string[], env: NodeJS.Proce
   const ssh = sshOptionsOf(read.flags)
   let argv: string[]
   try {
-    const plan = planCopy(read.operands, ssh)
+    // A push's streams depend on the block size (planCopy); an invalid one, the copy reports.
+    const plan = planCopy(read.operands, ssh, read.blockSizeBytes)
     if (plan.mode === 'loopback') return false
     const remote = plan.mode === 'push' ? plan.remote : plan.remotes[0]
-    argv = sshArgv(sshTarget(remote), ssh, remote.port)
+    argv = sshArgv(sshTarget(remote), plan.ssh, remote.port)
   } catch {
     // The copy reports what is wrong with its operands.
     return false
@@ -77,13 +80,17 @@ function hasSettings(files: readonly string[]): boolean {
   })
 }
 
-/** The ssh flags and operands of a copy's arguments, as the copy command would read them; null where they cannot be read exactly. */
-function flagsOf(args: readonly string[]): { flags: SshFlags; operands: string[] } | null {
+/**
+ * The ssh flags, block size and operands of a copy's arguments, as the copy command would read
+ * them; null where they cannot be read exactly.
+ */
+function flagsOf(args: readonly string[]): { flags: SshFlags; blockSizeBytes: number | undefined; operands: string[] } | null {
   const values = new Map<string, string>()
   const options: string[] = []
   const switches = new Set<string>()
   const operands: string[] = []
   let verbose = 0
+  let blocksize: string | undefined
   for (let i = 0; i < args.length; i++) {
     const a = args[i]
     if (a === '--') {
@@ -106,6 +113,10 @@ function flagsOf(args: readonly string[]): { flags: SshFlags; operands: string[]
     const value = eq > 0 ? a.slice(eq + 1) : args[++i]
     if (value === undefined) return null
     if (flag === '--verbose') verbose = Number(value)
+    if (flag === '--blocksize') {
+      if (blocksize !== undefined) return null
+      blocksize = value
+    }
     const name = SSH_VALUES[flag]
     if (name === 'ssh-option') options.push(value)
     else if (name !== undefined) {
@@ -118,8 +129,15 @@ function flagsOf(args: readonly string[]): { flags: SshFlags; operands: string[]
   const parallel = values.has('parallel') ? Number(values.get('parallel')) : undefined
   if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) return null
   if (parallel !== undefined && !(Number.isInteger(parallel) && parallel >= 1 && parallel <= 128)) return null
+  let blockSizeBytes: number | undefined
+  try {
+    blockSizeBytes = blocksize === undefined ? undefined : parseSize(blocksize)
+  } catch {
+    return null
+  }
   return {
     operands,
+    blockSizeBytes,
     flags: {
       // The copy command's defaults.
       ssh: values.get('ssh') ?? 'ssh',

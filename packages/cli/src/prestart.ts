@@ -3,7 +3,7 @@
 // core and its plugins) overlaps the command's instead of following it; so does that of the
 // command's own stream workers, started here too. `escp server`, told how many streams come,
 // starts its workers here as well.
-import { loopbackStreams, prestartLoopbackServer, prestartServerWorkers, prestartStreamWorkers } from '@escp/core/loopback'
+import { DEFAULT_OPTIONS, loopbackStreams, prestartLoopbackServer, prestartServerWorkers, prestartStreamWorkers, streamsFor } from '@escp/core/loopback'
 import { bundledPluginModules } from './bundled'
 
 /**
@@ -22,8 +22,11 @@ export function prestartForLocalCopy(args: readonly string[], env: NodeJS.Proces
   if (args[0] !== 'copy' || (env.ESCP_PLUGINS ?? '').trim() !== '') return false
   const rest = args.slice(1)
   if (rest.some((a) => a.includes(':') || NOT_PLAIN.some((f) => a === f || a.startsWith(`${f}=`)))) return false
-  if (rest.filter((a) => !a.startsWith('-')).length < 2) return false
-  const streams = streamsAsked(rest) ?? loopbackStreams()
+  const operands = rest.filter((a) => !a.startsWith('-'))
+  if (operands.length < 2) return false
+  // As copy() counts them, with the default block size; a flag's value read as a source makes
+  // a name that is not there (the default count) or one more file (more streams): never too few.
+  const streams = streamsAsked(rest) ?? streamsFor(operands.slice(0, -1), DEFAULT_OPTIONS.blockSizeBytes, loopbackStreams())
   prestartLoopbackServer(bundledPluginModules(), streams)
   prestartStreamWorkers(bundledPluginModules(), streams)
   return true

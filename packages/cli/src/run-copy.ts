@@ -47,12 +47,13 @@ export async function runPlan(plan: CopyPlan, options: Partial<TransferOptions>,
     } else if (plan.mode === 'push') {
       if (s.verbose > 0) s.err.write(`escp: ssh ${sshTarget(plan.remote)} ${remoteCommand(plan.ssh)}\n`)
       server = s.mgmt ? await connectUnixServer(s.mgmt) : startRemoteServer(sshTarget(plan.remote), plan.ssh, plan.remote.port)
-      summary = await push(server, { ...request, sources: plan.sources, destination: plan.remote.path || '.' }, plan.remote.host)
+      // The streams ssh's command line told the server to start its workers for (planCopy).
+      summary = await push(server, { ...request, options: { ...options, streams: plan.ssh.streams }, sources: plan.sources, destination: plan.remote.path || '.' }, plan.remote.host)
     } else {
       const r = plan.remotes[0]
       if (s.verbose > 0) s.err.write(`escp: ssh ${sshTarget(r)} ${remoteCommand(plan.ssh)}\n`)
       server = s.mgmt ? await connectUnixServer(s.mgmt) : startRemoteServer(sshTarget(r), plan.ssh, r.port)
-      summary = await pull(server, { ...request, sources: plan.remotes.map((x) => x.path || '.'), destination: plan.destination }, r.host)
+      summary = await pull(server, { ...request, options: { ...options, streams: plan.ssh.streams }, sources: plan.remotes.map((x) => x.path || '.'), destination: plan.destination }, r.host)
     }
   } catch (err) {
     bar?.finish()

@@ -1,6 +1,7 @@
 // Human sizes and rates, as EScp reads them: a byte unit counts in 1024s (4M, 1MiB, 64k), a
 // bit unit in 1000s (2Gbit, 100Mbit/s).
-import { escpError } from '@escp/core'
+// From escp's light entry: the command's early start reads --blocksize with it.
+import { escpError } from '@escp/core/loopback'
 
 const POW: Record<string, number> = { '': 0, k: 1, m: 2, g: 3, t: 4 }
 

@@ -36,7 +36,7 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
     logfile: Flags.string({ description: 'write a JSON log to FILE; the server side writes FILE.server on its host' }),
     limit: rate({ char: 'l', description: 'per-stream rate limit, e.g. 100M (bytes/s) or 1Gbit' }),
     blocksize: size({ description: 'block size (64K to 64M)', default: 1024 * 1024 }),
-    parallel: Flags.integer({ char: 't', description: 'data streams (default 4; for a local copy, one per two cores, 1 to 4)', min: 1, max: 128 }),
+    parallel: Flags.integer({ char: 't', description: 'data streams (default 4; for a local copy, one per two cores, 1 to 4; never more than the blocks of a few files sent)', min: 1, max: 128 }),
     ioengine: Flags.string({ description: "I/O engine, or SENDER::RECEIVER ('auto': posix where it loads, else node-fs; see escp engines)", default: 'auto' }),
     cipher: Flags.string({ description: 'data cipher (-c is ssh\'s cipher, as in scp)', default: 'aes-128-gcm' }),
     checksum: Flags.string({ description: 'end-to-end checksum', default: 'xxh64' }),
@@ -139,7 +139,7 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
   private async copyOnce(operands: string[], options: Partial<TransferOptions>, flags: CopyFlags): Promise<number> {
     let plan: ReturnType<typeof planCopy>
     try {
-      plan = planCopy(operands, sshOptionsOf(flags))
+      plan = planCopy(operands, sshOptionsOf(flags), flags.blocksize)
     } catch (err) {
       process.stderr.write(`escp: ${(err as Error).message}\n`)
       return exitCodeOf(err)

@@ -14,13 +14,14 @@ import type { SourceIssue } from './enumerate'
 import { BootedWorkers, bootOf, receivingWrites, startReceiverLinks, startSenderLinks } from './links'
 import { discardPrestartedLoopbackServer, loopbackStreams, spawnLoopbackServer } from './loopback-child'
 import type { ServerProcess } from './loopback-child'
-import { splitEngines, withDefaults } from './options'
+import { DEFAULT_OPTIONS, splitEngines, withDefaults } from './options'
 import { takePrestartedWorkers } from './worker-boot'
 import type { TransferOptions } from './options'
 import { resolveDestination } from './paths'
 import { Receiver } from './receiver'
 import { Sender } from './sender'
 import { linkSettings } from './server'
+import { streamsFor } from './streams-for'
 import type { TransferProgress, TransferSummary } from './summary'
 
 const SOFTWARE = `escp ${(require('../../package.json') as { version: string }).version}`
@@ -104,9 +105,17 @@ function bootWorkers({ o, set }: Prepared): BootedWorkers {
   return takePrestartedWorkers(boot) ?? new BootedWorkers(boot, o.streams)
 }
 
+/**
+ * The streams a sending request asks for: its own, or `most` where its sources make at least as
+ * many blocks (fewer for a few small files: streamsFor).
+ */
+function sendingStreams(request: TransferRequest, most: number): number {
+  return request.options?.streams ?? streamsFor(request.sources, request.options?.blockSizeBytes ?? DEFAULT_OPTIONS.blockSizeBytes, most)
+}
+
 /** Copies `sources` to `destination` on this host, through a loopback child receiver. */
 export async function copy(request: TransferRequest): Promise<TransferSummary> {
-  const streams = request.options?.streams ?? loopbackStreams()
+  const streams = sendingStreams(request, loopbackStreams())
   const o = withDefaults({ ...request.options, streams, bindAddress: request.options?.bindAddress || '127.0.0.1' })
   // The child starts first: its start-up (a Node process loading its plugins) overlaps this one's.
   const server = spawnLoopbackServer(pluginModules([...pluginsFromEnv(), ...o.plugins]).slice(1), { cpus: o.cpus, logFile: o.serverLogFile, streams: o.streams, pluginOptions: o.pluginOptions })
@@ -117,7 +126,8 @@ export async function copy(request: TransferRequest): Promise<TransferSummary> {
 /** Sends local `sources` to `destination` on the server's host. */
 export async function push(server: ServerProcess, request: TransferRequest, serverHost: string): Promise<TransferSummary> {
   discardPrestartedLoopbackServer()
-  return pushPrepared(server, await beforeSession(server, () => prepare(request)), request, serverHost)
+  const streams = sendingStreams(request, DEFAULT_OPTIONS.streams)
+  return pushPrepared(server, await beforeSession(server, () => prepare(request, withDefaults({ ...request.options, streams }))), request, serverHost)
 }
 
 /**

@@ -18,6 +18,7 @@ export { escpError, isEscpError } from '../errors'
 export type { EscpError } from '../errors'
 export { BOOT_STREAMS_ENV }
 export { DEFAULT_OPTIONS } from './options'
+export { streamsFor } from './streams-for'
 
 const SERVER_MAIN = path.join(__dirname, 'server-main.js')
 

@@ -6,7 +6,7 @@ import type { PluginOptionValue } from '../plugins/options'
 import { DEFAULT_BLOCK_BYTES, MAX_BLOCK_BYTES, MAX_DATA_STREAMS, MAX_QUEUE_DEPTH, MIN_BLOCK_BYTES } from '../protocol/constants'
 
 export interface TransferOptions {
-  /** Data streams (default 4). */
+  /** Data streams (default 4; copy() and push() open fewer for a few small files, as streamsFor counts them). */
   streams: number
   blockSizeBytes: number
   /** Full blocks in flight per data stream (16 times as many small ones); memory is bounded by streams × queueDepth × block. */
@@ -50,6 +50,9 @@ export interface TransferOptions {
   /** Loopback copies: the child receiver's JSON-lines log (EScp's X.server). */
   serverLogFile?: string
 }
+
+/** Files of at most this fraction of a block go together in bundles, to a peer of 1.3 or later. */
+export const BUNDLE_FILE_FRACTION = 4
 
 export const DEFAULT_OPTIONS: TransferOptions = {
   streams: 4,

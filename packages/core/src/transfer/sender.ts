@@ -16,6 +16,7 @@ import { enumerateSources } from './enumerate'
 import type { SourceEntry, SourceIssue } from './enumerate'
 import { dataBlocks } from './holes'
 import type { BlockRun, DataBlocks } from './holes'
+import { BUNDLE_FILE_FRACTION } from './options'
 import { OrderedDigest, ZeroBlockDigests } from './ordered-digest'
 import { MetaBatch, SessionSide } from './session-side'
 import type { SenderLink } from './stream-link'
@@ -24,8 +25,6 @@ import type { FromWorker } from './worker-protocol'
 import { bundleTrailerBytes, deserializeError } from './worker-protocol'
 
 const BATCH_ENTRIES = 256
-/** Files of at most this fraction of a block go together in bundles, to a peer of 1.3 or later. */
-const BUNDLE_FILE_FRACTION = 4
 /** Entries announced and not yet answered by a verdict; bounds memory on both sides. */
 const MAX_OUTSTANDING = 8192
 
