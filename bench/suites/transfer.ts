@@ -198,6 +198,11 @@ interface TransferReport extends RunConditions {
   targets: { text: string; escpSpeedup: number | null; met: boolean | null }[]
   /** escp-ssh's ratio to each target's peer, for information. */
   escpSshAgainstTargets: { text: string; escpSshSpeedup: number | null }[]
+  /**
+   * escp's own start-up and end, for scale beside the trees: a one-byte copy() timed as the escp
+   * rows are (the process tree, GNU time), before the cells; null when no escp row ran on a tree.
+   */
+  escpStartup: { seconds: number[]; medianSeconds: number | null } | null
 }
 
 export async function run(args: readonly string[] = []): Promise<void> {
@@ -281,6 +286,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
       ...file('sparse-file', `one ${sizeText(sparseMiB)} sparse file, ${SPARSE.dataFraction * 100}% data → ${diskFs}`, sparse, sparseDigest, true),
     ]
     const cells = allCells.filter((c) => cellIds.includes(c.id) && c.tools.length > 0)
+    const escpStartup = runTools.includes('escp') && cells.some((c) => c.tree && c.tools.includes('escp')) ? await measureEscpStartup(tmp) : null
     const cellReports: CellReport[] = []
     for (const cell of cells) {
       progress(`${cell.title}:`)
@@ -340,12 +346,36 @@ export async function run(args: readonly string[] = []): Promise<void> {
       cells: cellReports,
       targets,
       escpSshAgainstTargets,
+      escpStartup,
     }
     return result
   })
 
   publishResults(SUITE, clock.startedAt, report, renderSection)
   console.log(updateChart())
+}
+
+/** Runs of the one-byte copy that measures escp's own start-up and end. */
+const STARTUP_RUNS = 5
+
+/**
+ * escp's start-up and end alone: copy() of a one-byte file, in a process of its own as the escp
+ * rows run, each on a quiet machine; the wall time of the process tree, as their s column.
+ */
+async function measureEscpStartup(tmp: string): Promise<TransferReport['escpStartup']> {
+  const src = path.join(tmp, 'one-byte')
+  fs.writeFileSync(src, 'x')
+  const seconds: number[] = []
+  for (let i = 0; i < STARTUP_RUNS; i++) {
+    const destination = path.join(tmp, `one-byte-copy-${i}`)
+    await waitForQuiet(QUIET_WAIT_MS)
+    const r = await runEscpCopy({ sources: [src], destination, options: { plugins: [...SHIPPED_PLUGINS] } })
+    if (r.error !== null) throw new Error(`escp's one-byte copy failed: ${r.error}`)
+    seconds.push(r.timed.wallSeconds)
+    fs.rmSync(destination, { force: true })
+  }
+  progress(`escp start-up (a one-byte copy): ${seconds.map((x) => x.toFixed(2)).join(', ')} s`)
+  return { seconds, medianSeconds: median(seconds) }
 }
 
 /** One copy by one tool: fresh destination, quiet machine, timed, verified, removed. */
@@ -680,9 +710,9 @@ function renderSection(report: TransferReport, jsonFile: string): string {
 }
 
 /**
- * Beside a target not met on a tree: the time it asks escp for, and what the local copies of the
+ * Beside a target not met on a tree: the time it asks escp for, what the local copies of the
  * same tree took in the run (cp -r; tar c | tar x, two processes), none of which encrypts,
- * verifies, crosses a socket or starts Node.
+ * verifies, crosses a socket or starts Node, and escp's own start-up added to tar's time.
  */
 function forScale(report: TransferReport, target: (typeof TARGETS)[number]): string {
   const cell = report.cells.find((c) => c.id === target.cell)
@@ -693,7 +723,13 @@ function forScale(report: TransferReport, target: (typeof TARGETS)[number]): str
     return seconds === null ? [] : [`${tool === 'tar' ? '`tar c | tar x`' : '`cp -r`'} ${seconds.toFixed(2)} s`]
   })
   if (!cell || peer === null || local.length === 0 || !TREE_CELLS.includes(cell.id)) return ''
-  return `; for scale: ${Number(target.factor.toFixed(2))}× ${target.peer}'s ${peer.toFixed(2)} s asks for ${(peer / target.factor).toFixed(2)} s, and local copies of the same tree, with no encryption, verification, socket or Node start-up, took ${local.join(' and ')}`
+  const startup = report.escpStartup?.medianSeconds ?? null
+  const tar = secondsOf('tar')
+  const floor =
+    startup === null || tar === null
+      ? ''
+      : `; escp's own start-up and end (a one-byte copy, median of ${report.escpStartup?.seconds.length} in this run) took ${startup.toFixed(2)} s, which with \`tar c | tar x\`'s ${tar.toFixed(2)} s makes ${(startup + tar).toFixed(2)} s before any encryption, verification or other work per file`
+  return `; for scale: ${Number(target.factor.toFixed(2))}× ${target.peer}'s ${peer.toFixed(2)} s asks for ${(peer / target.factor).toFixed(2)} s, and local copies of the same tree, with no encryption, verification, socket or Node start-up, took ${local.join(' and ')}${floor}`
 }
 
 function mib(bytes: number | null): string {
