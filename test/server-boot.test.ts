@@ -135,6 +135,34 @@ describe('the escp command starting a local copy', function () {
       fs.rmSync(dir, { recursive: true, force: true })
     }
   })
+  it('copies without loading oclif when its command line reads plainly, and leaves the rest to oclif', function () {
+    const dir = tempDir('command-plain')
+    try {
+      fs.writeFileSync(path.join(dir, 'a'), 'one byte or so')
+      const env = { ESCP_CONFIG: '/dev/null', ESCP_PLUGINS: '', HOME: dir, XDG_DATA_HOME: path.join(dir, 'share') }
+      const plain = runRecorded([ESCP, '-q', '-rp', '--cipher', 'aes-256-gcm', path.join(dir, 'a'), path.join(dir, 'b')], env)
+      expect(plain.status, plain.stderr).to.equal(0)
+      expect(fs.readFileSync(path.join(dir, 'b'), 'utf8')).to.equal('one byte or so')
+      expect(oclifIn(modulesAtExit(plain.stderr).get(plain.pid) ?? ['none recorded']), 'oclif loaded by the command').to.deep.equal([])
+
+      // A value that looks like a flag: oclif reads it, and the copy is the same.
+      const odd = runRecorded([ESCP, '-q', '-o', '-x', path.join(dir, 'a'), path.join(dir, 'c')], env)
+      expect(odd.status, odd.stderr).to.equal(0)
+      expect(fs.readFileSync(path.join(dir, 'c'), 'utf8')).to.equal('one byte or so')
+      expect(oclifIn(modulesAtExit(odd.stderr).get(odd.pid) ?? []).length, 'oclif loaded by the command').to.be.greaterThan(0)
+
+      // A plugin installed through oclif (its data directory has a package.json): oclif runs the command.
+      fs.mkdirSync(path.join(dir, 'share', 'escp'), { recursive: true })
+      fs.writeFileSync(path.join(dir, 'share', 'escp', 'package.json'), '{"private": true, "oclif": {"plugins": []}, "dependencies": {}}')
+      const installed = runRecorded([ESCP, '-q', path.join(dir, 'a'), path.join(dir, 'd')], env)
+      expect(installed.status, installed.stderr).to.equal(0)
+      expect(fs.readFileSync(path.join(dir, 'd'), 'utf8')).to.equal('one byte or so')
+      expect(oclifIn(modulesAtExit(installed.stderr).get(installed.pid) ?? []).length, 'oclif loaded by the command').to.be.greaterThan(0)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it("sets V8's flags once its stream workers run, in the command and in the loopback child; a program embedding the core keeps its own", function () {
     const dir = tempDir('command-tiering')
     try {
@@ -398,7 +426,8 @@ describe('the escp command starting a copy to a remote host', function () {
       const r = push(dir, { ESCP_CONFIG: path.join(dir, 'escp.yaml') })
       const ssh = spawns(r.stderr, 'ssh')
       expect(ssh.length, 'ssh processes the command started').to.equal(1)
-      expect(oclifIn(ssh[0]).length, 'oclif loaded before ssh started').to.be.greaterThan(0)
+      // The copy started it, not the early start, which loads none of the copy's modules.
+      expect(loaded(ssh[0], `${path.sep}run-copy.js`), 'the copy loaded before ssh started').to.equal(true)
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict'
 // escp's entry point: scp-style argv is normalised (the copy command is the default), then
-// oclif runs the command.
+// oclif runs the command, unless the entry point can run it alone.
 
 // How V8 tiers escp's code once a session's stream workers run (V8_FLAGS and
 // tierOnceStreamsRun say why and when).
@@ -21,11 +21,18 @@ if (!prestart.prestartForServer(args) && !prestart.prestartForLocalCopy(args) &&
 }
 require('reflect-metadata')
 
-// `escp server` as ssh starts it is served without oclif, which it does not need (server-start.ts).
+// `escp server` as ssh starts it, and a copy whose command line reads plainly, run without
+// oclif, which they do not need (server-start.ts, copy-start.ts).
 const server = args[0] === 'server' ? require('../dist/server-start') : undefined
 const flags = server && server.serverFlagsWithoutOclif(args)
+const copy = args[0] === 'copy' ? require('../dist/copy-start') : undefined
+const copyArgs = copy && copy.copyArgsWithoutOclif(args)
 if (flags) {
   server.serveWithoutOclif(flags).then((code) => {
+    process.exitCode = code
+  })
+} else if (copyArgs) {
+  copy.copyWithoutOclif(copyArgs).then((code) => {
     process.exitCode = code
   })
 } else {

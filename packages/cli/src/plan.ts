@@ -20,10 +20,10 @@ export interface SshFlags {
   identity?: string
   'ssh-config'?: string
   jump?: string
-  agent: boolean
-  ipv4: boolean
-  ipv6: boolean
-  batch: boolean
+  agent?: boolean
+  ipv4?: boolean
+  ipv6?: boolean
+  batch?: boolean
   'ssh-cipher'?: string
   'ssh-option': string[]
   escp: string
@@ -43,10 +43,10 @@ export function sshOptionsOf(f: SshFlags): SshOptions {
     identity: f.identity,
     config: f['ssh-config'],
     jump: f.jump,
-    agent: f.agent,
-    ipv4: f.ipv4,
-    ipv6: f.ipv6,
-    batch: f.batch,
+    agent: f.agent === true,
+    ipv4: f.ipv4 === true,
+    ipv6: f.ipv6 === true,
+    batch: f.batch === true,
     cipher: f['ssh-cipher'],
     options: f['ssh-option'],
     remoteEscp: f.escp,

@@ -9,6 +9,7 @@ import path from 'node:path'
 import { CPUMASK_ENV, PLUGIN_OPTIONS_ENV, openSessionLog, parsePluginOption, pluginOptionsFromEnv, runServerOnStdio, runServerOnUnixSocket } from '@escp/core'
 import { bundledPluginModules } from './bundled'
 import { configFiles, loadConfig } from './config'
+import { COPY_FLAGS } from './copy-flags'
 
 export interface ServerFlags {
   mgmt?: string
@@ -16,25 +17,13 @@ export interface ServerFlags {
 }
 
 /**
- * The long flags of the copy command, which a config file may set: the server reads its own
- * host's config and refuses what the command would refuse. The copy command's flags are the
- * source; a test keeps the two the same.
- */
-export const COPY_FLAG_NAMES: readonly string[] = [
-  'recursive', 'preserve', 'compress', 'quiet', 'verbose', 'logfile', 'limit', 'blocksize', 'parallel', 'ioengine', 'cipher',
-  'checksum', 'nochecksum', 'sparse', 'nodirect', 'bits', 'escp-port', 'escp-portrange', 'bind', 'cpumask', 'plugin-option',
-  'filelist', 'port', 'ssh-option', 'ssh', 'escp', 'identity', 'ssh-config', 'jump', 'ssh-cipher', 'agent', 'ipv4', 'ipv6',
-  'batch', 'license', 'mgmt', 'sftp', 'legacy', 'no-strict-names', 'remote-to-remote',
-]
-
-/**
  * Serves one session as `escp server` does: this host's CPU set and plugin options from its
- * own config (the environment wins), then the control channel on stdio or on the --mgmt
- * socket. Returns the exit status.
+ * own config (the environment wins; a key that is not a copy flag is refused, as the command
+ * refuses it), then the control channel on stdio or on the --mgmt socket. Returns the exit status.
  */
 export async function serve(flags: ServerFlags, software: string, plugins: readonly string[]): Promise<number> {
   try {
-    const config = loadConfig(configFiles(), new Set(COPY_FLAG_NAMES))
+    const config = loadConfig(configFiles(), new Set(Object.keys(COPY_FLAGS)))
     const mask = config.cpumask
     if (mask !== undefined) process.env[CPUMASK_ENV] ??= String(mask)
     const options = config['plugin-option']
@@ -79,7 +68,7 @@ export function serverFlagsWithoutOclif(args: readonly string[], env: NodeJS.Pro
  * else ~/.local/share/escp). Elsewhere than Linux and its kin oclif looks in other places, so
  * the answer is yes.
  */
-function pluginsMayBeInstalled(env: NodeJS.ProcessEnv): boolean {
+export function pluginsMayBeInstalled(env: NodeJS.ProcessEnv): boolean {
   if (process.platform === 'win32') return true
   const home = env.HOME || os.homedir()
   const dirs = [env.ESCP_DATA_DIR, path.join(env.XDG_DATA_HOME || path.join(home, '.local', 'share'), 'escp')]

@@ -1,11 +1,9 @@
-// Which `escp server` command lines the entry point serves without oclif, and that the config
-// keys the server accepts are the copy command's flags.
+// Which `escp server` command lines the entry point serves without oclif.
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'chai'
-import Copy from '../src/commands/copy'
-import { COPY_FLAG_NAMES, serverFlagsWithoutOclif } from '../src/server-start'
+import { serverFlagsWithoutOclif } from '../src/server-start'
 
 describe('escp server without oclif', function () {
   let data: string
@@ -19,10 +17,6 @@ describe('escp server without oclif', function () {
 
   afterEach(function () {
     fs.rmSync(data, { recursive: true, force: true })
-  })
-
-  it('accepts a config key exactly when the copy command has that flag', function () {
-    expect([...COPY_FLAG_NAMES].sort()).to.deep.equal(Object.keys(Copy.flags).sort())
   })
 
   it('serves the command lines ssh and --mgmt start', function () {
