@@ -105,6 +105,26 @@ describe('sparse files', function () {
       }
     })
 
+    it('sends the one block of a file that holds data from its own offset, whichever block it is', async function () {
+      needPosix(this)
+      // One data block each: the second, one in the middle, the last (short), the first of a larger file.
+      const cases: Array<[number, Array<[number, number]>]> = [
+        [2 * MiB, [[MiB, 4]]],
+        [5 * MiB, [[3_000_000, 1000]]],
+        [3 * MiB + 5000, [[3 * MiB + 10, 100]]],
+        [4 * MiB, [[10, 100]]],
+      ]
+      for (const [i, [sizeBytes, data]] of cases.entries()) {
+        const file = path.join(work, `one-block-${i}.img`)
+        writeSparse(file, sizeBytes, data)
+        const dst = path.join(work, `one-block-${i}-copy.img`)
+        const summary = await copy({ sources: [file], destination: dst, options: opts({ plugins: [POSIX], engine: 'posix', streams: 1 }) })
+        expect(summary.ok, JSON.stringify(summary.failures)).to.equal(true)
+        expect(summary.bytes, `case ${i}`).to.equal(dataBlockBytes(sizeBytes, MiB, data))
+        expect(sha256File(dst), `case ${i}: the copy's bytes`).to.equal(sha256File(file))
+      }
+    })
+
     it('sends a file that is all hole with no block at all', async function () {
       needPosix(this)
       const file = path.join(work, 'empty.img')

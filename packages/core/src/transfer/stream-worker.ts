@@ -200,8 +200,9 @@ class SenderRole {
       const path = Buffer.from(msg.path.buffer, msg.path.byteOffset, msg.path.byteLength)
       const asked = buf.subarray(0, msg.length)
       let n: number | { endBytes: number }
-      if (msg.only && !msg.toEnd && this.engine.readFile) {
+      if (msg.only && msg.offset === 0 && !msg.toEnd && this.engine.readFile) {
         // A file of one block: read whole in one engine call rather than open, read and close.
+        // The one block of a sparse file that holds data may lie anywhere: readFile reads from 0.
         n = await this.engine.readFile(path, asked)
       } else {
         let h = this.handles.get(msg.fileId)
