@@ -244,6 +244,21 @@ describe('loopback transfer', function () {
     expect(describeTree(dst)).to.deep.equal(describeTree(src))
   })
 
+  it('fails a file that shrinks while a paced copy sends it with ESCP_ERR_SOURCE_CHANGED, by name, and ends the session cleanly', async function () {
+    const src = path.join(work, 'shrinks.bin')
+    writeRandom(src, 8 * 1024 * KiB)
+    const out = path.join(work, 'out')
+    fs.mkdirSync(out)
+    // 2 MiB/s: the file takes some 4 s, and shrinks once its copy is under way.
+    const copying = copy({ sources: [src], destination: `${out}/`, options: opts({ streams: 1, blockSizeBytes: 256 * KiB, limitBytesPerSec: 2 * 1024 * KiB }) })
+    for (let waited = 0; leftoverTemps(out).length === 0 && waited < 10_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20))
+    fs.truncateSync(src, 1024 * KiB)
+    const summary = await copying
+    expect(summary.ok).to.equal(false)
+    expect(summary.failures.map((f) => [f.path, f.error.code])).to.deep.equal([[src, 'ESCP_ERR_SOURCE_CHANGED']])
+    expect(fs.readdirSync(out)).to.deep.equal([])
+  })
+
   it('reports a full disk by file name and leaves no complete-looking file', async function () {
     const mnt = path.join(work, 'small')
     fs.mkdirSync(mnt)

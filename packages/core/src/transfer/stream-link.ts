@@ -74,22 +74,29 @@ abstract class StreamLink extends EventEmitter {
     if (!this.failure) this.outbox.add(msg, transfer)
   }
 
-  /** Has the worker seal END, writes it and half-closes the socket. */
+  /** Has the worker seal END, writes it (writeEnd) and half-closes the socket. */
   sendEnd(): Promise<void> {
     return new Promise((resolve, reject) => {
       const onMessage = (m: FromWorker) => {
         if (m.t !== 'ended') return
         this.worker.off('message', onMessage)
         this.endSent = true
-        this.writeFrames(m.frames, () => {
-          this.socket.end()
-          resolve()
-        })
+        this.writeEnd(() =>
+          this.writeFrames(m.frames, () => {
+            this.socket.end()
+            resolve()
+          }),
+        )
       }
       this.worker.on('message', onMessage)
       this.once('error', reject)
       this.post({ t: 'end' })
     })
+  }
+
+  /** Writes the END record (`write`), after any record written before it. */
+  protected writeEnd(write: () => void): void {
+    write()
   }
 
   /**
@@ -253,6 +260,15 @@ export class SenderLink extends StreamLink {
   private giveBack(frames: Uint8Array[]): void {
     const buffers = frames.flatMap((f) => (f.buffer.byteLength === this.fullFrameBytes && f.buffer instanceof ArrayBuffer ? [f.buffer] : []))
     if (buffers.length > 0 && !this.closing) this.post({ t: 'frames', buffers }, buffers)
+  }
+
+  // A paced stream writes END after the records still waiting their turn, which were sealed
+  // before it: ahead of them, its nonce would be out of order, and the peer would take the stream
+  // for tampered with. The last records of a file that failed may still wait as the session ends.
+  protected override writeEnd(write: () => void): void {
+    if (this.paced.length === 0 && !this.paceTimer) return write()
+    this.paced.push({ bytes: 0, write })
+    this.writePaced()
   }
 
   // One timer for the queue, never one per record: a record whose turn has come must not pass
