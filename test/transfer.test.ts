@@ -244,6 +244,25 @@ describe('loopback transfer', function () {
     expect(describeTree(dst)).to.deep.equal(describeTree(src))
   })
 
+  it('stops on its AbortSignal: rejects with ESCP_ERR_INTERRUPTED, and the receiver removes its temporary file', async function () {
+    const src = path.join(work, 'big.bin')
+    writeRandom(src, 8 * 1024 * KiB)
+    const out = path.join(work, 'out')
+    fs.mkdirSync(out)
+    const stop = new AbortController()
+    const copying = copy({ sources: [src], destination: `${out}/`, options: opts({ streams: 1, limitBytesPerSec: 2 * 1024 * KiB }), signal: stop.signal })
+    for (let waited = 0; leftoverTemps(out).length === 0 && waited < 10_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20))
+    stop.abort()
+    const err = await copying.then(() => new Error('the copy was not stopped'), (e: Error & { code?: string }) => e)
+    expect((err as { code?: string }).code, err.message).to.equal('ESCP_ERR_INTERRUPTED')
+    expect(err.message).to.equal('ESCP_ERR_INTERRUPTED: interrupted by its caller; files not finished were removed')
+    expect(fs.readdirSync(out)).to.deep.equal([])
+    // Stopped before it starts: at once, and nothing is written.
+    const early = await copy({ sources: [src], destination: `${out}/`, options: opts(), signal: AbortSignal.abort() }).catch((e: { code?: string }) => e.code)
+    expect(early).to.equal('ESCP_ERR_INTERRUPTED')
+    expect(fs.readdirSync(out)).to.deep.equal([])
+  })
+
   it('fails a file that shrinks while a paced copy sends it with ESCP_ERR_SOURCE_CHANGED, by name, and ends the session cleanly', async function () {
     const src = path.join(work, 'shrinks.bin')
     writeRandom(src, 8 * 1024 * KiB)
@@ -259,7 +278,7 @@ describe('loopback transfer', function () {
     expect(fs.readdirSync(out)).to.deep.equal([])
   })
 
-  it('reports a full disk by file name and leaves no complete-looking file', async function () {
+  it('reports a full disk by file name, leaves no complete-looking file, and copies the files that fit', async function () {
     const mnt = path.join(work, 'small')
     fs.mkdirSync(mnt)
     const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt])
@@ -270,11 +289,16 @@ describe('loopback transfer', function () {
       const src = path.join(work, 'fill')
       writeRandom(path.join(src, 'small.bin'), 1000)
       writeRandom(path.join(src, 'too-big.bin'), 4 * 1024 * KiB)
-      const summary = await copy({ sources: [src], destination: mnt, options: opts({ recursive: true }) }).catch((e) => e)
-      const failures = 'failures' in summary ? summary.failures : [{ path: '(session)', error: summary }]
-      expect(failures.map((f: { error: { errno?: string; message: string } }) => f.error.errno ?? f.error.message).join(' ')).to.contain('ENOSPC')
-      expect(fs.existsSync(path.join(mnt, 'fill', 'too-big.bin'))).to.equal(false)
-      expect(leftoverTemps(mnt)).to.deep.equal([])
+      // node-fs writes until the disk is full; posix preallocates, and fallocate fails first.
+      for (const engine of [{}, { plugins: ['@escp/engine-posix'], engine: 'posix' }]) {
+        const summary = await copy({ sources: [src], destination: mnt, options: opts({ recursive: true, ...engine }) })
+        expect(summary.failures.map((f) => [f.path, f.error.errno]), JSON.stringify(engine)).to.deep.equal([[path.join(src, 'too-big.bin'), 'ENOSPC']])
+        expect(fs.existsSync(path.join(mnt, 'fill', 'too-big.bin'))).to.equal(false)
+        expect(fs.readFileSync(path.join(mnt, 'fill', 'small.bin')).byteLength).to.equal(1000)
+        expect(fs.statSync(path.join(mnt, 'fill')).mode & 0o777, 'the directory its mode').to.equal(fs.statSync(src).mode & 0o777)
+        expect(leftoverTemps(mnt)).to.deep.equal([])
+        fs.rmSync(path.join(mnt, 'fill'), { recursive: true })
+      }
     } finally {
       spawnSync('umount', [mnt])
     }

@@ -48,6 +48,7 @@ const catalogue = {
   ESCP_ERR_FILE_TOO_LARGE: (path: string, sizeBytes: bigint | number) =>
     `'${path}' is ${sizeBytes} bytes; escp handles files up to 2^53-1 bytes`,
   ESCP_ERR_SHM: (what: string, why: string) => `shared memory ${what}: ${why}`,
+  ESCP_ERR_INTERRUPTED: (by: string) => `interrupted by ${by}; files not finished were removed`,
 } satisfies Record<string, (...args: never[]) => string>
 
 export type EscpErrorCode = keyof typeof catalogue

@@ -19,6 +19,7 @@ export class ControlChannel {
   private readonly queue: ControlMessage[] = []
   private waiter: { resolve: (m: ControlMessage) => void; reject: (e: Error) => void } | undefined
   private failure: EscpError | undefined
+  private stopped: EscpError | undefined
   private readonly onData = (chunk: Buffer) => this.receiveBytes(chunk)
   private readonly onEnd = () =>
     this.fail(escpError('ESCP_ERR_CONTROL_CLOSED', this.preambleSeen ? 'the peer closed it' : `the peer closed it before escp started${this.buffered.byteLength ? ` (it printed ${JSON.stringify(this.buffered.toString('utf8').slice(0, 200))})` : ''}`))
@@ -47,6 +48,7 @@ export class ControlChannel {
 
   /** The next message; rejects on a malformed frame, a closed channel or the deadline. */
   receive(timeoutMs?: number, what = 'a control message'): Promise<ControlMessage> {
+    if (this.stopped) return Promise.reject(this.stopped)
     const m = this.queue.shift()
     if (m) return Promise.resolve(m)
     if (this.failure) return Promise.reject(this.failure)
@@ -60,6 +62,17 @@ export class ControlChannel {
         reject: (e) => (clearTimeout(timer), reject(e)),
       }
     })
+  }
+
+  /**
+   * Stops receiving: a receive under way rejects with `err`, and so does every later one.
+   * Sending goes on, so that the peer can still be told why.
+   */
+  stop(err: EscpError): void {
+    this.stopped ??= err
+    const w = this.waiter
+    this.waiter = undefined
+    w?.reject(this.stopped)
   }
 
   /** Stops reading (the streams themselves are the caller's). */

@@ -18,6 +18,7 @@ import { DEFAULT_OPTIONS, splitEngines, withDefaults } from './options'
 import { takePrestartedWorkers } from './worker-boot'
 import type { TransferOptions } from './options'
 import { resolveDestination } from './paths'
+import { interruption } from './session-side'
 import { Receiver } from './receiver'
 import { Sender } from './sender'
 import { linkSettings } from './server'
@@ -43,6 +44,12 @@ export interface TransferRequest {
   options?: Partial<TransferOptions>
   onProgress?: (p: TransferProgress) => void
   onIssue?: (issue: SourceIssue) => void
+  /**
+   * Stops the transfer when it aborts: both sides remove the files they have not finished, and
+   * the call rejects with the signal's reason where that is an escp error, else
+   * ESCP_ERR_INTERRUPTED.
+   */
+  signal?: AbortSignal
 }
 
 export type CopyRequest = TransferRequest
@@ -150,8 +157,8 @@ async function pushPrepared(server: ServerProcess, prepared: Prepared, request: 
     const links = await startSenderLinks(session, linkSettings(session.init, set, 'client', engines.sender, o.cpus), booted)
     const checksum = o.checksum === 'none' ? null : set.registry.resolve('checksum', o.checksum)
     const engine = set.registry.resolve('engine', engines.sender)
-    return new Sender(session, links, { sources: request.sources, recursive: o.recursive, blockSizeBytes: o.blockSizeBytes, checksum, engine, onProgress: request.onProgress, onIssue: request.onIssue }).run()
-  })
+    return new Sender(session, links, { sources: request.sources, recursive: o.recursive, blockSizeBytes: o.blockSizeBytes, checksum, engine, onProgress: request.onProgress, onIssue: request.onIssue, signal: request.signal }).run()
+  }, request.signal)
 }
 
 /** Fetches `sources` on the server's host into the local `destination`. */
@@ -167,7 +174,7 @@ export async function pull(server: ServerProcess, request: TransferRequest, serv
   const started = Date.now()
   return withSession(server, prepared, sessionRequest(o, 'sender', request.sources, request.sources.length, engines.sender), serverHost, async (session, booted) => {
     const checksum = o.checksum === 'none' ? null : set.registry.resolve('checksum', o.checksum)
-    const receiver = new Receiver(session, { destination, checksum, engine, blockSizeBytes: o.blockSizeBytes, preserve: o.preserve, onProgress: request.onProgress })
+    const receiver = new Receiver(session, { destination, checksum, engine, blockSizeBytes: o.blockSizeBytes, preserve: o.preserve, onProgress: request.onProgress, signal: request.signal })
     const links = await startReceiverLinks(session, linkSettings(session.init, set, 'client', engines.receiver, o.cpus), await writes, receiver, booted)
     const r = await receiver.run(links)
     return {
@@ -185,7 +192,7 @@ export async function pull(server: ServerProcess, request: TransferRequest, serv
       checksum: checksum?.name ?? 'none',
       compressor: session.init.compressor,
     }
-  })
+  }, request.signal)
 }
 
 /**
@@ -198,10 +205,11 @@ async function withSession(
   request: SessionRequest,
   serverHost: string,
   run: (session: Session, booted: BootedWorkers) => Promise<TransferSummary>,
+  signal: AbortSignal | undefined,
 ): Promise<TransferSummary> {
   const booted = await beforeSession(server, async () => bootWorkers(prepared))
   try {
-    return await runSession(server, prepared.set, request, serverHost, (session) => run(session, booted))
+    return await runSession(server, prepared.set, request, serverHost, (session) => run(session, booted), signal)
   } finally {
     await booted.close()
   }
@@ -213,10 +221,20 @@ async function runSession(
   request: SessionRequest,
   serverHost: string,
   run: (session: Session) => Promise<TransferSummary>,
+  signal: AbortSignal | undefined,
 ): Promise<TransferSummary> {
   const channel = new ControlChannel(server.stdout, server.stdin, { side: 'client' })
+  // Until the session runs, stopping it stops the server: the session's start then fails.
+  const stopServer = () => server.kill()
   try {
-    const session = await startClientSession(channel, set.registry, request, { detachDataStreams: true, serverHost })
+    if (signal?.aborted) throw interruption(signal)
+    signal?.addEventListener('abort', stopServer, { once: true })
+    let session: Session
+    try {
+      session = await startClientSession(channel, set.registry, request, { detachDataStreams: true, serverHost })
+    } finally {
+      signal?.removeEventListener('abort', stopServer)
+    }
     let summary: TransferSummary
     try {
       summary = await run(session)
@@ -229,6 +247,7 @@ async function runSession(
     return summary
   } catch (err) {
     server.kill()
+    if (signal?.aborted) throw interruption(signal)
     if (isEscpError(err, 'ESCP_ERR_CONTROL_CLOSED') || isEscpError(err, 'ESCP_ERR_REMOTE_NOISE')) {
       await Promise.race([server.exited, new Promise((r) => setTimeout(r, 1000))])
       const said = server.stderrTail()

@@ -74,6 +74,8 @@ export interface ReceiverOptions {
   blockSizeBytes: number
   preserve: boolean
   onProgress?: (p: TransferProgress) => void
+  /** Stops the transfer when it aborts (stopOn): unfinished files are removed. */
+  signal?: AbortSignal
 }
 
 export interface ReceiverResult {
@@ -204,6 +206,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
       l.once('error', (e: EscpError) => this.abort(e))
     }
     this.noticeEarlyFailures()
+    const unwatch = this.stopOn(this.options.signal)
     try {
       await this.readMeta()
       while (this.unsettled > 0) await this.sleep()
@@ -223,6 +226,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
       await this.cleanup()
       throw this.fatal
     } finally {
+      unwatch()
       await Promise.all(links.map((l) => l.close()))
       this.session.meta.close()
     }
@@ -551,7 +555,11 @@ export class Receiver extends SessionSide<ReceiverLink> {
 
   private async finishFile(f: InFile): Promise<void> {
     if (f.creating) await f.creating
-    await Promise.all([...f.writers].map((l) => l.closeFile(f.spec.id)))
+    // A handle that failed to open (a full disk at fallocate) or to close fails its file, not
+    // the session: the other files go on.
+    const closed = await Promise.allSettled([...f.writers].map((l) => l.closeFile(f.spec.id)))
+    const unclosed = closed.find((c): c is PromiseRejectedResult => c.status === 'rejected')
+    f.failed ??= unclosed && (isEscpError(unclosed.reason) ? unclosed.reason : ioError(unclosed.reason, 'close', f.final))
     let error = f.failed
     const digest = this.digestOf(f)
     if (!error && digest && f.done) {

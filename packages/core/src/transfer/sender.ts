@@ -68,6 +68,8 @@ export interface SenderOptions {
   engine: IoEngine
   onProgress?: (p: TransferProgress) => void
   onIssue?: (issue: SourceIssue) => void
+  /** Stops the transfer when it aborts (stopOn). */
+  signal?: AbortSignal
 }
 
 export class Sender extends SessionSide<SenderLink> {
@@ -124,6 +126,7 @@ export class Sender extends SessionSide<SenderLink> {
       l.once('error', (e: EscpError) => this.abort(e))
     }
     this.noticeEarlyFailures()
+    const unwatch = this.stopOn(this.options.signal)
     const metaDone = this.readMeta()
     metaDone.catch((e: EscpError) => this.abort(e))
     try {
@@ -152,6 +155,7 @@ export class Sender extends SessionSide<SenderLink> {
       this.abort(isEscpError(err) ? err : escpError('ESCP_ERR_TRANSFER', String(err)))
       throw this.fatal
     } finally {
+      unwatch()
       await Promise.all(this.links.map((l) => l.close()))
       this.session.meta.close()
     }

@@ -60,6 +60,7 @@ export async function runServerOnUnixSocket(socketPath: string, software: string
 async function runServerOn(input: Readable, output: Writable, software: string, plugins: readonly string[], options: ServerRunOptions): Promise<number> {
   const channel = new ControlChannel(input, output, { side: 'server' })
   let booted: BootedWorkers | undefined = options.booted
+  const stop = stopOnSignals(channel)
   try {
     const mask = process.env[CPUMASK_ENV]
     const cpus = mask ? parseCpuSet(mask) : undefined
@@ -67,7 +68,7 @@ async function runServerOn(input: Readable, output: Writable, software: string, 
     const pluginOptions = pluginOptionsFromEnv()
     booted ??= serverWorkers(plugins)
     const set = await loadPlugins({ plugins: wanted, options: pluginOptions })
-    await serveSession(channel, set, { software, defaultAddress: process.env.ESCP_BIND ?? sshServerAddress() ?? '127.0.0.1', ...(cpus ? { cpus } : {}), ...(options.log ? { log: options.log } : {}), ...(booted ? { booted } : {}) })
+    await serveSession(channel, set, { software, defaultAddress: process.env.ESCP_BIND ?? sshServerAddress() ?? '127.0.0.1', ...(cpus ? { cpus } : {}), ...(options.log ? { log: options.log } : {}), ...(booted ? { booted } : {}), signal: stop.signal })
     return 0
   } catch (err) {
     const message = isEscpError(err) ? err.message : String(err)
@@ -76,9 +77,31 @@ async function runServerOn(input: Readable, output: Writable, software: string, 
     process.stderr.write(`escp server: ${message}\n`)
     return 1
   } finally {
+    stop.dispose()
     channel.close()
     await booted?.close()
   }
+}
+
+/** Signals that stop a server: the loopback child's parent and ssh's sshd stop it with SIGTERM; a terminal's Ctrl-C or hang-up reach it too. */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP']
+
+/**
+ * While a session is served, a stop signal ends it in order rather than at once: the session
+ * stops (its receiver removes the files it has not finished) and, before the session runs, the
+ * control channel fails, which ends the handshake. Another signal changes nothing: SIGKILL is there for a server that
+ * does not stop.
+ */
+function stopOnSignals(channel: ControlChannel): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController()
+  const stop = (name: NodeJS.Signals) => {
+    if (controller.signal.aborted) return
+    const err = escpError('ESCP_ERR_INTERRUPTED', name)
+    controller.abort(err)
+    channel.stop(err)
+  }
+  for (const name of STOP_SIGNALS) process.on(name, stop)
+  return { signal: controller.signal, dispose: () => STOP_SIGNALS.forEach((name) => process.off(name, stop)) }
 }
 
 // Under sshd, the address the client reached us on is the third field of SSH_CONNECTION:

@@ -26,6 +26,8 @@ export interface ServeOptions {
   log?: SessionLog
   /** Stream workers booted before the session's request came; whoever booted them closes them. */
   booted?: BootedWorkers
+  /** Stops the session when it aborts (a signal to the server): unfinished files are removed. */
+  signal?: AbortSignal
 }
 
 export function linkSettings(init: SessionInit, set: PluginSet, side: 'client' | 'server', engine: string, cpus?: readonly number[]): LinkSettings {
@@ -110,6 +112,7 @@ async function serve(channel: ControlChannel, set: PluginSet, options: ServeOpti
         engine: set.registry.resolve('engine', init.serverEngine),
         blockSizeBytes: init.blockSizeBytes,
         preserve: init.preserve,
+        signal: options.signal,
       })
       const links = await startReceiverLinks(session, settings, dataWrites as DataWrites, receiver, booted)
       const r = await receiver.run(links)
@@ -118,7 +121,7 @@ async function serve(channel: ControlChannel, set: PluginSet, options: ServeOpti
     } else {
       const links = await startSenderLinks(session, settings, booted)
       const engine = set.registry.resolve('engine', init.serverEngine)
-      const s = await new Sender(session, links, { sources: init.paths, recursive: init.recursive, blockSizeBytes: init.blockSizeBytes, checksum, engine }).run()
+      const s = await new Sender(session, links, { sources: init.paths, recursive: init.recursive, blockSizeBytes: init.blockSizeBytes, checksum, engine, signal: options.signal }).run()
       ended({ filesOk: s.entriesOk, failures: s.failures, bytes: s.bytes })
       await channel.send({ kind: 'done', done: { ok: s.ok, filesOk: BigInt(s.entriesOk), filesFailed: BigInt(s.failures.length), bytes: BigInt(s.bytes) } })
     }

@@ -1,5 +1,6 @@
 // What the sending and the receiving side of a session share: one fatal error that stops
 // everything, an ordered queue of meta-stream sends, and a wait that any event can end.
+import { escpError, isEscpError } from '../errors'
 import type { EscpError } from '../errors'
 import type { Session } from '../protocol/session'
 
@@ -55,6 +56,18 @@ export abstract class SessionSide<Link extends { fail(err: EscpError): void; rea
     return this.metaChain
   }
 
+  /**
+   * Stops the session once `signal` aborts (at once if it has), with its reason where that is
+   * an escp error, else ESCP_ERR_INTERRUPTED; until the function returned is called.
+   */
+  protected stopOn(signal: AbortSignal | undefined): () => void {
+    if (!signal) return () => {}
+    const stop = () => this.abort(interruption(signal))
+    if (signal.aborted) stop()
+    signal.addEventListener('abort', stop, { once: true })
+    return () => signal.removeEventListener('abort', stop)
+  }
+
   protected abort(err: EscpError): void {
     if (this.fatal) return
     this.fatal = err
@@ -87,4 +100,10 @@ export abstract class SessionSide<Link extends { fail(err: EscpError): void; rea
     this.wake = undefined
     w?.()
   }
+}
+
+/** The error a transfer stopped by `signal` fails with. */
+export function interruption(signal: AbortSignal): EscpError {
+  const reason: unknown = signal.reason
+  return isEscpError(reason) ? reason : escpError('ESCP_ERR_INTERRUPTED', typeof reason === 'string' ? reason : 'its caller')
 }
