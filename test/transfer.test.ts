@@ -120,6 +120,39 @@ describe('loopback transfer', function () {
     expect(leftoverTemps(dst)).to.deep.equal([])
   })
 
+  it('without preserve, keeps the mode (and, as root, the owner) of a file it writes over and of a directory that was there; with preserve, gives them the source\'s', async function () {
+    const src = path.join(work, 'src')
+    writeRandom(path.join(src, 'small'), 10)
+    writeRandom(path.join(src, 'large'), 3 * BLOCK + 1)
+    fs.chmodSync(path.join(src, 'small'), 0o644)
+    fs.chmodSync(path.join(src, 'large'), 0o644)
+    const root = process.getuid?.() === 0
+    for (const engine of [{}, { plugins: ['@escp/engine-posix'], engine: 'posix' }]) {
+      const dst = path.join(work, `dst-${Object.keys(engine).length}`)
+      // What is there before: a private directory and two private files, one not owned by us.
+      fs.mkdirSync(path.join(dst, 'src'), { recursive: true, mode: 0o700 })
+      fs.chmodSync(path.join(dst, 'src'), 0o700)
+      for (const name of ['small', 'large']) {
+        fs.writeFileSync(path.join(dst, 'src', name), 'old')
+        fs.chmodSync(path.join(dst, 'src', name), name === 'small' ? 0o600 : 0o660)
+        if (root) fs.chownSync(path.join(dst, 'src', name), 65534, 65534)
+      }
+      const summary = await copy({ sources: [src], destination: dst, options: opts({ recursive: true, ...engine }) })
+      expect(summary.ok, JSON.stringify(summary.failures)).to.equal(true)
+      const stat = (name: string) => fs.statSync(path.join(dst, 'src', name))
+      expect((stat('').mode & 0o777).toString(8), 'the directory').to.equal('700')
+      expect((stat('small').mode & 0o777).toString(8), 'small').to.equal('600')
+      expect((stat('large').mode & 0o777).toString(8), 'large').to.equal('660')
+      if (root) for (const name of ['small', 'large']) expect([stat(name).uid, stat(name).gid], name).to.deep.equal([65534, 65534])
+      expect(describeTree(path.join(dst, 'src'))).to.deep.equal(describeTree(src))
+      // With preserve, the source's.
+      const preserved = await copy({ sources: [src], destination: dst, options: opts({ recursive: true, preserve: true, ...engine }) })
+      expect(preserved.ok, JSON.stringify(preserved.failures)).to.equal(true)
+      for (const name of ['', 'small', 'large']) expect((stat(name).mode & 0o777).toString(8), `preserved ${name}`).to.equal((fs.statSync(path.join(src, name)).mode & 0o777).toString(8))
+      expect(leftoverTemps(dst)).to.deep.equal([])
+    }
+  })
+
   it('follows scp for destinations: into a directory, to a new name, refused for many into a non-directory', async function () {
     const a = path.join(work, 'a.txt')
     const b = path.join(work, 'b.txt')

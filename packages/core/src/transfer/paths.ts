@@ -41,6 +41,8 @@ export function checkRelativePath(name: Uint8Array): Buffer[] {
  */
 export class PathGuard {
   private readonly safeDirs = new Set<string>()
+  /** Directories this guard made (not found there): nothing in them predates the session. */
+  private readonly madeDirs = new Set<string>()
   /** Full paths of parents already made real directories, by their components under the root. */
   private readonly parents = new Map<string, Buffer>()
   private readonly root: Buffer
@@ -81,19 +83,31 @@ export class PathGuard {
     return joinBytes(dir, components[components.length - 1])
   }
 
-  /** Makes `dir` a directory of ours, or proves it already is one (not a symlink). */
-  async ensureDirectory(dir: Buffer, shown: string, mode = 0o755): Promise<void> {
+  /** Whether this guard made `dir`, so that no file in it predates the session. */
+  made(dir: Buffer): boolean {
+    return this.madeDirs.has(dir.toString('latin1'))
+  }
+
+  /**
+   * Makes `dir` a directory of ours, or proves it already is one (not a symlink). True when
+   * it made it now, false when it was there (or made or checked before).
+   */
+  async ensureDirectory(dir: Buffer, shown: string, mode = 0o755): Promise<boolean> {
     const key = dir.toString('latin1')
-    if (this.safeDirs.has(key)) return
+    if (this.safeDirs.has(key)) return false
     try {
       await fs.promises.mkdir(dir, { mode })
+      this.madeDirs.add(key)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(err, 'mkdir', dir)
       const st = await fs.promises.lstat(dir)
       if (st.isSymbolicLink()) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, `'${dir.toString()}' is a symlink, and escp does not write through symlinks`)
       if (!st.isDirectory()) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, `'${dir.toString()}' exists and is not a directory`)
+      this.safeDirs.add(key)
+      return false
     }
     this.safeDirs.add(key)
+    return true
   }
 }
 

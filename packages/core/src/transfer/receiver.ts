@@ -27,6 +27,11 @@ import { bundleTrailerBytes, deserializeError } from './worker-protocol'
 
 interface InFile {
   spec: FileSpec
+  /**
+   * A file already at the final name, which the copy replaces: without -p it keeps that file's
+   * permissions (and owner, as root), as scp and cp keep them when they write over a file.
+   */
+  kept?: { mode: number; uid: number; gid: number }
   temp: Buffer
   final: Buffer
   target: WriteTarget | null
@@ -341,13 +346,15 @@ export class Receiver extends SessionSide<ReceiverLink> {
       const placed = components(parts)
       f.final = guard.placeKnown(placed) ?? (await guard.place(placed, shownOf(f)))
       if (spec.type === 'directory') {
-        await guard.ensureDirectory(f.final, shownOf(f), 0o700)
-        this.dirs.push({ path: f.final, spec })
+        // Without -p a directory that was there keeps its mode, as scp leaves it.
+        if ((await guard.ensureDirectory(f.final, shownOf(f), 0o700)) || this.options.preserve) this.dirs.push({ path: f.final, spec })
         this.verdict(f, null)
       } else if (spec.type === 'symlink') {
         await this.placeSymlink(f)
         this.verdict(f, null)
       } else {
+        // A directory this session made holds no file from before it: nothing to ask there.
+        if (!this.options.preserve && !guard.made(f.final.subarray(0, f.final.lastIndexOf(SLASH)))) f.kept = await existingFile(f.final)
         if (f.finishedByWriter && this.options.engine.createFile) this.createByWriter(f)
         else this.createTemp(f)
       }
@@ -368,13 +375,13 @@ export class Receiver extends SessionSide<ReceiverLink> {
     const temp = this.temps.beside(f.final)
     f.temp = temp
     this.creating++
-    const { mode, createdFinal } = this.creationModeOf(f.spec)
+    const { mode, createdFinal } = this.creationModeOf(f)
     f.creating = createExclusive(temp, mode).then(
       () => {
         // Space reserved in advance would fill the holes that the sender skips, or that
         // `sparse` leaves for zero blocks; a size known only at the end gives nothing to reserve.
         f.target = { path: temp, sizeBytes: f.sizeBytes, preallocate: !f.holes && !this.session.init.sparse && f.sizeBytes !== null, ...this.placement(f) }
-        if (f.finishedByWriter) f.target.finish = createdFinal ? {} : this.attributesOf(f.spec)
+        if (f.finishedByWriter) f.target.finish = createdFinal ? {} : this.attributesOf(f)
       },
       (err: EscpError) => {
         // Nothing of ours is there; a name that was there already is someone else's file.
@@ -397,8 +404,8 @@ export class Receiver extends SessionSide<ReceiverLink> {
    * nothing behind.
    */
   private createByWriter(f: InFile): void {
-    const { mode, createdFinal } = this.creationModeOf(f.spec)
-    f.target = { path: this.temps.beside(f.final), sizeBytes: Number(f.spec.size), preallocate: false, finish: createdFinal ? {} : this.attributesOf(f.spec), createMode: mode, ...this.placement(f) }
+    const { mode, createdFinal } = this.creationModeOf(f)
+    f.target = { path: this.temps.beside(f.final), sizeBytes: Number(f.spec.size), preallocate: false, finish: createdFinal ? {} : this.attributesOf(f), createMode: mode, ...this.placement(f) }
   }
 
   // In a bundle with its digest (1.4), the worker checks a file of one block and puts it in place itself.
@@ -410,9 +417,10 @@ export class Receiver extends SessionSide<ReceiverLink> {
    * Without -p a file whose mode lets its owner write is created with that mode, which then
    * needs no fchmod: the file shows nobody more while written than it will once complete.
    */
-  private creationModeOf(spec: FileSpec): { mode: number; createdFinal: boolean } {
-    const mode = this.options.preserve ? 0 : spec.mode & ~UMASK & 0o777
-    const createdFinal = (mode & 0o200) !== 0
+  private creationModeOf(f: InFile): { mode: number; createdFinal: boolean } {
+    const mode = this.options.preserve ? 0 : (f.kept?.mode ?? f.spec.mode & ~UMASK & 0o777)
+    // The umask applies at creation: a kept mode it would change is set afterwards.
+    const createdFinal = (mode & 0o200) !== 0 && (mode & UMASK) === 0 && !ownerKept(f)
     return { mode: createdFinal ? mode : 0o600, createdFinal }
   }
 
@@ -584,7 +592,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
             await h.close()
             throw err
           }
-          await h.finish(this.attributesOf(f.spec))
+          await h.finish(this.attributesOf(f))
         }
         await this.renameInto(f.temp, f.final)
       } catch (err) {
@@ -634,8 +642,9 @@ export class Receiver extends SessionSide<ReceiverLink> {
     return undefined
   }
 
-  private attributesOf(spec: FileSpec) {
-    if (!this.options.preserve) return { mode: spec.mode & ~UMASK & 0o777 }
+  private attributesOf(f: InFile) {
+    const { spec, kept } = f
+    if (!this.options.preserve) return kept ? { mode: kept.mode, ...(ownerKept(f) ? { uid: kept.uid, gid: kept.gid } : {}) } : { mode: spec.mode & ~UMASK & 0o777 }
     return {
       mode: spec.mode & 0o7777,
       atimeNs: spec.atimeNs,
@@ -728,6 +737,21 @@ export class Receiver extends SessionSide<ReceiverLink> {
         }),
     )
   }
+}
+
+/** The permissions and owner of a regular file at `final`, if one is there. */
+async function existingFile(final: Buffer): Promise<InFile['kept']> {
+  try {
+    const st = await fs.promises.lstat(final)
+    return st.isFile() ? { mode: st.mode & 0o777, uid: st.uid, gid: st.gid } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+// As root, a file written over keeps its owner, which the new file then needs to be given.
+function ownerKept(f: InFile): boolean {
+  return IS_ROOT && f.kept !== undefined && (f.kept.uid !== 0 || f.kept.gid !== 0)
 }
 
 function tooManyBlocks(f: InFile): EscpError {
