@@ -1,6 +1,6 @@
 // The escp command as a user runs it: loopback copies, and push and pull through a private
 // sshd on 127.0.0.1 that starts `escp server` on the "remote" side.
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { expect } from 'chai'
@@ -21,12 +21,12 @@ interface Run {
   ms: number
 }
 
-function escp(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+function escp(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Promise<Run> {
   nextPort += 10
   const started = Date.now()
   return new Promise((resolve) => {
     const portArgs = ['engines', '-V', 'plugins', 'autocomplete', 'server'].includes(args[0]) ? [] : ['--escp-port', String(nextPort)]
-    const child = spawn(process.execPath, [ESCP, ...portArgs, ...args], { cwd: options.cwd, env: { ...process.env, ESCP_CONFIG: '/nonexistent', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [ESCP, ...portArgs, ...args], { cwd: options.cwd, env: { ...process.env, ESCP_CONFIG: '/nonexistent', ...options.env }, uid: options.uid, gid: options.gid, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
@@ -47,6 +47,48 @@ function processesMarked(mark: string): number[] {
     }
   }
   return pids
+}
+
+/** Temporary files (`.escp-*.tmp`) anywhere under `dir`. */
+function temporaryFiles(dir: string): string[] {
+  if (!fs.existsSync(dir)) return []
+  return (fs.readdirSync(dir, { recursive: true }) as string[]).filter((name) => /(^|\/)\.escp-[0-9a-f]+\.tmp$/.test(name))
+}
+
+/** Waits up to 10 s for `ready`. */
+async function until(ready: () => boolean, what: string): Promise<void> {
+  for (let waited = 0; !ready(); waited += 50) {
+    if (waited > 10_000) throw new Error(`${what} did not happen within 10 s`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+/**
+ * Runs the command in a process group of its own, as a shell runs a job, and sends `signal`
+ * once `ready` says the copy is under way: to the whole group, as Ctrl-C does, or to the
+ * processes `target` picks. Returns how it ended, and the processes left holding its mark.
+ */
+async function escpStopped(args: string[], options: { cwd: string; signal: NodeJS.Signals; ready: () => boolean; target?: (marked: number[], command: number) => number[] }): Promise<Run & { left: number[] }> {
+  nextPort += 10
+  const mark = `escp-test-${process.pid}-${Date.now()}`
+  const started = Date.now()
+  const child = spawn(process.execPath, [ESCP, '--escp-port', String(nextPort), ...args], { cwd: options.cwd, detached: true, env: { ...process.env, ESCP_CONFIG: '/nonexistent', ESCP_TEST_MARK: mark }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d) => (stdout += d))
+  child.stderr.on('data', (d) => (stderr += d))
+  const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+  await until(options.ready, 'the copy')
+  const pid = child.pid as number
+  if (options.target) for (const p of options.target(processesMarked(mark), pid)) process.kill(p, options.signal)
+  else process.kill(-pid, options.signal)
+  const code = await closed
+  let left = processesMarked(mark)
+  for (let waited = 0; left.length > 0 && waited < 5000; waited += 100) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    left = processesMarked(mark)
+  }
+  return { code, stdout, stderr, ms: Date.now() - started, left }
 }
 
 describe('escp command', function () {
@@ -85,6 +127,30 @@ describe('escp command', function () {
         expect(left, `${args.join(' ')}: processes still running`).to.deep.equal([])
         expect(fs.existsSync(path.join(work, 'b.txt'))).to.equal(false)
       }
+    })
+
+    it('stops on Ctrl-C or SIGTERM to its process group with status 130, and leaves no temporary file and no process', async function () {
+      writeRandom(path.join(work, 'big'), 24 * 1024 * 1024)
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+        const out = path.join(work, `out-${signal}`)
+        fs.mkdirSync(out)
+        const r = await escpStopped(['-q', '-l', '4M', 'big', `${out}/`], { cwd: work, signal, ready: () => temporaryFiles(out).length > 0 })
+        expect(r.code, r.stderr).to.equal(130)
+        expect(r.stderr.trim()).to.equal(`escp: ESCP_ERR_INTERRUPTED: interrupted by ${signal}; files not finished were removed`)
+        expect(fs.readdirSync(out), signal).to.deep.equal([])
+        expect(r.left, `${signal}: processes still running`).to.deep.equal([])
+      }
+    })
+
+    it('fails the copy when its receiver alone gets SIGTERM, which first removes its temporary file', async function () {
+      writeRandom(path.join(work, 'big'), 24 * 1024 * 1024)
+      fs.mkdirSync(path.join(work, 'out'))
+      const receiver = (marked: number[], command: number) => marked.filter((p) => p !== command)
+      const r = await escpStopped(['-q', '-l', '4M', 'big', 'out/'], { cwd: work, signal: 'SIGTERM', ready: () => temporaryFiles(path.join(work, 'out')).length > 0, target: receiver })
+      expect(r.code, r.stderr).to.not.equal(0)
+      expect(r.stderr).to.contain('ESCP_ERR_INTERRUPTED: interrupted by SIGTERM')
+      expect(fs.readdirSync(path.join(work, 'out'))).to.deep.equal([])
+      expect(r.left, 'processes still running').to.deep.equal([])
     })
 
     it('takes repeatable options (-o, --plugin-option) before the operands, as scp takes -o', async function () {
@@ -132,16 +198,58 @@ describe('escp command', function () {
         [['--cipher', 'rot13', 'f', 'g'], 2, /ESCP_ERR_UNKNOWN_PLUGIN: no cipher named 'rot13'; available ciphers: aes-128-gcm/],
         [['--blocksize', 'huge', 'f', 'g'], 2, /not a size/],
         [['--blocksize', '1k', 'f', 'g'], 2, /block size must be/],
-        [['-t', '0', 'f', 'g'], 2, /parallel|Expected an integer greater than or equal to 1/],
         [['f', 'g', 'nodir/'], 2, /ESCP_ERR_DEST_NOT_DIR/],
         [['f', 'a:x', 'b:y'], 2, /not supported yet/],
         [['f', '-bad-host:x'], 2, /Nonexistent flag|cannot start with '-'/],
-        [['--no-such-flag', 'f', 'g'], 2, /Nonexistent flag/],
+        // oclif's own errors, with escp's code.
+        [['-t', '0', 'f', 'g'], 2, /^escp: ESCP_ERR_BAD_ARGUMENT: Parsing --parallel Expected an integer greater than or equal to 1 but received: 0$/],
+        [['-t', 'abc', 'f', 'g'], 2, /^escp: ESCP_ERR_BAD_ARGUMENT: Parsing --parallel Expected an integer but received: abc$/],
+        [['--escp-portrange', '5000', 'f', 'g'], 2, /^escp: ESCP_ERR_BAD_ARGUMENT: Parsing --escp-portrange Expected an integer less than or equal to 1000/],
+        [['--no-such-flag', 'f', 'g'], 2, /^escp: ESCP_ERR_BAD_ARGUMENT: Nonexistent flag: --no-such-flag$/],
+        [['-Z', 'f', 'g'], 2, /^escp: ESCP_ERR_BAD_ARGUMENT: Nonexistent flag: -Z$/],
+        [['f', 'g', '--filelist'], 2, /^escp: ESCP_ERR_BAD_ARGUMENT: Flag --filelist expects a value$/],
+        // Ours, as oclif rethrows them: once, from the code on.
+        [['-l', 'abc', 'f', 'g'], 2, /^escp: ESCP_ERR_BAD_ARGUMENT: 'abc' is not a rate \(e\.g\. 500M, 2Gbit, 100Mbit\/s\)$/],
+        [['--blocksize', '1x', 'f', 'g'], 2, /^escp: ESCP_ERR_BAD_ARGUMENT: '1x' is not a size/],
       ]
       for (const [args, code, message] of cases) {
         const r = await escp(args, { cwd: work })
         expect(r.code, `${args.join(' ')}: ${r.stderr}`).to.equal(code)
-        expect(r.stderr, args.join(' ')).to.match(message)
+        expect(r.stderr, args.join(' ')).to.match(/^escp: ESCP_ERR_[A-Z_]+: [^\n]+\n$/)
+        expect(r.stderr.trimEnd(), args.join(' ')).to.match(message)
+      }
+    })
+
+    it('with -q prints no summary and no warning, and still every error, once', async function () {
+      const src = path.join(work, 'src')
+      fs.mkdirSync(path.join(src, 'locked'), { recursive: true })
+      fs.writeFileSync(path.join(src, 'ok'), 'ok')
+      fs.writeFileSync(path.join(src, 'locked', 'inside'), 'x')
+      // A FIFO is skipped with a warning.
+      execFileSync('mkfifo', [path.join(src, 'fifo')])
+      // root reads any directory: the command runs as nobody then.
+      const as = process.getuid?.() === 0 ? { uid: Number(execFileSync('id', ['-u', 'nobody'])), gid: Number(execFileSync('id', ['-g', 'nobody'])) } : {}
+      fs.chmodSync(work, 0o777)
+      for (const out of ['quiet', 'loud']) {
+        fs.mkdirSync(path.join(work, out))
+        fs.chmodSync(path.join(work, out), 0o777)
+      }
+      fs.chmodSync(path.join(src, 'locked'), 0)
+      try {
+        const quiet = await escp(['-q', '-r', 'src', 'missing', 'quiet'], { cwd: work, env: { HOME: work }, ...as })
+        expect(quiet.code, quiet.stderr).to.equal(1)
+        const errors = quiet.stderr.trimEnd().split('\n')
+        expect(errors, quiet.stderr).to.have.length(2)
+        expect(errors.find((l) => l.includes("stat 'missing'")), quiet.stderr).to.match(/^escp: ESCP_ERR_IO: stat 'missing': ENOENT/)
+        expect(errors.find((l) => l.includes('src/locked')), quiet.stderr).to.match(/^escp: ESCP_ERR_IO: \w+ 'src\/locked': EACCES/)
+        expect(fs.readFileSync(path.join(work, 'quiet', 'src', 'ok'), 'utf8')).to.equal('ok')
+        // Without -q, the warning and the summary too.
+        const loud = await escp(['-r', 'src', 'missing', 'loud'], { cwd: work, env: { HOME: work }, ...as })
+        expect(loud.code, loud.stderr).to.equal(1)
+        expect(loud.stderr).to.match(/warning: .*'src\/fifo'/).and.match(/entries/)
+        for (const error of errors) expect(loud.stderr.split('\n'), error).to.include(error)
+      } finally {
+        fs.chmodSync(path.join(src, 'locked'), 0o755)
       }
     })
 
@@ -179,6 +287,23 @@ describe('escp command', function () {
       const broken = await escp(['f', 'g'], { cwd: work, env: { ESCP_CONFIG: conf } })
       expect(broken.code).to.equal(2)
       expect(broken.stderr).to.contain(`${conf}:`)
+    })
+
+    it('refuses a config value the flag would refuse, by file and line, before copying', async function () {
+      const conf = path.join(work, 'config.yaml')
+      fs.writeFileSync(path.join(work, 'f'), 'x')
+      const cases: Array<[string, string]> = [
+        ['parallel: 0', "'parallel' must be an integer from 1 to 128, not '0'"],
+        ['blocksize: 1x', "'blocksize': '1x' is not a size"],
+        ['recursive: yes', "'recursive' takes true or false, not 'yes'"],
+      ]
+      for (const [line, message] of cases) {
+        fs.writeFileSync(conf, `bits: true\n${line}\n`)
+        const r = await escp(['f', 'g'], { cwd: work, env: { ESCP_CONFIG: conf } })
+        expect(r.code, `${line}: ${r.stderr}`).to.equal(2)
+        expect(r.stderr, line).to.match(/^escp: ESCP_ERR_CONFIG: [^\n]+\n$/).and.contain(`${conf}:2: ${message}`)
+        expect(fs.existsSync(path.join(work, 'g')), line).to.equal(false)
+      }
     })
 
     it('paces each stream with -l, within 20% of the limit', async function () {
@@ -287,6 +412,21 @@ describe('escp command', function () {
       expect(server.find((l) => l.msg === 'file failed')?.path).to.match(/blocked/)
     })
 
+    it('refuses a --logfile it cannot write before copying, and makes no directory for it', async function () {
+      fs.writeFileSync(path.join(work, 'f'), 'x')
+      const cases: Array<[string, string]> = [
+        [work, 'EISDIR: illegal operation on a directory'],
+        [path.join(work, 'no', 'such', 'dir', 'copy.log'), 'ENOENT: no such file or directory'],
+      ]
+      for (const [logfile, why] of cases) {
+        const r = await escp(['--logfile', logfile, 'f', 'g'], { cwd: work })
+        expect(r.code, r.stderr).to.equal(2)
+        expect(r.stderr).to.equal(`escp: ESCP_ERR_BAD_ARGUMENT: cannot write the log '${logfile}': ${why}\n`)
+        expect(fs.existsSync(path.join(work, 'g')), logfile).to.equal(false)
+      }
+      expect(fs.existsSync(path.join(work, 'no'))).to.equal(false)
+    })
+
     it('prints its version quickly', async function () {
       const r = await escp(['-V'])
       expect(r.code).to.equal(0)
@@ -320,6 +460,23 @@ describe('escp command', function () {
       const down = await escp([...ssh, '-r', `127.0.0.1:${path.join(work, 'remote', 'tree')}`, path.join(work, 'back')], { cwd: work })
       expect(down.code, down.stderr).to.equal(0)
       expect(describeTree(path.join(work, 'back'))).to.deep.equal(describeTree(path.join(work, 'tree')))
+    })
+
+    it('stops a push or a pull on Ctrl-C with status 130; the receiving side, remote or local, removes its temporary file', async function () {
+      writeRandom(path.join(work, 'big'), 24 * 1024 * 1024)
+      const remote = path.join(work, 'remote')
+      fs.mkdirSync(remote)
+      const up = await escpStopped([...ssh, '-q', '-l', '4M', 'big', `127.0.0.1:${remote}/`], { cwd: work, signal: 'SIGINT', ready: () => temporaryFiles(remote).length > 0 })
+      expect(up.code, up.stderr).to.equal(130)
+      // The remote server stops once its session's streams and control channel close.
+      await until(() => temporaryFiles(remote).length === 0, 'the remote temporary file removed')
+      const back = path.join(work, 'back')
+      fs.mkdirSync(back)
+      fs.copyFileSync(path.join(work, 'big'), path.join(remote, 'big'))
+      const down = await escpStopped([...ssh, '-q', '-l', '4M', `127.0.0.1:${path.join(remote, 'big')}`, `${back}/`], { cwd: work, signal: 'SIGINT', ready: () => temporaryFiles(back).length > 0 })
+      expect(down.code, down.stderr).to.equal(130)
+      expect(down.stderr).to.contain('ESCP_ERR_INTERRUPTED: interrupted by SIGINT')
+      expect(fs.readdirSync(back)).to.deep.equal([])
     })
 
     it('pushes and pulls single files with -p and -C, and with scp:// URIs', async function () {
@@ -388,6 +545,8 @@ describe('escp command', function () {
       fs.writeFileSync(path.join(work, 'f'), 'logged')
       const logDir = path.join(work, "logs with space $(touch PWNED4) it's")
       const logfile = path.join(logDir, 'copy.log')
+      // The client's log goes in a directory that exists, as rsync's --log-file.
+      fs.mkdirSync(logDir)
       const r = await escp([...ssh, '--logfile', logfile, 'f', `127.0.0.1:${path.join(work, 'g')}`], { cwd: work })
       expect(r.code, r.stderr).to.equal(0)
       const lines = (file: string) => fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)

@@ -8,6 +8,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { escpError } from '@escp/core/loopback'
 import type { Document, LineCounter } from 'yaml'
+import { COPY_FLAGS } from './copy-flags'
+import type { FlagSpec } from './copy-flags'
+import { parseRate, parseSize } from './units'
 
 export type ConfigValues = Record<string, string | number | boolean | string[]>
 
@@ -17,7 +20,11 @@ export function configFiles(env: NodeJS.ProcessEnv = process.env): string[] {
   return ['/etc/escp.conf', path.join(env.XDG_CONFIG_HOME ?? path.join(home, '.config'), 'escp', 'config.yaml')]
 }
 
-/** Reads and merges the config files that exist; a bad one is an error naming file and line. */
+/**
+ * Reads and merges the config files that exist; a bad one is an error naming file and line: a
+ * name not in `known`, or a value the flag of that name in COPY_FLAGS would refuse on the
+ * command line (`escp server` reads the same files: each host's config is checked alike).
+ */
 export function loadConfig(files: readonly string[], known: ReadonlySet<string>): ConfigValues {
   const merged: ConfigValues = {}
   for (const file of files) {
@@ -43,13 +50,54 @@ export function loadConfig(files: readonly string[], known: ReadonlySet<string>)
     for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
       const line = lineOf(doc, lines, key)
       if (!known.has(key)) throw escpError('ESCP_ERR_CONFIG', file, line, `'${key}' is not an escp flag (known: ${[...known].sort().join(', ')})`)
-      if (Array.isArray(v) ? !v.every((x) => typeof x === 'string') : !['string', 'number', 'boolean'].includes(typeof v)) {
-        throw escpError('ESCP_ERR_CONFIG', file, line, `'${key}' must be a string, number, boolean or list of strings`)
-      }
+      const problem = valueProblem(key, v)
+      if (problem !== undefined) throw escpError('ESCP_ERR_CONFIG', file, line, problem)
       merged[key] = v as ConfigValues[string]
     }
   }
   return merged
+}
+
+const SPECS: Readonly<Record<string, FlagSpec>> = COPY_FLAGS
+
+/**
+ * What is wrong with `v` as the config value of the flag `key`, or undefined when it is of the
+ * flag's kind and in its range. Names (a cipher, an engine) are for the transfer to check.
+ */
+function valueProblem(key: string, v: unknown): string | undefined {
+  // A name the caller knows beyond the table takes any one string, as before the table was read.
+  const spec: FlagSpec = Object.hasOwn(SPECS, key) ? SPECS[key] : { kind: 'string' }
+  if (Array.isArray(v)) {
+    if (!spec.multiple) return `'${key}' takes one value, not a list`
+    return v.every((x) => typeof x === 'string') ? undefined : `'${key}' must be a list of strings`
+  }
+  if (spec.kind === 'boolean') return typeof v === 'boolean' ? undefined : `'${key}' takes true or false, not '${String(v)}'`
+  if (v === null) return `'${key}' has no value`
+  if (typeof v === 'object') return `'${key}' takes one value, not a map`
+  const text = String(v)
+  switch (spec.kind) {
+    case 'string':
+      return typeof v === 'boolean' ? `'${key}' takes a string, not ${text}` : undefined
+    case 'integer': {
+      // As oclif reads an integer flag.
+      const n = /^-?\d+$/.test(text) ? Number(text) : NaN
+      const ok = Number.isSafeInteger(n) && (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max)
+      if (ok) return undefined
+      const range =
+        spec.min !== undefined && spec.max !== undefined ? ` from ${spec.min} to ${spec.max}` : spec.min !== undefined ? ` of at least ${spec.min}` : spec.max !== undefined ? ` of at most ${spec.max}` : ''
+      return `'${key}' must be an integer${range}, not '${text}'`
+    }
+    case 'size':
+    case 'rate':
+      try {
+        if (spec.kind === 'size') parseSize(text)
+        else parseRate(text)
+        return undefined
+      } catch (err) {
+        // Its message without the code: the config error has its own.
+        return `'${key}': ${(err as Error).message.replace(/^ESCP_ERR_\w+: /, '')}`
+      }
+  }
 }
 
 /**
@@ -70,9 +118,9 @@ function lineOf(doc: Document.Parsed, lines: LineCounter, key: string): number {
 export function configArgv(values: ConfigValues, booleans: ReadonlySet<string>): string[] {
   const out: string[] = []
   for (const [key, v] of Object.entries(values)) {
+    // loadConfig let only true or false through for a boolean.
     if (booleans.has(key)) {
       if (v === true) out.push(`--${key}`)
-      else if (v !== false) throw escpError('ESCP_ERR_CONFIG', 'config', 0, `'${key}' takes true or false`)
     } else if (Array.isArray(v)) {
       for (const x of v) out.push(`--${key}`, x)
     } else {

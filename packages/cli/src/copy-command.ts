@@ -1,14 +1,14 @@
 // What the copy command does once its flags are read, by oclif (commands/copy.ts) or by the
 // entry point itself (copy-start.ts): config defaults, file lists, the transfer, exit status.
 import fs from 'node:fs'
-import type { PluginOptionValue, TransferOptions, TransferSummary } from '@escp/core'
+import type { PluginOptionValue, SessionLog, TransferOptions, TransferSummary } from '@escp/core'
 import { escpError, parseCpuSet, parsePluginOption } from '@escp/core'
 import { configArgv, configFiles, loadConfig, yaml } from './config'
 import { COPY_FLAGS, flagsSetIn } from './copy-flags'
 import type { CopyFlagValues } from './copy-flags'
 import { EXIT, exitCodeOf } from './exit-codes'
 import { planCopy, serverLogFile, sshOptionsOf } from './plan'
-import { runPlan } from './run-copy'
+import { openClientLog, runPlan } from './run-copy'
 
 /**
  * The command line with this host's config files' defaults put before the user's words, for
@@ -28,11 +28,14 @@ export async function runCopyCommand(operands: string[], flags: CopyFlagValues, 
   let jobs: string[][]
   let cpus: number[] | undefined
   let pluginOptions: Record<string, PluginOptionValue>
+  let log: SessionLog | undefined
   try {
     jobs = flags.filelist ? readFileList(flags.filelist, operands) : [operands]
     if (jobs.some((job) => job.length < 2)) throw escpError('ESCP_ERR_BAD_ARGUMENT', 'give at least one source and a destination (escp [flags] SRC... DEST; see escp --help)')
     cpus = flags.cpumask === undefined ? undefined : parseCpuSet(flags.cpumask)
     pluginOptions = Object.fromEntries(flags['plugin-option'].map(parsePluginOption))
+    // One log for every job of a file list, refused before anything is copied.
+    log = flags.logfile ? openClientLog(flags.logfile, flags.verbose) : undefined
   } catch (err) {
     process.stderr.write(`escp: ${(err as Error).message}\n`)
     return exitCodeOf(err)
@@ -58,11 +61,16 @@ export async function runCopyCommand(operands: string[], flags: CopyFlagValues, 
     pluginOptions,
   }
   let worst: number = EXIT.ok
-  for (const job of jobs) worst = Math.max(worst, await copyOnce(job, options, flags))
+  for (const job of jobs) {
+    const code = await copyOnce(job, options, flags, log)
+    worst = Math.max(worst, code)
+    // Stopped by a signal: the jobs after it are not started.
+    if (code === EXIT.interrupted) break
+  }
   return worst
 }
 
-async function copyOnce(operands: string[], options: Partial<TransferOptions>, flags: CopyFlagValues): Promise<number> {
+async function copyOnce(operands: string[], options: Partial<TransferOptions>, flags: CopyFlagValues, log: SessionLog | undefined): Promise<number> {
   let plan: ReturnType<typeof planCopy>
   try {
     plan = planCopy(operands, sshOptionsOf(flags), flags.blocksize)
@@ -72,7 +80,7 @@ async function copyOnce(operands: string[], options: Partial<TransferOptions>, f
   }
   let summary: TransferSummary
   try {
-    summary = await runPlan(plan, options, { mgmt: flags.mgmt, quiet: flags.quiet === true, bits: flags.bits === true, verbose: flags.verbose, logfile: flags.logfile, err: process.stderr })
+    summary = await runPlan(plan, options, { mgmt: flags.mgmt, quiet: flags.quiet === true, bits: flags.bits === true, verbose: flags.verbose, log, err: process.stderr })
   } catch (err) {
     process.stderr.write(`escp: ${(err as Error).message}\n`)
     return exitCodeOf(err)

@@ -21,7 +21,7 @@ export const COPY_FLAGS = {
   recursive: { kind: 'boolean', char: 'r', description: 'copy directories recursively' },
   preserve: { kind: 'boolean', char: 'p', description: 'keep modes, times (and owners as root)' },
   compress: { kind: 'boolean', char: 'C', description: 'compress blocks with zstd (blocks that do not shrink go raw)' },
-  quiet: { kind: 'boolean', char: 'q', description: 'no progress and no summary' },
+  quiet: { kind: 'boolean', char: 'q', description: 'no progress, summary or warnings (errors still show)' },
   verbose: { kind: 'integer', description: 'more detail; -v, -vv', default: 0, hidden: true },
   logfile: { kind: 'string', description: 'write a JSON log to FILE; the server side writes FILE.server on its host' },
   limit: { kind: 'rate', char: 'l', description: 'per-stream rate limit, e.g. 100M (bytes/s) or 1Gbit' },

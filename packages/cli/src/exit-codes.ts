@@ -15,6 +15,8 @@ export const EXIT = {
   network: 5,
   /** A local I/O error stopped the whole transfer. */
   io: 6,
+  /** Stopped by Ctrl-C, SIGTERM or SIGHUP; files not finished were removed. */
+  interrupted: 130,
   /** Anything else: a bug; please report it. */
   internal: 70,
 } as const
@@ -46,6 +48,7 @@ const BY_CODE: Record<string, number> = {
   ESCP_ERR_IO: EXIT.io,
   ESCP_ERR_TRANSFER: EXIT.io,
   ESCP_ERR_SHM: EXIT.io,
+  ESCP_ERR_INTERRUPTED: EXIT.interrupted,
 }
 
 export function exitCodeOf(err: unknown): number {

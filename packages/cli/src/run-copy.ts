@@ -7,14 +7,28 @@ import { sshTarget } from './operands'
 import type { CopyPlan } from './plan'
 import { ProgressBar, summaryLine } from './progress'
 import { explainRemoteFailure, remoteCommand, startRemoteServer } from './ssh'
+import { copyStopSignal } from './stop-signals'
 import type { SshOptions } from './ssh'
 
 const SILENT: SessionLog = { info() {}, warn() {}, error() {} }
 
-/** --logfile FILE: JSON lines through pino, loaded only then (some 10 ms of every copy's start-up otherwise). */
-function clientLog(file: string, verbose: number): SessionLog {
+/**
+ * --logfile FILE: JSON lines through pino, loaded only then (some 10 ms of every copy's start-up
+ * otherwise). Opened before anything is copied, in a directory that must exist, as rsync's
+ * --log-file: a mistyped path creates no directories, and one that cannot be written is
+ * ESCP_ERR_BAD_ARGUMENT.
+ */
+export function openClientLog(file: string, verbose: number): SessionLog {
   const pino = require('pino') as typeof pinoModule
-  return pino({ level: verbose > 1 ? 'debug' : 'info', base: { pid: process.pid } }, pino.destination({ dest: file, sync: true, mkdir: true }))
+  let destination: ReturnType<typeof pino.destination>
+  try {
+    // sync: opened (or refused) here, and each line on disk before the process exits.
+    destination = pino.destination({ dest: file, sync: true })
+  } catch (err) {
+    // Node's message repeats the path ("EISDIR: illegal operation on a directory, open '/tmp'").
+    throw escpError('ESCP_ERR_BAD_ARGUMENT', `cannot write the log '${file}': ${(err as Error).message.split(', ')[0]}`)
+  }
+  return pino({ level: verbose > 1 ? 'debug' : 'info', base: { pid: process.pid } }, destination)
 }
 
 export interface RunSettings {
@@ -23,20 +37,27 @@ export interface RunSettings {
   quiet: boolean
   bits: boolean
   verbose: number
-  logfile?: string
+  /** The --logfile log (openClientLog), if any. */
+  log?: SessionLog
   err: NodeJS.WriteStream
 }
 
 export async function runPlan(plan: CopyPlan, options: Partial<TransferOptions>, s: RunSettings): Promise<TransferSummary> {
-  const log = s.logfile ? clientLog(s.logfile, s.verbose) : SILENT
+  const log = s.log ?? SILENT
   const bar = !s.quiet && s.err.isTTY ? new ProgressBar(s.err, s.bits) : undefined
+  // The paths whose error is on stderr already: the failures after the copy skip them.
   const reported = new Set<string>()
   const onIssue = (i: { path: string; severity: string; error: Error }) => {
-    reported.add(i.path)
     log.warn({ path: i.path, severity: i.severity, error: i.error.message }, 'source issue')
-    if (!s.quiet) s.err.write(`${bar ? '\r\x1b[K' : ''}escp: ${i.severity === 'warning' ? 'warning: ' : ''}${i.error.message}\n`)
+    // -q hides warnings (a skipped FIFO), as scp's does; never an error.
+    if (i.severity === 'warning') {
+      if (!s.quiet) s.err.write(`${bar ? '\r\x1b[K' : ''}escp: warning: ${i.error.message}\n`)
+      return
+    }
+    reported.add(i.path)
+    s.err.write(`${bar ? '\r\x1b[K' : ''}escp: ${i.error.message}\n`)
   }
-  const request = { options, onProgress: bar ? (p: Parameters<ProgressBar['update']>[0]) => bar.update(p) : undefined, onIssue }
+  const request = { options, onProgress: bar ? (p: Parameters<ProgressBar['update']>[0]) => bar.update(p) : undefined, onIssue, signal: copyStopSignal() }
   log.info({ mode: plan.mode, options: { ...options } }, 'transfer starting')
   let summary: TransferSummary
   let server: ServerProcess | undefined

@@ -51,15 +51,26 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
 
   static override flags = FLAGS
 
-  // Every failure is one line on stderr and an exit code from exit-codes.ts: parse errors of
-  // oclif's own included (its default is a multi-line message and exit 1).
+  // Every failure is one line on stderr, `escp: ESCP_ERR_CODE: ...`, and an exit code from
+  // exit-codes.ts: parse errors of oclif's own included (its default is a multi-line message,
+  // no code and exit 1).
   override async catch(err: Error & { oclif?: { exit?: number }; code?: string }): Promise<void> {
     // this.exit() throws oclif's ExitError: the message was already printed.
     if (err.code === 'EEXIT') process.exit(err.oclif?.exit ?? 0)
     const message = err.message.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('See more help')).join(' ')
+    if (err.code?.startsWith('ESCP_ERR_')) {
+      // Ours, as thrown, or as oclif rethrows it from a flag's parse with its message put
+      // after 'Parsing --limit': printed from its code on, once.
+      process.stderr.write(`escp: ${message.slice(Math.max(0, message.indexOf(`${err.code}: `)))}\n`)
+      process.exit(exitCodeOf(err))
+    }
+    // oclif's own errors (CLIError and its parse errors) carry `oclif`: a flag it cannot read.
+    if (err.oclif !== undefined) {
+      process.stderr.write(`escp: ESCP_ERR_BAD_ARGUMENT: ${message}\n`)
+      process.exit(EXIT.usage)
+    }
     process.stderr.write(`escp: ${message}\n`)
-    const code = err.code?.startsWith('ESCP_ERR_') ? exitCodeOf(err) : EXIT.usage
-    process.exit(code)
+    process.exit(exitCodeOf(err))
   }
 
   override async run(): Promise<void> {
