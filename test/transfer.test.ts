@@ -194,7 +194,7 @@ describe('loopback transfer', function () {
     expect(fs.existsSync(path.join(dst, 'd'))).to.equal(false)
   })
 
-  it('skips special files with a warning and still succeeds', async function () {
+  it('skips special files in a tree with a warning and still succeeds; fails one named on its own', async function () {
     const src = path.join(work, 's')
     writeRandom(path.join(src, 'real'), 10)
     execFileSync('mkfifo', [path.join(src, 'pipe')])
@@ -204,6 +204,11 @@ describe('loopback transfer', function () {
     expect(summary.ok).to.equal(true)
     expect(warnings).to.deep.equal([path.join(src, 'pipe')])
     expect(fs.existsSync(path.join(dst, 'pipe'))).to.equal(false)
+    // Named on its own, as scp has it: an error, and the copy is not ok.
+    const named = await copy({ sources: [path.join(src, 'pipe'), path.join(src, 'real')], destination: `${dst}/`, options: opts() })
+    expect(named.ok).to.equal(false)
+    expect(named.failures.map((f) => [f.path, f.error.code])).to.deep.equal([[path.join(src, 'pipe'), 'ESCP_ERR_SOURCE']])
+    expect(fs.readFileSync(path.join(dst, 'real')).byteLength).to.equal(10)
   })
 
   it('fails cleanly with a clear error for an unknown cipher, engine or checksum', async function () {

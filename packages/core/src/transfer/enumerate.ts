@@ -131,7 +131,8 @@ export async function* enumerateSources(sources: readonly string[], options: Enu
       }
       yield* walk(facts.name, abs, facts, options)
     } else {
-      options.onIssue({ path: source, severity: 'warning', error: escpError('ESCP_ERR_SOURCE', source, 'not a regular file, directory or symlink; skipped') })
+      // Named on its own, as scp has it: an error (a special file found in a tree is skipped with a warning).
+      options.onIssue({ path: source, severity: 'error', error: escpError('ESCP_ERR_SOURCE', source, 'it is not a regular file, directory or symlink (a fifo, socket or device)') })
     }
   }
 }
