@@ -179,6 +179,18 @@ describe('loopback transfer', function () {
     expect(fs.existsSync(path.join(work, 'fresh', 'tree', 'x'))).to.equal(true)
   })
 
+  it('copies a directory to a new name given with a trailing slash, as cp and scp do, and refuses a file there', async function () {
+    const tree = path.join(work, 'tree')
+    writeRandom(path.join(tree, 'sub', 'x'), 10)
+    const summary = await copy({ sources: [tree], destination: `${path.join(work, 'new')}/`, options: opts({ recursive: true }) })
+    expect(summary.ok, JSON.stringify(summary.failures)).to.equal(true)
+    expect(describeTree(path.join(work, 'new'))).to.deep.equal(describeTree(tree))
+    const file = await copy({ sources: [path.join(tree, 'sub', 'x')], destination: `${path.join(work, 'newfile')}/`, options: opts() })
+    expect(file.failures.map((f) => f.error.code)).to.deep.equal(['ESCP_ERR_DEST_NOT_DIR'])
+    expect(fs.existsSync(path.join(work, 'newfile'))).to.equal(false)
+    expect(leftoverTemps(work)).to.deep.equal([])
+  })
+
   it('refuses a directory without recursion and reports a missing source, copying the rest', async function () {
     const dir = path.join(work, 'd')
     writeRandom(path.join(dir, 'inside'), 10)

@@ -126,6 +126,11 @@ export interface Destination {
   guard: PathGuard
   /** Maps a checked wire name to the components to place under the guard's root. */
   components(parts: Buffer[]): Buffer[]
+  /**
+   * A new name given with a trailing slash (`escp -r dir new/`), as `dest`: only a directory may
+   * be copied to it, as cp and scp have it; a file is refused.
+   */
+  onlyDirectory?: string
 }
 
 export async function resolveDestination(dest: string, sourceCount: number): Promise<Destination> {
@@ -140,7 +145,7 @@ export async function resolveDestination(dest: string, sourceCount: number): Pro
     const guard = new PathGuard(path.resolve(dest))
     return { guard, components: (parts) => parts }
   }
-  if (sourceCount > 1 || trailingSlash) {
+  if (sourceCount > 1 || (trailingSlash && st)) {
     throw escpError('ESCP_ERR_DEST_NOT_DIR', dest, st ? 'it is not a directory' : 'it does not exist')
   }
   // One source copied to a new name: its top-level entry takes the destination's name.
@@ -153,5 +158,5 @@ export async function resolveDestination(dest: string, sourceCount: number): Pro
     throw ioError(err, 'stat', parent)
   }
   const base = Buffer.from(path.basename(full))
-  return { guard: new PathGuard(parent), components: (parts) => [base, ...parts.slice(1)] }
+  return { guard: new PathGuard(parent), components: (parts) => [base, ...parts.slice(1)], ...(trailingSlash ? { onlyDirectory: dest } : {}) }
 }

@@ -342,7 +342,10 @@ export class Receiver extends SessionSide<ReceiverLink> {
         else this.verdict(f, null)
         return
       }
-      const { guard, components } = this.options.destination
+      const { guard, components, onlyDirectory } = this.options.destination
+      if (onlyDirectory !== undefined && parts.length === 1 && spec.type !== 'directory') {
+        throw escpError('ESCP_ERR_DEST_NOT_DIR', onlyDirectory, 'it does not exist, and only a directory is copied to a new name that ends in /')
+      }
       const placed = components(parts)
       f.final = guard.placeKnown(placed) ?? (await guard.place(placed, shownOf(f)))
       if (spec.type === 'directory') {
