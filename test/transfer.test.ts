@@ -294,19 +294,24 @@ describe('loopback transfer', function () {
     expect(describeTree(dst)).to.deep.equal(describeTree(src))
   })
 
-  it('stops on its AbortSignal: rejects with ESCP_ERR_INTERRUPTED, and the receiver removes its temporary file', async function () {
-    const src = path.join(work, 'big.bin')
+  it('stops on its AbortSignal: rejects with ESCP_ERR_INTERRUPTED, the receiver removes its temporary file, and the directories made get their modes', async function () {
+    const tree = path.join(work, 'tree')
+    const src = path.join(tree, 'big.bin')
     writeRandom(src, 8 * 1024 * KiB)
     const out = path.join(work, 'out')
     fs.mkdirSync(out)
     const stop = new AbortController()
-    const copying = copy({ sources: [src], destination: `${out}/`, options: opts({ streams: 1, limitBytesPerSec: 2 * 1024 * KiB }), signal: stop.signal })
+    const copying = copy({ sources: [tree], destination: `${out}/`, options: opts({ streams: 1, recursive: true, limitBytesPerSec: 2 * 1024 * KiB }), signal: stop.signal })
     for (let waited = 0; leftoverTemps(out).length === 0 && waited < 10_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20))
     stop.abort()
     const err = await copying.then(() => new Error('the copy was not stopped'), (e: Error & { code?: string }) => e)
     expect((err as { code?: string }).code, err.message).to.equal('ESCP_ERR_INTERRUPTED')
     expect(err.message).to.equal('ESCP_ERR_INTERRUPTED: interrupted by its caller; files not finished were removed')
-    expect(fs.readdirSync(out)).to.deep.equal([])
+    expect(fs.readdirSync(out)).to.deep.equal(['tree'])
+    expect(fs.readdirSync(path.join(out, 'tree'))).to.deep.equal([])
+    // Made private (0700) while filled, then given its mode, stopped or not.
+    expect((fs.statSync(path.join(out, 'tree')).mode & 0o777).toString(8)).to.equal((fs.statSync(tree).mode & ~process.umask() & 0o777).toString(8))
+    fs.rmSync(path.join(out, 'tree'), { recursive: true })
     // Stopped before it starts: at once, and nothing is written.
     const early = await copy({ sources: [src], destination: `${out}/`, options: opts(), signal: AbortSignal.abort() }).catch((e: { code?: string }) => e.code)
     expect(early).to.equal('ESCP_ERR_INTERRUPTED')

@@ -229,6 +229,8 @@ export class Receiver extends SessionSide<ReceiverLink> {
       // Workers first: one may be creating a temporary file that the cleanup is to remove.
       await Promise.all(links.map((l) => l.close()))
       await this.cleanup()
+      // The directories made so far get their modes, rather than stay private (0700).
+      await this.finishDirectories()
       throw this.fatal
     } finally {
       unwatch()
@@ -658,14 +660,21 @@ export class Receiver extends SessionSide<ReceiverLink> {
 
   // Directory attributes go last: writing inside a directory changes its times.
   private async finishDirectories(): Promise<void> {
-    for (const { path: dir, spec } of this.dirs.reverse()) {
+    for (const { path: dir, spec } of this.dirs.splice(0).reverse()) {
       try {
-        if (this.options.preserve) {
-          if (IS_ROOT) await fs.promises.lchown(dir, spec.uid, spec.gid)
-          await fs.promises.chmod(dir, spec.mode & 0o7777)
-          await fs.promises.utimes(dir, nsToDate(spec.atimeNs), nsToDate(spec.mtimeNs))
-        } else {
-          await fs.promises.chmod(dir, spec.mode & ~UMASK & 0o777)
+        // Through a descriptor of the directory itself: a symlink put at its name since it was
+        // made is not followed to give its target our mode, owner or times.
+        const h = await fs.promises.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW)
+        try {
+          if (this.options.preserve) {
+            if (IS_ROOT) await h.chown(spec.uid, spec.gid)
+            await h.chmod(spec.mode & 0o7777)
+            await h.utimes(nsToDate(spec.atimeNs), nsToDate(spec.mtimeNs))
+          } else {
+            await h.chmod(spec.mode & ~UMASK & 0o777)
+          }
+        } finally {
+          await h.close()
         }
       } catch (err) {
         // The directory's verdict went out when it was created: a late failure is reported apart.
