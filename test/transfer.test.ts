@@ -333,6 +333,36 @@ describe('loopback transfer', function () {
     expect(fs.readdirSync(out)).to.deep.equal([])
   })
 
+  it('fails a file modified in place, or replaced, while it is read with ESCP_ERR_SOURCE_CHANGED; one removed still arrives', async function () {
+    const out = path.join(work, 'out')
+    fs.mkdirSync(out)
+    const changes: Array<[string, (file: string) => void, string | null]> = [
+      // The same size, new bytes in the middle.
+      ['rewritten', (file) => fs.writeFileSync(file, Buffer.alloc(4096, 7), { flag: 'r+' }), 'ESCP_ERR_SOURCE_CHANGED'],
+      // Saved anew, as editors do: another file renamed over the name.
+      ['replaced', (file) => (writeRandom(`${file}.new`, 8 * 1024 * KiB), fs.renameSync(`${file}.new`, file)), 'ESCP_ERR_SOURCE_CHANGED'],
+      ['removed', (file) => fs.unlinkSync(file), null],
+    ]
+    for (const [name, change, code] of changes) {
+      const src = path.join(work, name)
+      writeRandom(src, 8 * 1024 * KiB)
+      const original = sha256File(src)
+      // 4 MiB/s: the file takes some 2 s, and changes once its copy is under way.
+      const copying = copy({ sources: [src], destination: `${out}/`, options: opts({ streams: 1, blockSizeBytes: 256 * KiB, limitBytesPerSec: 4 * 1024 * KiB }) })
+      for (let waited = 0; leftoverTemps(out).length === 0 && waited < 10_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20))
+      change(src)
+      const summary = await copying
+      if (code === null) {
+        expect(summary.ok, `${name}: ${JSON.stringify(summary.failures)}`).to.equal(true)
+        expect(sha256File(path.join(out, name)), name).to.equal(original)
+      } else {
+        expect(summary.failures.map((f) => [f.path, f.error.code]), name).to.deep.equal([[src, code]])
+        expect(fs.existsSync(path.join(out, name)), name).to.equal(false)
+      }
+    }
+    expect(leftoverTemps(out)).to.deep.equal([])
+  })
+
   it('reports a full disk by file name, leaves no complete-looking file, and copies the files that fit', async function () {
     const mnt = path.join(work, 'small')
     fs.mkdirSync(mnt)

@@ -3,6 +3,7 @@
 // stream; many small files spread too), reports each file's digest, and collects verdicts.
 // To a peer of protocol 1.1 or later it sends only the blocks of sparse files that hold data; to
 // one of 1.2 or later, files whose size is known only at their end (read until a read finds it).
+import fs from 'node:fs'
 import { escpError, isEscpError } from '../errors'
 import type { EscpError } from '../errors'
 import type { Checksum } from '../contracts/checksum'
@@ -434,7 +435,23 @@ export class Sender extends SessionSide<SenderLink> {
     this.fileSealed(e)
   }
 
+  /**
+   * A file read over more than one block is checked once read: one modified or replaced
+   * meanwhile may mix old and new bytes that its digest, taken of what was read, would still
+   * vouch for. It fails rather than arrive so (GNU tar warns of the same; scp and rsync say
+   * nothing). A file read in one call is not asked again: its one read is the copy.
+   */
   private fileSealed(e: OutEntry): void {
+    if (e.blocks <= 1 || e.entry.sizeBytes === null) return this.fileSealedUnchanged(e)
+    void changeSince(e.entry).then((why) => {
+      if (why) this.fileFailed(e, escpError('ESCP_ERR_SOURCE_CHANGED', shownOf(e), why))
+      else this.fileSealedUnchanged(e)
+      this.pump()
+      this.poke()
+    })
+  }
+
+  private fileSealedUnchanged(e: OutEntry): void {
     this.unsealedFiles--
     this.holeBytes += e.holeBytes
     this.closeReaders(e)
@@ -532,6 +549,24 @@ export class Sender extends SessionSide<SenderLink> {
 }
 
 /** A source's name as shown to people: made for errors and failures only, not per file. */
+/**
+ * How the file at `entry`'s name differs now from what the walk saw (another kind of file, its
+ * size, its modification time), or undefined. A name that is gone says nothing: a file removed
+ * while it was read was read whole all the same.
+ */
+async function changeSince(entry: SourceEntry): Promise<string | undefined> {
+  let st: fs.BigIntStats
+  try {
+    st = await fs.promises.stat(entry.absPath, { bigint: true })
+  } catch {
+    return undefined
+  }
+  if (!st.isFile()) return 'its name is no longer a regular file'
+  if (st.size !== BigInt(entry.sizeBytes as number)) return `its size went from ${entry.sizeBytes} to ${st.size} bytes while it was read`
+  if (st.mtimeNs !== entry.mtimeNs) return 'it was modified while it was read'
+  return undefined
+}
+
 function shownOf(e: OutEntry): string {
   return displayPath(e.entry.absPath)
 }
