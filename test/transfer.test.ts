@@ -191,6 +191,22 @@ describe('loopback transfer', function () {
     expect(leftoverTemps(work)).to.deep.equal([])
   })
 
+  it('copies `.`, `..` and `dir/.` under the name of the directory they are; refuses `/`, which has none', async function () {
+    const tree = path.join(work, 'tree')
+    writeRandom(path.join(tree, 'sub', 'x'), 10)
+    for (const [source, name] of [[`${tree}/.`, 'dot'], [`${tree}/sub/..`, 'dotdot']] as const) {
+      const summary = await copy({ sources: [source], destination: path.join(work, name), options: opts({ recursive: true }) })
+      expect(summary.ok, JSON.stringify(summary.failures)).to.equal(true)
+      expect(describeTree(path.join(work, name)), source).to.deep.equal(describeTree(tree))
+    }
+    fs.mkdirSync(path.join(work, 'into'))
+    expect((await copy({ sources: [`${tree}/.`], destination: path.join(work, 'into'), options: opts({ recursive: true }) })).ok).to.equal(true)
+    expect(describeTree(path.join(work, 'into', 'tree'))).to.deep.equal(describeTree(tree))
+    const root = await copy({ sources: ['/'], destination: path.join(work, 'root'), options: opts({ recursive: true }) })
+    expect(root.failures.map((f) => f.error.code)).to.deep.equal(['ESCP_ERR_SOURCE'])
+    expect(fs.existsSync(path.join(work, 'root'))).to.equal(false)
+  })
+
   it('refuses a directory without recursion and reports a missing source, copying the rest', async function () {
     const dir = path.join(work, 'd')
     writeRandom(path.join(dir, 'inside'), 10)

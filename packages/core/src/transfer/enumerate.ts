@@ -97,9 +97,11 @@ function engineEntry(own: EngineSource, source: string): SourceEntry {
 export async function* enumerateSources(sources: readonly string[], options: EnumerateOptions): AsyncGenerator<SourceEntry> {
   for (const source of sources) {
     const trimmed = source.length > 1 ? source.replace(/\/+$/, '') : source
-    const base = path.basename(trimmed)
-    if (base === '' || base === '.' || base === '..') {
-      options.onIssue({ path: source, severity: 'error', error: escpError('ESCP_ERR_SOURCE', source, 'name a file or directory by its own name (not /, . or ..)') })
+    // `.`, `..` or `dir/.` go by the name of the directory they are (`escp -r . ../x`); `/` has none.
+    const named = path.basename(trimmed)
+    const base = named === '.' || named === '..' ? path.basename(path.resolve(trimmed)) : named
+    if (base === '') {
+      options.onIssue({ path: source, severity: 'error', error: escpError('ESCP_ERR_SOURCE', source, "the root directory has no name to copy it under; name what is in it (a directory's own name, or its entries)") })
       continue
     }
     let own: EngineSource | null = null
