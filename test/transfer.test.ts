@@ -379,6 +379,30 @@ describe('loopback transfer', function () {
     expect(leftoverTemps(out)).to.deep.equal([])
   })
 
+  it('writes nothing outside the destination when a directory there is swapped for a symlink during the copy', async function () {
+    const tree = path.join(work, 'tree')
+    writeRandom(path.join(tree, 'a-big'), 8 * 1024 * KiB)
+    writeRandom(path.join(tree, 'sub', 'x'), 100)
+    writeRandom(path.join(tree, 'sub', 'y'), 3 * BLOCK + 5)
+    const dst = path.join(work, 'dst')
+    const outside = path.join(work, 'outside')
+    fs.mkdirSync(path.join(dst, 'tree', 'sub'), { recursive: true })
+    fs.mkdirSync(outside)
+    fs.chmodSync(outside, 0o777)
+    // 4 MiB/s: the large file first, some 2 s; the directory's files come after it.
+    const copying = copy({ sources: [tree], destination: dst, options: opts({ streams: 1, recursive: true, blockSizeBytes: 256 * KiB, limitBytesPerSec: 4 * 1024 * KiB }) })
+    for (let waited = 0; leftoverTemps(path.join(dst, 'tree')).length === 0 && waited < 10_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20))
+    fs.renameSync(path.join(dst, 'tree', 'sub'), path.join(dst, 'tree', 'sub.moved'))
+    fs.symlinkSync(outside, path.join(dst, 'tree', 'sub'))
+    const summary = await copying
+    expect(fs.readdirSync(outside), 'written outside the destination').to.deep.equal([])
+    expect(fs.statSync(outside).mode & 0o777, "the outside directory's mode").to.equal(0o777)
+    // The files went where the directory went: inside the destination.
+    expect(summary.ok, JSON.stringify(summary.failures)).to.equal(true)
+    expect(describeTree(path.join(dst, 'tree', 'sub.moved'))).to.deep.equal(describeTree(path.join(tree, 'sub')))
+    expect(leftoverTemps(dst)).to.deep.equal([])
+  })
+
   it('reports a full disk by file name, leaves no complete-looking file, and copies the files that fit', async function () {
     const mnt = path.join(work, 'small')
     fs.mkdirSync(mnt)

@@ -35,26 +35,64 @@ export function checkRelativePath(name: Uint8Array): Buffer[] {
   return parts
 }
 
+/** Whether /proc/self/fd/N leads to what descriptor N holds here (Linux with /proc mounted). */
+const PROC_FD = (() => {
+  try {
+    return fs.statSync('/proc/self/fd').isDirectory()
+  } catch {
+    return false
+  }
+})()
+
+const PROC_FD_PATH = /\/proc\/self\/fd\/(\d+)/g
+
 /**
  * Places received names under a destination root. Parent directories are created as needed
- * and checked with lstat: a component that is a symlink or not a directory stops the name.
+ * and checked: a component that is a symlink or not a directory stops the name.
+ *
+ * Once opened (open()), the guard holds a descriptor of the root and of each directory it makes
+ * or checks, opened with O_NOFOLLOW through its parent's, and names what it places through
+ * them (/proc/self/fd/N/name): a directory that someone renames, or swaps for a symlink, while
+ * the session runs still leads where it was checked, never out of the destination. Without
+ * /proc, or out of descriptors, names are full paths, checked once as they are placed.
  */
 export class PathGuard {
-  private readonly safeDirs = new Set<string>()
+  /** Directories made or checked, by the name they were placed at: the name to place their entries through. */
+  private readonly checkedDirs = new Map<string, Buffer>()
   /** Directories this guard made (not found there): nothing in them predates the session. */
   private readonly madeDirs = new Set<string>()
   /** Full paths of parents already made real directories, by their components under the root. */
   private readonly parents = new Map<string, Buffer>()
   private readonly root: Buffer
+  /** The descriptors held, by the /proc/self/fd path that names each, with the path it stands for. */
+  private readonly held = new Map<string, { handle: fs.promises.FileHandle; real: string }>()
 
   constructor(root: string | Buffer) {
     this.root = Buffer.isBuffer(root) ? root : Buffer.from(root)
-    this.safeDirs.add(this.root.toString('latin1'))
     this.parents.set('', this.root)
   }
 
   get rootPath(): Buffer {
     return this.root
+  }
+
+  /** Opens the root (as named: a symlink there is followed) so that names are placed through descriptors. */
+  async open(): Promise<void> {
+    if (!PROC_FD || this.held.size > 0) return
+    const at = await this.hold(this.root, this.root.toString(), 0)
+    if (at) this.parents.set('', at)
+  }
+
+  /** Closes the descriptors it holds; the names it gave no longer lead anywhere. */
+  async close(): Promise<void> {
+    const held = [...this.held.values()]
+    this.held.clear()
+    await Promise.all(held.map((h) => h.handle.close().catch(() => {})))
+  }
+
+  /** `text` with each /proc/self/fd path of this guard's written as the path it stands for. */
+  shown(text: string): string {
+    return text.replace(PROC_FD_PATH, (whole) => this.held.get(whole)?.real ?? whole)
   }
 
   /** The full path of `components` under the root, with every parent made a real directory. */
@@ -66,48 +104,78 @@ export class PathGuard {
    * The full path of `components` at once, when its parent is one made a real directory
    * before (the files of a directory share it); undefined otherwise. Safe as place() is: a
    * directory made or checked by this guard stays in its cache only as long as the guard lives,
-   * for one session, as `safeDirs` does.
+   * for one session, as `checkedDirs` does.
    */
   placeKnown(components: readonly Buffer[]): Buffer | undefined {
     const parent = this.parents.get(parentKey(components))
     return parent && joinBytes(parent, components[components.length - 1])
   }
 
+  /**
+   * Places the directory `components` (made, or found a real directory), and its entries
+   * through it from now on. Its name (through its parent) and whether it was made now.
+   */
+  async placeDirectory(components: readonly Buffer[], shown: string, mode: number): Promise<{ path: Buffer; made: boolean }> {
+    const path = await this.place(components, shown)
+    const { made, at } = await this.ensureDirectory(path, shown, mode)
+    this.parents.set(components.map((c) => c.toString('latin1')).join('/'), at)
+    return { path, made }
+  }
+
   private async placeNew(components: readonly Buffer[], shown: string): Promise<Buffer> {
-    let dir = this.root
-    for (const part of components.slice(0, -1)) {
-      dir = joinBytes(dir, part)
-      await this.ensureDirectory(dir, shown)
-    }
+    let dir = this.parents.get('') as Buffer
+    for (const part of components.slice(0, -1)) dir = (await this.ensureDirectory(joinBytes(dir, part), shown)).at
     this.parents.set(parentKey(components), dir)
     return joinBytes(dir, components[components.length - 1])
   }
 
-  /** Whether this guard made `dir`, so that no file in it predates the session. */
+  /** Whether this guard made `dir` (as placed), so that no file in it predates the session. */
   made(dir: Buffer): boolean {
     return this.madeDirs.has(dir.toString('latin1'))
   }
 
   /**
-   * Makes `dir` a directory of ours, or proves it already is one (not a symlink). True when
-   * it made it now, false when it was there (or made or checked before).
+   * Makes `dir` a directory of ours, or proves it already is one (not a symlink). `made`: it
+   * was made now; `at`: the name to place its entries through.
    */
-  async ensureDirectory(dir: Buffer, shown: string, mode = 0o755): Promise<boolean> {
+  private async ensureDirectory(dir: Buffer, shown: string, mode = 0o755): Promise<{ made: boolean; at: Buffer }> {
     const key = dir.toString('latin1')
-    if (this.safeDirs.has(key)) return false
+    const known = this.checkedDirs.get(key)
+    if (known) return { made: false, at: known }
+    let made = false
     try {
       await fs.promises.mkdir(dir, { mode })
-      this.madeDirs.add(key)
+      made = true
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(err, 'mkdir', dir)
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(err, 'mkdir', this.shown(dir.toString()))
       const st = await fs.promises.lstat(dir)
-      if (st.isSymbolicLink()) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, `'${dir.toString()}' is a symlink, and escp does not write through symlinks`)
-      if (!st.isDirectory()) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, `'${dir.toString()}' exists and is not a directory`)
-      this.safeDirs.add(key)
-      return false
+      if (st.isSymbolicLink()) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, `'${this.shown(dir.toString())}' is a symlink, and escp does not write through symlinks`)
+      if (!st.isDirectory()) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, `'${this.shown(dir.toString())}' exists and is not a directory`)
     }
-    this.safeDirs.add(key)
-    return true
+    const at = (this.held.size > 0 && (await this.hold(dir, shown, fs.constants.O_NOFOLLOW))) || dir
+    this.checkedDirs.set(key, at)
+    if (made) {
+      this.madeDirs.add(key)
+      this.madeDirs.add(at.toString('latin1'))
+    }
+    return { made, at }
+  }
+
+  // The directory at `dir`, held open: its /proc/self/fd name, or undefined when out of
+  // descriptors (the path itself serves then). A symlink put there since it was checked is refused.
+  private async hold(dir: Buffer, shown: string, noFollow: number): Promise<Buffer | undefined> {
+    let handle: fs.promises.FileHandle
+    try {
+      handle = await fs.promises.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | noFollow)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'EMFILE' || code === 'ENFILE') return undefined
+      if (code === 'ELOOP' || code === 'ENOTDIR') throw escpError('ESCP_ERR_PATH_UNSAFE', shown, `'${this.shown(dir.toString())}' is no longer a directory, and escp does not write through symlinks`)
+      throw ioError(err, 'open', this.shown(dir.toString()))
+    }
+    const at = `/proc/self/fd/${handle.fd}`
+    this.held.set(at, { handle, real: this.shown(dir.toString()) })
+    return Buffer.from(at)
   }
 }
 

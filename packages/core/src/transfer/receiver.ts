@@ -212,7 +212,9 @@ export class Receiver extends SessionSide<ReceiverLink> {
     }
     this.noticeEarlyFailures()
     const unwatch = this.stopOn(this.options.signal)
+    const { guard } = this.options.destination
     try {
+      await guard.open()
       await this.readMeta()
       while (this.unsettled > 0) await this.sleep()
       await this.finishDirectories()
@@ -225,17 +227,18 @@ export class Receiver extends SessionSide<ReceiverLink> {
       while (links.some((l) => !l.endReceived)) await this.sleep()
       await Promise.all(links.map((l) => l.sendEnd()))
     } catch (err) {
-      this.abort(isEscpError(err) ? err : escpError('ESCP_ERR_TRANSFER', String(err)))
+      this.abort(this.shown(isEscpError(err) ? err : escpError('ESCP_ERR_TRANSFER', String(err))))
       // Workers first: one may be creating a temporary file that the cleanup is to remove.
       await Promise.all(links.map((l) => l.close()))
       await this.cleanup()
       // The directories made so far get their modes, rather than stay private (0700).
       await this.finishDirectories()
-      throw this.fatal
+      throw this.shown(this.fatal as EscpError)
     } finally {
       unwatch()
       await Promise.all(links.map((l) => l.close()))
       this.session.meta.close()
+      await guard.close()
     }
     return { entries: this.entries, entriesOk: this.entriesOk, failed: this.failedCount, bytes: this.bytes, holeBytes: this.holeBytes, wireBytes: this.wireBytes, failures: this.failures }
   }
@@ -349,12 +352,16 @@ export class Receiver extends SessionSide<ReceiverLink> {
         throw escpError('ESCP_ERR_DEST_NOT_DIR', onlyDirectory, 'it does not exist, and only a directory is copied to a new name that ends in /')
       }
       const placed = components(parts)
-      f.final = guard.placeKnown(placed) ?? (await guard.place(placed, shownOf(f)))
       if (spec.type === 'directory') {
+        const dir = await guard.placeDirectory(placed, shownOf(f), 0o700)
+        f.final = dir.path
         // Without -p a directory that was there keeps its mode, as scp leaves it.
-        if ((await guard.ensureDirectory(f.final, shownOf(f), 0o700)) || this.options.preserve) this.dirs.push({ path: f.final, spec })
+        if (dir.made || this.options.preserve) this.dirs.push({ path: f.final, spec })
         this.verdict(f, null)
-      } else if (spec.type === 'symlink') {
+        return
+      }
+      f.final = guard.placeKnown(placed) ?? (await guard.place(placed, shownOf(f)))
+      if (spec.type === 'symlink') {
         await this.placeSymlink(f)
         this.verdict(f, null)
       } else {
@@ -606,7 +613,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
     }
     if (error && f.temp.byteLength > 0) await fs.promises.unlink(f.temp).catch(() => {})
     if (f.dropped) {
-      this.failures.push({ path: shownOf(f), error: f.failed as EscpError })
+      this.failures.push({ path: shownOf(f), error: this.shown(f.failed as EscpError) })
       this.settle(f, false)
     } else {
       if (!error && f.holes) this.holeBytes += Number(f.spec.sparseBytes)
@@ -680,7 +687,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
         // The directory's verdict went out when it was created: a late failure is reported apart.
         const e = ioError(err, 'chmod/utimes', dir)
         this.failedCount++
-        this.failures.push({ path: displayPath(spec.path), error: e })
+        this.failures.push({ path: displayPath(spec.path), error: this.shown(e) })
         this.queueMeta(() =>
           this.session.meta.sendMessage(
             RecordType.Error,
@@ -691,8 +698,14 @@ export class Receiver extends SessionSide<ReceiverLink> {
     }
   }
 
+  // An error as people read it: the paths it names as they are, not as the guard reaches them.
+  private shown(err: EscpError): EscpError {
+    err.message = this.options.destination.guard.shown(err.message)
+    return err
+  }
+
   private verdict(f: InFile, error: EscpError | null): void {
-    if (error) this.failures.push({ path: shownOf(f), error })
+    if (error) this.failures.push({ path: shownOf(f), error: this.shown(error) })
     this.settle(f, error === null)
     this.verdicts.add({
       id: f.spec.id,
