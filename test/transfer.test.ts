@@ -403,6 +403,34 @@ describe('loopback transfer', function () {
     expect(leftoverTemps(dst)).to.deep.equal([])
   })
 
+  it('does not read through a symlink put at a listed name during the copy; a source named through a symlink is read', async function () {
+    const secret = path.join(work, 'secret')
+    fs.writeFileSync(secret, 'TOP SECRET')
+    const tree = path.join(work, 'tree')
+    const dst = path.join(work, 'dst')
+    for (const engine of [{}, { plugins: ['@escp/engine-posix'], engine: 'posix' }]) {
+      fs.rmSync(tree, { recursive: true, force: true })
+      fs.rmSync(dst, { recursive: true, force: true })
+      writeRandom(path.join(tree, 'a-big'), 8 * 1024 * KiB)
+      fs.writeFileSync(path.join(tree, 'b'), 'plain')
+      const copying = copy({ sources: [tree], destination: dst, options: opts({ streams: 1, recursive: true, blockSizeBytes: 256 * KiB, limitBytesPerSec: 4 * 1024 * KiB, ...engine }) })
+      for (let waited = 0; leftoverTemps(dst).length === 0 && waited < 10_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20))
+      fs.rmSync(path.join(tree, 'b'))
+      fs.symlinkSync(secret, path.join(tree, 'b'))
+      const summary = await copying
+      expect(summary.failures.map((f) => [f.path, f.error.errno]), JSON.stringify(engine)).to.deep.equal([[path.join(tree, 'b'), 'ELOOP']])
+      expect(fs.existsSync(path.join(dst, 'b'))).to.equal(false)
+      expect(fs.readFileSync(path.join(dst, 'a-big')).byteLength).to.equal(8 * 1024 * KiB)
+    }
+    // Named through a symlink, a file or a directory is read, as scp reads it.
+    fs.symlinkSync(path.join(tree, 'a-big'), path.join(work, 'link-to-file'))
+    fs.symlinkSync(tree, path.join(work, 'link-to-tree'))
+    const named = await copy({ sources: [path.join(work, 'link-to-file'), path.join(work, 'link-to-tree')], destination: `${dst}/`, options: opts({ recursive: true }) })
+    expect(named.ok, JSON.stringify(named.failures)).to.equal(true)
+    expect(sha256File(path.join(dst, 'link-to-file'))).to.equal(sha256File(path.join(tree, 'a-big')))
+    expect(fs.readlinkSync(path.join(dst, 'link-to-tree', 'b'))).to.equal(secret)
+  })
+
   it('reports a full disk by file name, leaves no complete-looking file, and copies the files that fit', async function () {
     const mnt = path.join(work, 'small')
     fs.mkdirSync(mnt)

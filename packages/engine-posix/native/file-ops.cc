@@ -192,9 +192,10 @@ class OpenJob : public NumberJob {
   void Execute() override {
     bool write = (flags_ & kOpenWrite) != 0;
     // Reads: O_NONBLOCK so that a name swapped for a fifo since it was listed cannot hang the
-    // open (it has no effect on regular files). Writes: O_NOFOLLOW so that a symlink planted at
-    // the destination name cannot redirect them.
-    int oflags = O_CLOEXEC | (write ? O_WRONLY | O_NOFOLLOW : O_RDONLY | O_NONBLOCK);
+    // open (it has no effect on regular files). Both: O_NOFOLLOW, so that a symlink planted at
+    // the name since it was listed (a source named through one is read at its real path) cannot
+    // send another file, or redirect a write.
+    int oflags = O_CLOEXEC | O_NOFOLLOW | (write ? O_WRONLY : O_RDONLY | O_NONBLOCK);
     if (write && (flags_ & kOpenCreate) != 0) oflags |= O_CREAT | O_TRUNC;
     direct_ = (flags_ & kOpenDirect) != 0;
     fd_ = direct_ ? open(path_.c_str(), oflags | O_DIRECT, perms_) : -1;
@@ -507,7 +508,8 @@ class ReadWholeJob : public BufferJob {
   ReadWholeJob(Napi::Env env, std::string path, Napi::TypedArray view) : BufferJob(env, -1, view, 0), path_(std::move(path)) {}
 
   void Execute() override {
-    int fd = open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    // O_NOFOLLOW: as for reads through a handle (OpenJob).
+    int fd = open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return Fail("open");
     struct stat st;
     if (fstat(fd, &st) != 0) {

@@ -64,7 +64,9 @@ export class NodeFsEngine implements IoEngine {
   async openRead(path: EnginePath, _options?: OpenReadOptions): Promise<ReadHandle> {
     let fh: FileHandle
     try {
-      fh = await fs.promises.open(path, O_RDONLY)
+      // O_NOFOLLOW: a symlink planted at a listed name is not read through (sources named
+      // through one are read at their real path).
+      fh = await fs.promises.open(path, O_RDONLY | O_NOFOLLOW)
     } catch (err) {
       throw ioError(err, 'open', path)
     }

@@ -122,7 +122,15 @@ export async function* enumerateSources(sources: readonly string[], options: Enu
       options.onIssue({ path: source, severity: 'error', error: ioError(err, 'stat', source) })
       continue
     }
-    const abs = Buffer.from(trimmed)
+    // Named through a symlink, it is read at its real path: engines read with O_NOFOLLOW, so that
+    // a symlink planted at a listed name since the walk is never read through.
+    let abs = Buffer.from(trimmed)
+    try {
+      if ((await fs.promises.lstat(trimmed)).isSymbolicLink()) abs = Buffer.from(await fs.promises.realpath(trimmed))
+    } catch (err) {
+      options.onIssue({ path: source, severity: 'error', error: ioError(err, 'realpath', source) })
+      continue
+    }
     const facts = factsOf(Buffer.from(base), st)
     if (facts.type === 'file') {
       yield entryOf(facts.name, abs, facts, 'file')
