@@ -4,6 +4,7 @@
 import 'reflect-metadata'
 import fs from 'node:fs'
 import net from 'node:net'
+import os from 'node:os'
 import type { Readable, Writable } from 'node:stream'
 import { escpError, isEscpError } from '../errors'
 import { loadPlugins, pluginOptionsFromEnv, pluginsFromEnv } from '../plugins/loader'
@@ -87,10 +88,16 @@ async function runServerOn(input: Readable, output: Writable, software: string, 
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP']
 
 /**
+ * How long a stopped server may take to end in order (remove its temporary files, tell the
+ * client why) before it exits anyway: whoever stopped it waits for it to exit.
+ */
+const STOP_GRACE_MS = 10_000
+
+/**
  * While a session is served, a stop signal ends it in order rather than at once: the session
  * stops (its receiver removes the files it has not finished) and, before the session runs, the
- * control channel fails, which ends the handshake. Another signal changes nothing: SIGKILL is there for a server that
- * does not stop.
+ * control channel fails, which ends the handshake. The process exits STOP_GRACE_MS later at the
+ * latest, whatever is still under way. Another signal changes nothing.
  */
 function stopOnSignals(channel: ControlChannel): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController()
@@ -99,6 +106,7 @@ function stopOnSignals(channel: ControlChannel): { signal: AbortSignal; dispose(
     const err = escpError('ESCP_ERR_INTERRUPTED', name)
     controller.abort(err)
     channel.stop(err)
+    setTimeout(() => process.exit(128 + (os.constants.signals[name] ?? 15)), STOP_GRACE_MS).unref()
   }
   for (const name of STOP_SIGNALS) process.on(name, stop)
   return { signal: controller.signal, dispose: () => STOP_SIGNALS.forEach((name) => process.off(name, stop)) }
