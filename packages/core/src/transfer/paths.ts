@@ -47,6 +47,46 @@ const PROC_FD = (() => {
 const PROC_FD_PATH = /\/proc\/self\/fd\/(\d+)/g
 
 /**
+ * O_PATH (Linux; Node does not export it): a descriptor that only names the directory, which
+ * needs no read permission on it (a drop box of mode 0333 is placed into as before).
+ */
+const O_PATH = 0o10000000
+const DIRECTORY_ONLY = O_PATH | fs.constants.O_DIRECTORY
+
+/**
+ * Directories held at most (besides the root): a quarter of the process's descriptors, at most
+ * 1024; past it, a directory is named by its path. A directory this session made needs none
+ * while its parent is one it made too: it stays 0700 until the end, so nobody else can rename or
+ * replace what is in it.
+ */
+const MAX_HELD = (() => {
+  try {
+    const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))
+    const soft = Number(line?.split(/\s{2,}/)[1])
+    return Number.isFinite(soft) ? Math.max(0, Math.min(1024, Math.floor(soft / 4))) : 256
+  } catch {
+    return 256
+  }
+})()
+
+/**
+ * Runs `use` on a name for the directory at `dir` that leads to it and nowhere else: through a
+ * descriptor opened without following a symlink at `dir`, with no read permission needed.
+ */
+export async function throughDirectory(dir: Buffer, use: (at: string | Buffer) => Promise<void>): Promise<void> {
+  if (!PROC_FD) {
+    if ((await fs.promises.lstat(dir)).isSymbolicLink()) throw Object.assign(new Error(`ELOOP: '${dir.toString()}' is a symlink`), { code: 'ELOOP' })
+    return use(dir)
+  }
+  const h = await fs.promises.open(dir, DIRECTORY_ONLY | fs.constants.O_NOFOLLOW)
+  try {
+    await use(`/proc/self/fd/${h.fd}`)
+  } finally {
+    await h.close()
+  }
+}
+
+/**
  * Places received names under a destination root. Parent directories are created as needed
  * and checked: a component that is a symlink or not a directory stops the name.
  *
@@ -113,13 +153,14 @@ export class PathGuard {
 
   /**
    * Places the directory `components` (made, or found a real directory), and its entries
-   * through it from now on. Its name (through its parent) and whether it was made now.
+   * through it from now on. Its name (through its parent), whether it was made now, and the
+   * name of the descriptor held for it, if one is (which leads to it wherever it is moved).
    */
-  async placeDirectory(components: readonly Buffer[], shown: string, mode: number): Promise<{ path: Buffer; made: boolean }> {
+  async placeDirectory(components: readonly Buffer[], shown: string, mode: number): Promise<{ path: Buffer; made: boolean; held: Buffer | null }> {
     const path = await this.place(components, shown)
     const { made, at } = await this.ensureDirectory(path, shown, mode)
     this.parents.set(components.map((c) => c.toString('latin1')).join('/'), at)
-    return { path, made }
+    return { path, made, held: at === path ? null : at }
   }
 
   private async placeNew(components: readonly Buffer[], shown: string): Promise<Buffer> {
@@ -152,7 +193,9 @@ export class PathGuard {
       if (st.isSymbolicLink()) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, `'${this.shown(dir.toString())}' is a symlink, and escp does not write through symlinks`)
       if (!st.isDirectory()) throw escpError('ESCP_ERR_PATH_UNSAFE', shown, `'${this.shown(dir.toString())}' exists and is not a directory`)
     }
-    const at = (this.held.size > 0 && (await this.hold(dir, shown, fs.constants.O_NOFOLLOW))) || dir
+    const parentMade = this.madeDirs.has(dir.subarray(0, dir.lastIndexOf(SLASH)).toString('latin1'))
+    const held = this.held.size > 0 && this.held.size <= MAX_HELD && !(made && parentMade)
+    const at = (held && (await this.hold(dir, shown, fs.constants.O_NOFOLLOW))) || dir
     this.checkedDirs.set(key, at)
     if (made) {
       this.madeDirs.add(key)
@@ -162,14 +205,15 @@ export class PathGuard {
   }
 
   // The directory at `dir`, held open: its /proc/self/fd name, or undefined when out of
-  // descriptors (the path itself serves then). A symlink put there since it was checked is refused.
+  // descriptors or not allowed (the path itself serves then). A symlink put there since it was
+  // checked is refused.
   private async hold(dir: Buffer, shown: string, noFollow: number): Promise<Buffer | undefined> {
     let handle: fs.promises.FileHandle
     try {
-      handle = await fs.promises.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | noFollow)
+      handle = await fs.promises.open(dir, DIRECTORY_ONLY | noFollow)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
-      if (code === 'EMFILE' || code === 'ENFILE') return undefined
+      if (code === 'EMFILE' || code === 'ENFILE' || code === 'EACCES' || code === 'EPERM') return undefined
       if (code === 'ELOOP' || code === 'ENOTDIR') throw escpError('ESCP_ERR_PATH_UNSAFE', shown, `'${this.shown(dir.toString())}' is no longer a directory, and escp does not write through symlinks`)
       throw ioError(err, 'open', this.shown(dir.toString()))
     }
@@ -207,6 +251,8 @@ export async function resolveDestination(dest: string, sourceCount: number): Pro
   try {
     st = await fs.promises.stat(dest)
   } catch (err) {
+    // `file/`: a name that must be a directory, and is a file.
+    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') throw escpError('ESCP_ERR_DEST_NOT_DIR', dest, 'it is not a directory')
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(err, 'stat', dest)
   }
   if (st?.isDirectory()) {

@@ -18,7 +18,7 @@ import type { Session } from '../protocol/session'
 import { blocksFitHoles } from './holes'
 import { OrderedDigest, ZeroBlockDigests } from './ordered-digest'
 import { MetaBatch, SessionSide } from './session-side'
-import { checkRelativePath } from './paths'
+import { checkRelativePath, throughDirectory } from './paths'
 import type { Destination } from './paths'
 import type { ReceiverLink } from './stream-link'
 import type { FileFailure, TransferProgress } from './summary'
@@ -29,9 +29,11 @@ interface InFile {
   spec: FileSpec
   /**
    * A file already at the final name, which the copy replaces: without -p it keeps that file's
-   * permissions (and owner, as root), as scp and cp keep them when they write over a file.
+   * permissions, as scp and cp keep them when they write over a file; not its setuid and setgid
+   * bits, which new content must not inherit, nor its owner (the copy is the writer's, as
+   * rsync's is: giving it away could fail where the writer may not chown).
    */
-  kept?: { mode: number; uid: number; gid: number }
+  kept?: { mode: number }
   temp: Buffer
   final: Buffer
   target: WriteTarget | null
@@ -105,7 +107,8 @@ const MAX_CREATING = 1024
 export class Receiver extends SessionSide<ReceiverLink> {
   /** Entries announced and not yet answered (and files the sender dropped). */
   private readonly files = new Map<bigint, InFile>()
-  private readonly dirs: Array<{ path: Buffer; spec: FileSpec }> = []
+  /** Directories whose attributes are set at the end: their name, and the descriptor held for one, if any. */
+  private readonly dirs: Array<{ path: Buffer; held: Buffer | null; spec: FileSpec }> = []
   private readonly failures: FileFailure[] = []
   private readonly verdicts = new MetaBatch<Verdict>((batch) => this.queueMeta(() => this.session.meta.sendMessage(RecordType.Verdicts, this.encodeVerdicts(batch))))
   private sessionEnded = false
@@ -356,7 +359,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
         const dir = await guard.placeDirectory(placed, shownOf(f), 0o700)
         f.final = dir.path
         // Without -p a directory that was there keeps its mode, as scp leaves it.
-        if (dir.made || this.options.preserve) this.dirs.push({ path: f.final, spec })
+        if (dir.made || this.options.preserve) this.dirs.push({ path: f.final, held: dir.held, spec })
         this.verdict(f, null)
         return
       }
@@ -432,7 +435,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
   private creationModeOf(f: InFile): { mode: number; createdFinal: boolean } {
     const mode = this.options.preserve ? 0 : (f.kept?.mode ?? f.spec.mode & ~UMASK & 0o777)
     // The umask applies at creation: a kept mode it would change is set afterwards.
-    const createdFinal = (mode & 0o200) !== 0 && (mode & UMASK) === 0 && !ownerKept(f)
+    const createdFinal = (mode & 0o200) !== 0 && (mode & UMASK) === 0
     return { mode: createdFinal ? mode : 0o600, createdFinal }
   }
 
@@ -656,7 +659,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
 
   private attributesOf(f: InFile) {
     const { spec, kept } = f
-    if (!this.options.preserve) return kept ? { mode: kept.mode, ...(ownerKept(f) ? { uid: kept.uid, gid: kept.gid } : {}) } : { mode: spec.mode & ~UMASK & 0o777 }
+    if (!this.options.preserve) return { mode: kept ? kept.mode : spec.mode & ~UMASK & 0o777 }
     return {
       mode: spec.mode & 0o7777,
       atimeNs: spec.atimeNs,
@@ -667,22 +670,20 @@ export class Receiver extends SessionSide<ReceiverLink> {
 
   // Directory attributes go last: writing inside a directory changes its times.
   private async finishDirectories(): Promise<void> {
-    for (const { path: dir, spec } of this.dirs.splice(0).reverse()) {
-      try {
-        // Through a descriptor of the directory itself: a symlink put at its name since it was
-        // made is not followed to give its target our mode, owner or times.
-        const h = await fs.promises.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW)
-        try {
-          if (this.options.preserve) {
-            if (IS_ROOT) await h.chown(spec.uid, spec.gid)
-            await h.chmod(spec.mode & 0o7777)
-            await h.utimes(nsToDate(spec.atimeNs), nsToDate(spec.mtimeNs))
-          } else {
-            await h.chmod(spec.mode & ~UMASK & 0o777)
-          }
-        } finally {
-          await h.close()
+    for (const { path: dir, held, spec } of this.dirs.splice(0).reverse()) {
+      // The directory itself: through the descriptor held for it (where its files went, had it
+      // been moved), else one opened now without following a symlink put at its name.
+      const set = async (at: string | Buffer) => {
+        if (this.options.preserve) {
+          if (IS_ROOT) await fs.promises.chown(at, spec.uid, spec.gid)
+          await fs.promises.chmod(at, spec.mode & 0o7777)
+          await fs.promises.utimes(at, nsToDate(spec.atimeNs), nsToDate(spec.mtimeNs))
+        } else {
+          await fs.promises.chmod(at, spec.mode & ~UMASK & 0o777)
         }
+      }
+      try {
+        await (held ? set(held) : throughDirectory(dir, set))
       } catch (err) {
         // The directory's verdict went out when it was created: a late failure is reported apart.
         const e = ioError(err, 'chmod/utimes', dir)
@@ -755,6 +756,9 @@ export class Receiver extends SessionSide<ReceiverLink> {
             return
           }
           if (f.creating) await f.creating
+          // One being finished gets there first: its names lead through the guard's descriptors,
+          // which close once this is done.
+          if (f.finished) await f.finished
           // A file its worker creates may exist before its 'written' arrives (or without one, the
           // worker stopped); the name is one this session drew at random.
           const temp = f.temp.byteLength === 0 && f.target?.createMode !== undefined ? (f.target.path as Buffer) : f.temp
@@ -764,19 +768,14 @@ export class Receiver extends SessionSide<ReceiverLink> {
   }
 }
 
-/** The permissions and owner of a regular file at `final`, if one is there. */
+/** The permissions of a regular file at `final`, if one is there. */
 async function existingFile(final: Buffer): Promise<InFile['kept']> {
   try {
     const st = await fs.promises.lstat(final)
-    return st.isFile() ? { mode: st.mode & 0o777, uid: st.uid, gid: st.gid } : undefined
+    return st.isFile() ? { mode: st.mode & 0o777 } : undefined
   } catch {
     return undefined
   }
-}
-
-// As root, a file written over keeps its owner, which the new file then needs to be given.
-function ownerKept(f: InFile): boolean {
-  return IS_ROOT && f.kept !== undefined && (f.kept.uid !== 0 || f.kept.gid !== 0)
 }
 
 function tooManyBlocks(f: InFile): EscpError {
