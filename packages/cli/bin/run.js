@@ -12,6 +12,8 @@ require('@escp/core/loopback').tierOnceStreamsRun()
 if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = require('../dist/pool-size').defaultPoolSize()
 const { normalizeArgv } = require('../dist/argv')
 const args = normalizeArgv(process.argv.slice(2))
+// A copy stops in order on Ctrl-C, SIGTERM or SIGHUP from its first moment (stop-signals.ts).
+if (args[0] === 'copy') require('../dist/stop-signals').copyStopSignal()
 // A local copy's receiver child starts now, and loads while this process loads oclif; so do
 // the stream workers of this process, for a local copy or as a server told how many come; and
 // ssh, for a copy to or from a remote host.
@@ -32,9 +34,10 @@ if (flags) {
     process.exitCode = code
   })
 } else if (copyArgs) {
-  copy.copyWithoutOclif(copyArgs).then((code) => {
-    process.exitCode = code
-  })
+  // Once the copy is over, nothing of it is left to wait for (a pacing timer, a plugin's
+  // handle): the command exits, as oclif's does on a failure. Its output is already written
+  // (stdout and stderr are synchronous for files, pipes and terminals on Linux).
+  copy.copyWithoutOclif(copyArgs).then((code) => process.exit(code))
 } else {
   ;(async () => {
     const oclif = await import('@oclif/core')

@@ -33,6 +33,8 @@ export class ControlChannel {
     input.on('data', this.onData)
     input.on('end', this.onEnd)
     input.on('error', this.onEnd)
+    // A socket destroyed here (a --mgmt connection its client stops) ends with 'close' alone.
+    input.on('close', this.onEnd)
     output.on('error', () => this.fail(escpError('ESCP_ERR_CONTROL_CLOSED', 'writing to the peer failed')))
     if (options.side === 'server') output.write(CONTROL_PREAMBLE)
   }
@@ -80,6 +82,7 @@ export class ControlChannel {
     this.input.off('data', this.onData)
     this.input.off('end', this.onEnd)
     this.input.off('error', this.onEnd)
+    this.input.off('close', this.onEnd)
     if (!this.failure) this.failure = escpError('ESCP_ERR_CONTROL_CLOSED', 'closed locally')
   }
 

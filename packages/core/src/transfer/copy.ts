@@ -120,8 +120,24 @@ function sendingStreams(request: TransferRequest, most: number): number {
   return request.options?.streams ?? streamsFor(request.sources, request.options?.blockSizeBytes ?? DEFAULT_OPTIONS.blockSizeBytes, most)
 }
 
+/**
+ * Runs `transfer`; once `signal` has aborted, whatever it fails with (a server that the same
+ * Ctrl-C ended before it could stop in order, a closed control channel) is the interruption.
+ */
+async function interruptible<T>(signal: AbortSignal | undefined, transfer: () => Promise<T>): Promise<T> {
+  try {
+    return await transfer()
+  } catch (err) {
+    throw signal?.aborted ? interruption(signal) : err
+  }
+}
+
 /** Copies `sources` to `destination` on this host, through a loopback child receiver. */
-export async function copy(request: TransferRequest): Promise<TransferSummary> {
+export function copy(request: TransferRequest): Promise<TransferSummary> {
+  return interruptible(request.signal, () => copyNow(request))
+}
+
+async function copyNow(request: TransferRequest): Promise<TransferSummary> {
   const streams = sendingStreams(request, loopbackStreams())
   const o = withDefaults({ ...request.options, streams, bindAddress: request.options?.bindAddress || '127.0.0.1' })
   // The child starts first: its start-up (a Node process loading its plugins) overlaps this one's.
@@ -131,7 +147,11 @@ export async function copy(request: TransferRequest): Promise<TransferSummary> {
 }
 
 /** Sends local `sources` to `destination` on the server's host. */
-export async function push(server: ServerProcess, request: TransferRequest, serverHost: string): Promise<TransferSummary> {
+export function push(server: ServerProcess, request: TransferRequest, serverHost: string): Promise<TransferSummary> {
+  return interruptible(request.signal, () => pushNow(server, request, serverHost))
+}
+
+async function pushNow(server: ServerProcess, request: TransferRequest, serverHost: string): Promise<TransferSummary> {
   discardPrestartedLoopbackServer()
   const streams = sendingStreams(request, DEFAULT_OPTIONS.streams)
   return pushPrepared(server, await beforeSession(server, () => prepare(request, withDefaults({ ...request.options, streams }))), request, serverHost)
@@ -162,7 +182,11 @@ async function pushPrepared(server: ServerProcess, prepared: Prepared, request: 
 }
 
 /** Fetches `sources` on the server's host into the local `destination`. */
-export async function pull(server: ServerProcess, request: TransferRequest, serverHost: string): Promise<TransferSummary> {
+export function pull(server: ServerProcess, request: TransferRequest, serverHost: string): Promise<TransferSummary> {
+  return interruptible(request.signal, () => pullNow(server, request, serverHost))
+}
+
+async function pullNow(server: ServerProcess, request: TransferRequest, serverHost: string): Promise<TransferSummary> {
   discardPrestartedLoopbackServer()
   const prepared = await beforeSession(server, () => prepare(request))
   const { o, set, engines } = prepared

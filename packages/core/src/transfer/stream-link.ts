@@ -262,6 +262,24 @@ export class SenderLink extends StreamLink {
     if (buffers.length > 0 && !this.closing) this.post({ t: 'frames', buffers }, buffers)
   }
 
+  // What waits its turn goes nowhere once the stream is closed or failed: its timer must not
+  // keep the process (one record at a slow pace waits long).
+  override async close(): Promise<void> {
+    this.dropPaced()
+    await super.close()
+  }
+
+  override fail(err: EscpError): void {
+    this.dropPaced()
+    super.fail(err)
+  }
+
+  private dropPaced(): void {
+    if (this.paceTimer) clearTimeout(this.paceTimer)
+    this.paceTimer = null
+    this.paced.length = 0
+  }
+
   // A paced stream writes END after the records still waiting their turn, which were sealed
   // before it: ahead of them, its nonce would be out of order, and the peer would take the stream
   // for tampered with. The last records of a file that failed may still wait as the session ends.
