@@ -68,7 +68,7 @@ async function until(ready: () => boolean, what: string): Promise<void> {
  * once `ready` says the copy is under way: to the whole group, as Ctrl-C does, or to the
  * processes `target` picks. Returns how it ended, and the processes left holding its mark.
  */
-async function escpStopped(args: string[], options: { cwd: string; signal: NodeJS.Signals; ready: () => boolean; target?: (marked: number[], command: number) => number[] }): Promise<Run & { left: number[] }> {
+async function escpStopped(args: string[], options: { cwd: string; signal: NodeJS.Signals; ready: () => boolean; target?: (marked: number[], command: number) => number[] }): Promise<Run & { left: number[]; stopMs: number }> {
   nextPort += 10
   const mark = `escp-test-${process.pid}-${Date.now()}`
   const started = Date.now()
@@ -80,15 +80,17 @@ async function escpStopped(args: string[], options: { cwd: string; signal: NodeJ
   const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
   await until(options.ready, 'the copy')
   const pid = child.pid as number
+  const signalled = Date.now()
   if (options.target) for (const p of options.target(processesMarked(mark), pid)) process.kill(p, options.signal)
   else process.kill(-pid, options.signal)
   const code = await closed
+  const stopMs = Date.now() - signalled
   let left = processesMarked(mark)
   for (let waited = 0; left.length > 0 && waited < 5000; waited += 100) {
     await new Promise((resolve) => setTimeout(resolve, 100))
     left = processesMarked(mark)
   }
-  return { code, stdout, stderr, ms: Date.now() - started, left }
+  return { code, stdout, stderr, ms: Date.now() - started, left, stopMs }
 }
 
 describe('escp command', function () {
@@ -140,6 +142,13 @@ describe('escp command', function () {
         expect(fs.readdirSync(out), signal).to.deep.equal([])
         expect(r.left, `${signal}: processes still running`).to.deep.equal([])
       }
+      // At a slow pace a record waits long for its turn: stopped, the command does not wait for it.
+      const slow = path.join(work, 'out-slow')
+      fs.mkdirSync(slow)
+      const r = await escpStopped(['-q', '-l', '20K', 'big', `${slow}/`], { cwd: work, signal: 'SIGINT', ready: () => temporaryFiles(slow).length > 0 })
+      expect(r.code, r.stderr).to.equal(130)
+      expect(r.stopMs, 'time from the signal to the exit').to.be.below(5000)
+      expect(fs.readdirSync(slow)).to.deep.equal([])
     })
 
     it('fails the copy when its receiver alone gets SIGTERM, which first removes its temporary file', async function () {

@@ -10,10 +10,12 @@ export function normalizeArgv(argv: readonly string[]): string[] {
   if (argv.length === 1 && (argv[0] === '-V' || argv[0] === '--version')) return ['--version']
   const out: string[] = ['copy']
   let verbose = 0
+  // Operands after `--`, whatever they look like: they stay after the flags.
+  let rest: string[] = []
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === '--') {
-      out.push(...argv.slice(i))
+      rest = argv.slice(i)
       break
     }
     if (a.startsWith('--') || !a.startsWith('-') || a.length === 1) {
@@ -41,5 +43,5 @@ export function normalizeArgv(argv: readonly string[]): string[] {
     }
   }
   if (verbose > 0) out.push('--verbose', String(verbose))
-  return out
+  return [...out, ...rest]
 }

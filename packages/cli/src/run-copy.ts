@@ -86,7 +86,7 @@ export async function runPlan(plan: CopyPlan, options: Partial<TransferOptions>,
   bar?.finish()
   for (const f of summary.failures) log.error({ path: f.path, code: f.error.code, errno: f.error.errno }, 'file failed')
   for (const { failure: f, inside } of failureLines(summary.failures)) {
-    if (!reported.has(f.path)) s.err.write(`escp: ${f.path}: ${f.error.message}${inside > 0 ? ` (and the ${inside} entries inside it)` : ''}\n`)
+    if (!reported.has(f.path)) s.err.write(`escp: ${f.path}: ${f.error.message}${inside > 0 ? ` (and ${inside === 1 ? 'the entry' : `the ${inside} entries`} inside it)` : ''}\n`)
   }
   log.info({ ...summary, failures: summary.failures.length, warnings: summary.warnings.length }, 'transfer finished')
   if (!s.quiet) s.err.write(`${summaryLine(summary, s.bits)}\n`)
@@ -97,17 +97,19 @@ type Failure = TransferSummary['failures'][number]
 
 /**
  * One line per failure, except that the entries of a failed directory that failed the same way
- * (a destination that is a file, a directory that cannot be made) count on its line rather than
- * take one each.
+ * (same code, errno and call: a destination that is a file, a directory that cannot be made)
+ * count on its line rather than take one each; every directory between them must have failed so.
  */
 export function failureLines(failures: readonly Failure[]): { failure: Failure; inside: number }[] {
   const byPath = new Map(failures.map((f) => [f.path, f]))
   const lines = new Map<string, { failure: Failure; inside: number }>()
+  const alike = (a: Failure, b: Failure) => a.error.code === b.error.code && a.error.errno === b.error.errno && a.error.syscall === b.error.syscall
   for (const f of failures) {
     let root: Failure | undefined
     for (let at = f.path.lastIndexOf('/'); at > 0; at = f.path.lastIndexOf('/', at - 1)) {
       const up = byPath.get(f.path.slice(0, at))
-      if (up && up.error.code === f.error.code && up.error.errno === f.error.errno) root = up
+      if (!up || !alike(up, f)) break
+      root = up
     }
     if (root) {
       const line = lines.get(root.path) ?? { failure: root, inside: 0 }

@@ -16,7 +16,8 @@ import { copyArgsWithoutOclif, readCopyWords } from '../src/copy-start'
 async function oclifReads(words: string[]): Promise<{ operands: string[]; flags: Record<string, unknown> } | { error: string }> {
   try {
     const r = await Parser.parse(words, { flags: Copy.flags, args: Copy.args, strict: false })
-    return { operands: r.argv as string[], flags: r.flags }
+    // As the command takes them (Copy.run): in the order given.
+    return { operands: r.raw.filter((t) => t.type === 'arg').map((t) => t.input), flags: r.flags }
   } catch (err) {
     return { error: (err as Error).message }
   }
@@ -50,6 +51,10 @@ describe('the copy command read without oclif', function () {
     ['--filelist', 'list.txt', 'dest/'],
     ['only-one'],
     [],
+    // A word given twice, or as a flag's value too, stays where it was given.
+    ['-i', 'k', 'a', 'k'],
+    ['a', 'b', 'a'],
+    ['-v', '--', 'a', 'b'],
   ]
   // Command lines left to oclif: help, unknown or repeated flags, values it refuses, forms it reads its own way.
   const leftToOclif = [
@@ -96,6 +101,10 @@ describe('the copy command read without oclif', function () {
         expect(mine, `read: ${JSON.stringify(argv)} (oclif: ${JSON.stringify(theirs)})`).to.equal(null)
       }
     }
+  })
+
+  it('keeps -v before the operands that follow --', function () {
+    expect(normalizeArgv(['-v', '--', '-a', 'b'])).to.deep.equal(['copy', '--verbose', '1', '--', '-a', 'b'])
   })
 
   it('knows which flags a command line sets, skipping their values', function () {

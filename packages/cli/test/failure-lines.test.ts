@@ -20,6 +20,11 @@ describe('the failure lines of a copy', function () {
     expect(lines.map((l) => [l.failure.path, l.inside])).to.deep.equal([['src', 0], ['src/big', 0], ['srcfile', 0], ['other/x', 0]])
   })
 
+  it('keeps the line of an entry whose directory in between did not fail', function () {
+    const lines = failureLines([refused('src'), refused('src/sub/f')])
+    expect(lines.map((l) => [l.failure.path, l.inside])).to.deep.equal([['src', 0], ['src/sub/f', 0]])
+  })
+
   it('counts an entry listed before its directory on the directory\'s line', function () {
     const lines = failureLines([refused('src/sub/f'), refused('src/sub')])
     expect(lines.map((l) => [l.failure.path, l.inside])).to.deep.equal([['src/sub', 1]])

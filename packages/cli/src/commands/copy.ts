@@ -74,12 +74,15 @@ Other commands: escp engines (plugins and their availability), escp plugins (ins
   }
 
   override async run(): Promise<void> {
-    const { argv, flags } = await this.parse({ ...Copy, strict: false }, withConfigDefaults(this.argv))
+    const { flags, raw } = await this.parse({ ...Copy, strict: false }, withConfigDefaults(this.argv))
     if (flags.license) {
       this.log(LICENSE)
       return
     }
-    const code = await runCopyCommand(argv as string[], flags as unknown as CopyFlagValues, escpPluginModules(this.config.plugins.values()))
+    // The operands in the order given: oclif's argv puts a word at its first place in the whole
+    // line (`escp -i k a k` would copy k over a), as the entry point's own reading does not.
+    const operands = raw.filter((t) => t.type === 'arg').map((t) => t.input)
+    const code = await runCopyCommand(operands, flags as unknown as CopyFlagValues, escpPluginModules(this.config.plugins.values()))
     if (code !== EXIT.ok) this.exit(code)
   }
 }
