@@ -18,7 +18,6 @@ function opts(extra: Partial<TransferOptions> = {}): Partial<TransferOptions> {
   return { port: nextPort, portRange: 10, plugins: [POSIX], engine: 'posix', ...extra }
 }
 
-/** The engine's process-wide counters once the stream workers of this process have gone. */
 /** Kills (SIGKILL: no orderly stop, as a crash) this process's loopback children. */
 function killLoopbackChildren(): void {
   for (const d of fs.readdirSync('/proc')) {
@@ -33,6 +32,7 @@ function killLoopbackChildren(): void {
   }
 }
 
+/** The engine's process-wide counters once the stream workers of this process have gone. */
 async function settledStats(engine: PosixEngine, want: { openFiles: number; alignedBuffers: number }) {
   const deadline = Date.now() + 5000
   let s = engine.stats()

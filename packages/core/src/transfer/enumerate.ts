@@ -1,7 +1,7 @@
 // The sender's walk over its sources, in the order their names are sent. Sources named by the
 // user are followed when they are symlinks (as scp and cp -r do); inside a tree, symlinks are
-// sent as links. Special files are skipped with a warning; an unreadable entry is reported by
-// name and the walk goes on.
+// sent as links. Special files in a tree are skipped with a warning (one named by the user is an
+// error); an unreadable entry is reported by name and the walk goes on.
 import fs from 'node:fs'
 import path from 'node:path'
 import { escpError, ioError, isEscpError } from '../errors'

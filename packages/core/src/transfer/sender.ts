@@ -548,7 +548,6 @@ export class Sender extends SessionSide<SenderLink> {
   }
 }
 
-/** A source's name as shown to people: made for errors and failures only, not per file. */
 /**
  * How the file at `entry`'s name differs now from what the walk saw (another kind of file, its
  * size, its modification time), or undefined. A name that is gone says nothing: a file removed
@@ -567,6 +566,7 @@ async function changeSince(entry: SourceEntry): Promise<string | undefined> {
   return undefined
 }
 
+/** A source's name as shown to people: made for errors and failures only, not per file. */
 function shownOf(e: OutEntry): string {
   return displayPath(e.entry.absPath)
 }
