@@ -77,6 +77,8 @@ function valueProblem(key: string, v: unknown): string | undefined {
   const text = String(v)
   switch (spec.kind) {
     case 'string':
+      // YAML reads `cpumask: 0x0f` as the number 15 (a CPU list's 15): a string must be written as one.
+      if (typeof v === 'number') return `'${key}' takes a string, not the number ${text}; quote it if it is one ('${text}')`
       return typeof v === 'boolean' ? `'${key}' takes a string, not ${text}` : undefined
     case 'integer': {
       // As oclif reads an integer flag.
@@ -90,8 +92,8 @@ function valueProblem(key: string, v: unknown): string | undefined {
     case 'size':
     case 'rate':
       try {
-        if (spec.kind === 'size') parseSize(text)
-        else parseRate(text)
+        const n = spec.kind === 'size' ? parseSize(text) : parseRate(text)
+        if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) return `'${key}' must be from ${spec.min} to ${spec.max} bytes, not '${text}'`
         return undefined
       } catch (err) {
         // Its message without the code: the config error has its own.

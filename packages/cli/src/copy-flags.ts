@@ -25,7 +25,8 @@ export const COPY_FLAGS = {
   verbose: { kind: 'integer', description: 'more detail; -v, -vv', default: 0, hidden: true },
   logfile: { kind: 'string', description: 'write a JSON log to FILE; the server side writes FILE.server on its host' },
   limit: { kind: 'rate', char: 'l', description: 'per-stream rate limit, e.g. 100M (bytes/s) or 1Gbit' },
-  blocksize: { kind: 'size', description: 'block size (64K to 64M)', default: 1024 * 1024 },
+  // The protocol's MIN_BLOCK_BYTES and MAX_BLOCK_BYTES (a test keeps them the same).
+  blocksize: { kind: 'size', description: 'block size (64K to 64M)', default: 1024 * 1024, min: 64 * 1024, max: 64 * 1024 * 1024 },
   parallel: { kind: 'integer', char: 't', description: 'data streams (default 4; for a local copy, one per two cores, 1 to 4; never more than the blocks of a few files sent)', min: 1, max: 128 },
   ioengine: { kind: 'string', description: "I/O engine, or SENDER::RECEIVER ('auto': posix where it loads, else node-fs; see escp engines)", default: 'auto' },
   cipher: { kind: 'string', description: "data cipher (-c is ssh's cipher, as in scp)", default: 'aes-128-gcm' },

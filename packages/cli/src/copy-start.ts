@@ -70,7 +70,9 @@ function valueOf(spec: FlagSpec, raw: string): string | number | undefined {
     return Number.isSafeInteger(n) && (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max) ? n : undefined
   }
   try {
-    return spec.kind === 'size' ? parseSize(raw) : parseRate(raw)
+    const n = spec.kind === 'size' ? parseSize(raw) : parseRate(raw)
+    // Out of its range: the transfer refuses it, after oclif has read it.
+    return (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max) ? n : undefined
   } catch {
     return undefined
   }

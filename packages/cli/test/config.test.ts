@@ -52,6 +52,9 @@ describe('config files', function () {
       ['cipher:', /'cipher' has no value/],
       ['cipher: {name: x}', /'cipher' takes one value, not a map/],
       ['ssh-option: [1, 2]', /'ssh-option' must be a list of strings/],
+      ['blocksize: 32K', /'blocksize' must be from 65536 to 67108864 bytes, not '32K'/],
+      ['blocksize: 128M', /'blocksize' must be from 65536 to 67108864 bytes/],
+      ['cpumask: 0x0f', /'cpumask' takes a string, not the number 15; quote it/],
     ]
     for (const [line, message] of cases) {
       // The bad value on line 3, after good ones.

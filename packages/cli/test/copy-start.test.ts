@@ -6,10 +6,11 @@ import os from 'node:os'
 import path from 'node:path'
 import { Parser } from '@oclif/core'
 import { expect } from 'chai'
+import { protocol } from '@escp/core'
 import { normalizeArgv } from '../src/argv'
 import Copy from '../src/commands/copy'
 import { withConfigDefaults } from '../src/copy-command'
-import { flagsSetIn } from '../src/copy-flags'
+import { COPY_FLAGS, flagsSetIn } from '../src/copy-flags'
 import { copyArgsWithoutOclif, readCopyWords } from '../src/copy-start'
 
 /** oclif's reading of the copy command's words: its flags and operands, or its error. */
@@ -67,6 +68,7 @@ describe('the copy command read without oclif', function () {
     ['-t', '3', '-t', '4', 'a', 'b'],
     ['-t', '0', 'a', 'b'],
     ['-t', '129', 'a', 'b'],
+    ['--blocksize', '32K', 'a', 'b'],
     ['-t', '+3', 'a', 'b'],
     ['-t', '3.0', 'a', 'b'],
     ['--escp-port', '70000', 'a', 'b'],
@@ -101,6 +103,10 @@ describe('the copy command read without oclif', function () {
         expect(mine, `read: ${JSON.stringify(argv)} (oclif: ${JSON.stringify(theirs)})`).to.equal(null)
       }
     }
+  })
+
+  it('bounds the block size as the protocol does', function () {
+    expect([COPY_FLAGS.blocksize.min, COPY_FLAGS.blocksize.max]).to.deep.equal([protocol.MIN_BLOCK_BYTES, protocol.MAX_BLOCK_BYTES])
   })
 
   it('keeps -v before the operands that follow --', function () {
