@@ -26,15 +26,61 @@ interface CliResult {
   stderr: string
 }
 
+/** How long a copy of these tests may take before it is stopped and its state reported. */
+const STUCK_MS = 25_000
+
 function escp(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  // Each escp process writes a diagnostic report (JavaScript stack, libuv handles) on SIGUSR2.
+  const reports = fs.mkdtempSync(path.join(os.tmpdir(), 'escp-shm-reports-'))
+  const options = `--report-on-signal --report-signal=SIGUSR2 --report-directory=${reports}`
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, NODE_OPTIONS: options, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s))
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s))
-    child.once('close', (code) => resolve({ code, stdout, stderr }))
+    // A copy that does not end is stopped with what each of its processes was doing, for the failure to show.
+    const stuck = setTimeout(() => {
+      const pids = [child.pid as number, ...childrenOf(child.pid as number)]
+      for (const pid of pids) process.kill(pid, 'SIGUSR2')
+      setTimeout(() => {
+        stderr += `\n[stopped after ${STUCK_MS} ms]\n${reportsIn(reports)}`
+        for (const pid of pids) process.kill(pid, 'SIGKILL')
+      }, 2000)
+    }, STUCK_MS)
+    child.once('close', (code) => {
+      clearTimeout(stuck)
+      fs.rmSync(reports, { recursive: true, force: true })
+      resolve({ code, stdout, stderr })
+    })
   })
+}
+
+/** The processes whose parent is `pid`. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = []
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8')
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d))
+    } catch {
+      // It exited while we looked.
+    }
+  }
+  return out
+}
+
+/** Each report's JavaScript stack and active handles, short. */
+function reportsIn(dir: string): string {
+  return fs
+    .readdirSync(dir)
+    .map((f) => {
+      const r = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { header: { processId: number }; javascriptStack?: { message: string; stack?: string[] }; libuv?: Array<{ type: string; is_active: boolean }> }
+      const handles = (r.libuv ?? []).filter((h) => h.is_active).map((h) => h.type)
+      return `pid ${r.header.processId}: ${r.javascriptStack?.message ?? ''} ${(r.javascriptStack?.stack ?? []).slice(0, 8).join(' | ')}; active handles: ${handles.join(', ')}`
+    })
+    .join('\n')
 }
 
 function sha256File(file: string): string {
@@ -217,6 +263,29 @@ describe("shm engine in a transfer ('escp --ioengine shm::posix' and 'posix::shm
     // The other stream arrived whole; the failed file never appears under its name.
     expect(sha256File(path.join(out, 'fine.dat'))).to.equal((await fine.result).sha256)
     expect(fs.existsSync(path.join(out, 'dying.dat'))).to.equal(false)
+    expect(fs.readdirSync(out)).to.deep.equal(['fine.dat'])
+  })
+
+  it('fails the file of a producer that died holding every slot, and the other stream, read first, still arrives', async function () {
+    const producer = producerBinary(this)
+    const name = uniqueRegionName('hold')
+    const region = await ShmRegion.create(name, { slotCount: 4 })
+    regions.push(region)
+    const dying = start(producer, [name, 'dying.dat', String(64 * MiB)])
+    await dying.begun
+    // Every slot filled with its blocks, none taken: the other stream's producer has none to fill.
+    for (let waited = 0; region.slotsInUse() < 4 && waited < 10_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(region.slotsInUse(), 'slots the dying producer filled').to.equal(4)
+    dying.child.kill('SIGKILL')
+    await dying.result
+    const fine = start(producer, ['--seed', '9', name, 'fine.dat', String(3 * MiB)])
+    await fine.begun
+    const out = path.join(dir, 'out')
+    fs.mkdirSync(out)
+    const r = await escp(['--ioengine', 'shm::posix', `/dev/shm/escp-${name}/fine.dat`, `/dev/shm/escp-${name}/dying.dat`, out])
+    expect(r.code, `${r.stdout}\n${r.stderr}`).to.equal(1)
+    expect(r.stderr).to.match(/dying\.dat.*ESCP_ERR_SHM.*producer died/)
+    expect(sha256File(path.join(out, 'fine.dat'))).to.equal((await fine.result).sha256)
     expect(fs.readdirSync(out)).to.deep.equal(['fine.dat'])
   })
 
