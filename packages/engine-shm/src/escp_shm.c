@@ -737,12 +737,19 @@ int escp_shm_take(escp_shm *r, int stream, uint64_t offset, int timeout_ms, escp
       return 0;
     }
     if (LOAD(&r->cancelled)) return ESCP_SHM_ECANCELED;
-    if (st == ESCP_SHM_STREAM_OPEN && now_ms() >= next_check) {
+    if (now_ms() >= next_check) {
       next_check = now_ms() + PEER_CHECK_MS;
-      if (pid_dead(LOAD(&s->producer_pid))) {
-        abort_stream(r, stream, "producer died");
-        continue;
+      /* Every stream this process consumes, not only the one waited on: the slots a dead
+       * producer filled, or that a block of its stream waiting its turn holds, are freed only
+       * once its stream is aborted, and until then the other streams' producers may have no
+       * slot to fill the block waited on here. */
+      int aborted = 0;
+      for (uint32_t i = 0; i < r->h->stream_count; i++) {
+        struct stream *o = stream_at(r, (int)i);
+        if (LOAD(&o->state) != ESCP_SHM_STREAM_OPEN || LOAD(&o->consumer_pid) != self_pid()) continue;
+        if (pid_dead(LOAD(&o->producer_pid)) && abort_stream(r, (int)i, "producer died") == 0) aborted = 1;
       }
+      if (aborted) continue;
     }
     int slice = slice_until(deadline);
     if (slice == 0) return -ETIMEDOUT;
