@@ -289,6 +289,27 @@ describe("shm engine in a transfer ('escp --ioengine shm::posix' and 'posix::shm
     expect(fs.readdirSync(out)).to.deep.equal(['fine.dat'])
   })
 
+  it('sends a stream read first while the producer of one read after it has filled every slot', async function () {
+    const producer = producerBinary(this)
+    const name = uniqueRegionName('full')
+    const region = await ShmRegion.create(name, { slotCount: 4 })
+    regions.push(region)
+    const big = start(producer, [name, 'big.dat', String(64 * MiB)])
+    await big.begun
+    for (let waited = 0; region.slotsInUse() < 4 && waited < 10_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(region.slotsInUse(), 'slots the big stream filled').to.equal(4)
+    const small = start(producer, ['--seed', '9', name, 'small.dat', String(3 * MiB)])
+    await small.begun
+    const out = path.join(dir, 'out')
+    fs.mkdirSync(out)
+    // One data stream: the big stream's blocks, read while the small one's first block waits
+    // for a slot, must not hold back the small one (they once did, and the copy never ended).
+    const r = await escp(['--ioengine', 'shm::posix', '-t', '1', `/dev/shm/escp-${name}/small.dat`, `/dev/shm/escp-${name}/big.dat`, out])
+    expect(r.code, `${r.stdout}\n${r.stderr}`).to.equal(0)
+    expect(sha256File(path.join(out, 'small.dat'))).to.equal((await small.result).sha256)
+    expect(sha256File(path.join(out, 'big.dat'))).to.equal((await big.result).sha256)
+  })
+
   it('delivers a received file into a consumer region as a stream of the same name', async function () {
     const name = uniqueRegionName('recv')
     const region = await ShmRegion.create(name, { slotCount: 4 })

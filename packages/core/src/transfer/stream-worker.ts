@@ -167,8 +167,11 @@ class SenderRole {
   private readonly handles = new Map<bigint, Promise<ReadHandle>>()
   /** Frames of a full block that the main thread has written and given back, to seal into again. */
   private readonly spareFrames: ArrayBuffer[] = []
-  /** Settles when the read before the latest has sealed (or failed): its successor's turn. */
-  private turn: Promise<void> = Promise.resolve()
+  /**
+   * Per file (bundles: one chain of their own), the latest read's end: its successor's turn. A
+   * file absent has nothing under way.
+   */
+  private readonly turns = new Map<bigint | 'bundles', Promise<void>>()
 
   constructor(
     private readonly engine: IoEngine,
@@ -178,16 +181,25 @@ class SenderRole {
     private readonly compressor: Compressor | null,
   ) {}
 
-  // Reads run concurrently, but their records are sealed and sent in the order they were asked
-  // for: a stream carries a file's blocks in offset order. A receiver whose writes wait on the
-  // blocks before them (a consumer region that takes blocks in order) could otherwise hold a
+  // Reads run concurrently, but a file's records are sealed and sent in the order they were
+  // asked for: a stream carries a file's blocks in offset order. A receiver whose writes wait on
+  // the blocks before them (a consumer region that takes blocks in order) could otherwise hold a
   // stream's whole window with later blocks while the one they wait for queues behind them.
+  // Different files' blocks do not wait for each other: a block of one still to come (a stream
+  // of a shared-memory region whose producer waits for a free slot) must not hold back another
+  // file's blocks, read and holding this worker's buffers, while that file's producer fills the
+  // slots the first one's producer waits for.
   handle(msg: ToWorker): void {
     if (msg.t === 'read' || msg.t === 'readBundle') {
-      const mine = this.turn
+      const key = msg.t === 'read' ? msg.fileId : 'bundles'
+      const mine = this.turns.get(key) ?? Promise.resolve()
       let done = (): void => {}
-      this.turn = new Promise<void>((resolve) => (done = resolve))
-      void (msg.t === 'read' ? this.read(msg, mine) : this.readBundle(msg, mine)).finally(done)
+      const next = new Promise<void>((resolve) => (done = resolve))
+      this.turns.set(key, next)
+      void (msg.t === 'read' ? this.read(msg, mine) : this.readBundle(msg, mine)).finally(() => {
+        done()
+        if (this.turns.get(key) === next) this.turns.delete(key)
+      })
     } else if (msg.t === 'close') void this.close(msg.fileId)
     else if (msg.t === 'frames') this.spareFrames.push(...msg.buffers.slice(0, data.queueDepth + 2 - this.spareFrames.length))
   }
