@@ -394,10 +394,10 @@ describe('the escp command starting a copy to a remote host', function () {
       const fake = path.join(dir, 'slow-ssh')
       fs.writeFileSync(fake, '#!/bin/sh\nexec sleep 60\n', { mode: 0o755 })
       fs.writeFileSync(path.join(dir, 'a'), 'x')
-      // A value the early start passes over and the command's parser refuses: it exits before copying.
-      const r = runRecorded([ESCP, '-q', '--escp-port', '0', '-S', fake, path.join(dir, 'a'), `127.0.0.1:${path.join(dir, 'b')}`], { ESCP_CONFIG: '/dev/null', ESCP_PLUGINS: '' })
+      // A command line the early start reads whole, and a cipher the copy does not know: it exits before copying.
+      const r = runRecorded([ESCP, '-q', '--cipher', 'no-such-cipher', '-S', fake, path.join(dir, 'a'), `127.0.0.1:${path.join(dir, 'b')}`], { ESCP_CONFIG: '/dev/null', ESCP_PLUGINS: '' })
       expect(r.status).to.equal(2)
-      expect(r.stderr).to.match(/^escp: .*--escp-port/m)
+      expect(r.stderr).to.match(/^escp: .*no-such-cipher/m)
       const pids = r.stderr.split('\n').flatMap((l) => {
         const m = /^CHILD (\S+) (\d+)$/.exec(l)
         return m && JSON.parse(m[1]) === fake ? [Number(m[2])] : []

@@ -8,7 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { escpError } from '@escp/core/loopback'
 import type { Document, LineCounter } from 'yaml'
-import { COPY_FLAGS } from './copy-flags'
+import { FLAG_SPECS as SPECS } from './copy-flags'
 import type { FlagSpec } from './copy-flags'
 import { parseRate, parseSize } from './units'
 
@@ -57,8 +57,6 @@ export function loadConfig(files: readonly string[], known: ReadonlySet<string>)
   }
   return merged
 }
-
-const SPECS: Readonly<Record<string, FlagSpec>> = COPY_FLAGS
 
 /**
  * What is wrong with `v` as the config value of the flag `key`, or undefined when it is of the

@@ -1,6 +1,8 @@
 // The copy command's flags, once, without oclif: the oclif command builds its flags from this
-// table, the entry point reads a plain copy's command line with it (copy-start.ts), and config
-// files may set exactly these names.
+// table, the entry point reads a plain copy's command line with it (readCopyWords: the copy,
+// copy-start.ts, and its early ssh, prestart-remote.ts), and config files may set exactly these
+// names.
+import { parseRate, parseSize } from './units'
 
 export type FlagKind = 'boolean' | 'string' | 'integer' | 'size' | 'rate'
 
@@ -71,18 +73,19 @@ export type CopyFlagValues = {
   -readonly [K in CopyFlagName]: (typeof COPY_FLAGS)[K] extends { default: unknown } ? ValueOf<(typeof COPY_FLAGS)[K]> : ValueOf<(typeof COPY_FLAGS)[K]> | undefined
 }
 
-const SPECS: Record<string, FlagSpec> = COPY_FLAGS
+/** The table, by any name. */
+export const FLAG_SPECS: Readonly<Record<string, FlagSpec>> = COPY_FLAGS
 
 /** The flag a command-line word names (`--cipher`, `-t`; no value glued on), if any. */
 export function flagNamed(word: string): CopyFlagName | undefined {
-  if (word.startsWith('--')) return Object.hasOwn(SPECS, word.slice(2)) ? (word.slice(2) as CopyFlagName) : undefined
+  if (word.startsWith('--')) return Object.hasOwn(FLAG_SPECS, word.slice(2)) ? (word.slice(2) as CopyFlagName) : undefined
   if (word.length !== 2 || word[0] !== '-') return undefined
-  return (Object.keys(SPECS) as CopyFlagName[]).find((name) => SPECS[name].char === word[1])
+  return (Object.keys(FLAG_SPECS) as CopyFlagName[]).find((name) => FLAG_SPECS[name].char === word[1])
 }
 
 /** Whether the flag takes a value (every kind but boolean). */
 export function takesValue(name: CopyFlagName): boolean {
-  return SPECS[name].kind !== 'boolean'
+  return FLAG_SPECS[name].kind !== 'boolean'
 }
 
 /**
@@ -102,4 +105,69 @@ export function flagsSetIn(args: readonly string[]): Set<CopyFlagName> {
     if (eq < 0 && takesValue(name)) i++
   }
   return set
+}
+
+export interface CopyArgs {
+  operands: string[]
+  flags: CopyFlagValues
+}
+
+/**
+ * The copy command's operands and flags from `words` (its command line after 'copy', as
+ * normalizeArgv leaves it, config defaults first), with the flags' defaults; null where oclif
+ * could read them otherwise, or would refuse them: then oclif reads them.
+ */
+export function readCopyWords(words: readonly string[]): CopyArgs | null {
+  const operands: string[] = []
+  const values: Record<string, unknown> = {}
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]
+    if (w === '--') {
+      operands.push(...words.slice(i + 1))
+      break
+    }
+    if (!w.startsWith('-') || w === '-') {
+      operands.push(w)
+      continue
+    }
+    const eq = w.startsWith('--') ? w.indexOf('=') : -1
+    const name = flagNamed(eq > 0 ? w.slice(0, eq) : w)
+    if (name === undefined) return null
+    const spec = FLAG_SPECS[name]
+    if (spec.kind === 'boolean') {
+      // oclif reads --recursive=true as the flag and an operand 'true'.
+      if (eq > 0) return null
+      values[name] = true
+      continue
+    }
+    const raw = eq > 0 ? w.slice(eq + 1) : words[++i]
+    // A missing value, or one that looks like a flag: oclif's to read or refuse.
+    if (raw === undefined || raw.startsWith('-')) return null
+    const value = valueOf(spec, raw)
+    if (value === undefined) return null
+    if (spec.multiple) values[name] = [...((values[name] as string[] | undefined) ?? []), value]
+    else if (name in values) return null
+    else values[name] = value
+  }
+  for (const [name, spec] of Object.entries(FLAG_SPECS)) {
+    if (!(name in values) && spec.default !== undefined) values[name] = Array.isArray(spec.default) ? [...spec.default] : spec.default
+  }
+  return { operands, flags: values as CopyFlagValues }
+}
+
+// The flag's value as oclif parses it, or undefined where oclif would refuse it.
+function valueOf(spec: FlagSpec, raw: string): string | number | undefined {
+  if (spec.kind === 'string') return raw
+  if (spec.kind === 'integer') {
+    if (!/^\d+$/.test(raw)) return undefined
+    const n = Number(raw)
+    return Number.isSafeInteger(n) && (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max) ? n : undefined
+  }
+  try {
+    const n = spec.kind === 'size' ? parseSize(raw) : parseRate(raw)
+    // Out of its range: the transfer refuses it, after oclif has read it.
+    return (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max) ? n : undefined
+  } catch {
+    return undefined
+  }
 }

@@ -10,8 +10,8 @@ import { protocol } from '@escp/core'
 import { normalizeArgv } from '../src/argv'
 import Copy from '../src/commands/copy'
 import { withConfigDefaults } from '../src/copy-command'
-import { COPY_FLAGS, flagsSetIn } from '../src/copy-flags'
-import { copyArgsWithoutOclif, readCopyWords } from '../src/copy-start'
+import { COPY_FLAGS, flagsSetIn, readCopyWords } from '../src/copy-flags'
+import { copyArgsWithoutOclif } from '../src/copy-start'
 
 /** oclif's reading of the copy command's words: its flags and operands, or its error. */
 async function oclifReads(words: string[]): Promise<{ operands: string[]; flags: Record<string, unknown> } | { error: string }> {
