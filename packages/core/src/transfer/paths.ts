@@ -90,11 +90,12 @@ export async function throughDirectory(dir: Buffer, use: (at: string | Buffer) =
  * Places received names under a destination root. Parent directories are created as needed
  * and checked: a component that is a symlink or not a directory stops the name.
  *
- * Once opened (open()), the guard holds a descriptor of the root and of each directory it makes
- * or checks, opened with O_NOFOLLOW through its parent's, and names what it places through
- * them (/proc/self/fd/N/name): a directory that someone renames, or swaps for a symlink, while
- * the session runs still leads where it was checked, never out of the destination. Without
- * /proc, or out of descriptors, names are full paths, checked once as they are placed.
+ * Once opened (open()), the guard holds a descriptor of the root and of the directories others
+ * could move (those it found, and those it made in one it found; MAX_HELD at most), each opened
+ * with O_NOFOLLOW through its parent's, and names what it places through them
+ * (/proc/self/fd/N/name): a directory swapped for a symlink while the session runs still leads
+ * where it was checked, never through the symlink. Without /proc, or past MAX_HELD, names are
+ * paths, checked once as they are placed.
  */
 export class PathGuard {
   /** Directories made or checked, by the name they were placed at: the name to place their entries through. */
@@ -159,7 +160,7 @@ export class PathGuard {
   async placeDirectory(components: readonly Buffer[], shown: string, mode: number): Promise<{ path: Buffer; made: boolean; held: Buffer | null }> {
     const path = await this.place(components, shown)
     const { made, at } = await this.ensureDirectory(path, shown, mode)
-    this.parents.set(components.map((c) => c.toString('latin1')).join('/'), at)
+    this.parents.set(pathKey(components), at)
     return { path, made, held: at === path ? null : at }
   }
 
@@ -223,11 +224,16 @@ export class PathGuard {
   }
 }
 
+/** Components as one key ('' for none: the root). */
+function pathKey(components: readonly Buffer[]): string {
+  let key = ''
+  for (let i = 0; i < components.length; i++) key += (i > 0 ? '/' : '') + components[i].toString('latin1')
+  return key
+}
+
 /** The components of a name's parent, as one key ('' for the root). */
 function parentKey(components: readonly Buffer[]): string {
-  let key = ''
-  for (let i = 0; i < components.length - 1; i++) key += (i > 0 ? '/' : '') + components[i].toString('latin1')
-  return key
+  return pathKey(components.slice(0, -1))
 }
 
 /**

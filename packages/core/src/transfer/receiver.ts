@@ -433,7 +433,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
    * needs no fchmod: the file shows nobody more while written than it will once complete.
    */
   private creationModeOf(f: InFile): { mode: number; createdFinal: boolean } {
-    const mode = this.options.preserve ? 0 : (f.kept?.mode ?? f.spec.mode & ~UMASK & 0o777)
+    const mode = this.options.preserve ? 0 : plainMode(f)
     // The umask applies at creation: a kept mode it would change is set afterwards.
     const createdFinal = (mode & 0o200) !== 0 && (mode & UMASK) === 0
     return { mode: createdFinal ? mode : 0o600, createdFinal }
@@ -658,8 +658,8 @@ export class Receiver extends SessionSide<ReceiverLink> {
   }
 
   private attributesOf(f: InFile) {
-    const { spec, kept } = f
-    if (!this.options.preserve) return { mode: kept ? kept.mode : spec.mode & ~UMASK & 0o777 }
+    const { spec } = f
+    if (!this.options.preserve) return { mode: plainMode(f) }
     return {
       mode: spec.mode & 0o7777,
       atimeNs: spec.atimeNs,
@@ -766,6 +766,11 @@ export class Receiver extends SessionSide<ReceiverLink> {
         }),
     )
   }
+}
+
+/** A file's mode without -p: the one it writes over keeps its own, a new one the source's less the umask. */
+function plainMode(f: InFile): number {
+  return f.kept?.mode ?? f.spec.mode & ~UMASK & 0o777
 }
 
 /** The permissions of a regular file at `final`, if one is there. */
