@@ -8,6 +8,7 @@ import type { TransferOptions } from '@escp/core'
 import { PosixEngine } from '@escp/engine-posix'
 import { pageCacheBytes, skipBecause, skipIfUnavailable, uncachedWriteRefusal } from '@escp/core/testing'
 import { describeTree, leftoverTemps, sha256File, tempDir, writeRandom } from './helpers/trees'
+import { childrenOf } from './helpers/processes'
 
 const MiB = 1024 * 1024
 const POSIX = require.resolve('@escp/engine-posix')
@@ -20,12 +21,9 @@ function opts(extra: Partial<TransferOptions> = {}): Partial<TransferOptions> {
 
 /** Kills (SIGKILL: no orderly stop, as a crash) this process's loopback children. */
 function killLoopbackChildren(): void {
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue
+  for (const pid of childrenOf(process.pid)) {
     try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8')
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      if (ppid === process.pid && fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('server-main')) process.kill(Number(d), 'SIGKILL')
+      if (fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('server-main')) process.kill(pid, 'SIGKILL')
     } catch {
       // It exited while we looked.
     }

@@ -13,6 +13,7 @@ import { skipIfUnavailable } from '@escp/core/testing'
 import { ShmRegion, parseShmSource } from '../src'
 import { loadBinding } from '../src/binding'
 import { HostileSender, within } from '../../../test/helpers/hostile-sender'
+import { childrenOf } from '../../../test/helpers/processes'
 import { pullSpeaking } from '../../../test/helpers/pull'
 import { cProducer, sleep, startProducer, uniqueRegionName } from './helpers'
 import type { Producer } from './helpers'
@@ -54,21 +55,6 @@ function escp(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
       resolve({ code, stdout, stderr })
     })
   })
-}
-
-/** The processes whose parent is `pid`. */
-function childrenOf(pid: number): number[] {
-  const out: number[] = []
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8')
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d))
-    } catch {
-      // It exited while we looked.
-    }
-  }
-  return out
 }
 
 /** Each report's JavaScript stack and active handles, short. */
@@ -116,6 +102,15 @@ describe("shm engine in a transfer ('escp --ioengine shm::posix' and 'posix::shm
   function start(binary: string, args: string[]): Producer {
     const p = startProducer(binary, args)
     producers.push(p)
+    return p
+  }
+
+  /** A producer of a 64 MiB stream `stream`, once it has filled every one of the region's 4 slots. */
+  async function fillEverySlot(region: ShmRegion, producer: string, name: string, stream: string): Promise<Producer> {
+    const p = start(producer, [name, stream, String(64 * MiB)])
+    await p.begun
+    for (let waited = 0; region.slotsInUse() < 4 && waited < 10_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(region.slotsInUse(), `slots the producer of ${stream} filled`).to.equal(4)
     return p
   }
 
@@ -271,11 +266,8 @@ describe("shm engine in a transfer ('escp --ioengine shm::posix' and 'posix::shm
     const name = uniqueRegionName('hold')
     const region = await ShmRegion.create(name, { slotCount: 4 })
     regions.push(region)
-    const dying = start(producer, [name, 'dying.dat', String(64 * MiB)])
-    await dying.begun
     // Every slot filled with its blocks, none taken: the other stream's producer has none to fill.
-    for (let waited = 0; region.slotsInUse() < 4 && waited < 10_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20))
-    expect(region.slotsInUse(), 'slots the dying producer filled').to.equal(4)
+    const dying = await fillEverySlot(region, producer, name, 'dying.dat')
     dying.child.kill('SIGKILL')
     await dying.result
     const fine = start(producer, ['--seed', '9', name, 'fine.dat', String(3 * MiB)])
@@ -294,10 +286,7 @@ describe("shm engine in a transfer ('escp --ioengine shm::posix' and 'posix::shm
     const name = uniqueRegionName('full')
     const region = await ShmRegion.create(name, { slotCount: 4 })
     regions.push(region)
-    const big = start(producer, [name, 'big.dat', String(64 * MiB)])
-    await big.begun
-    for (let waited = 0; region.slotsInUse() < 4 && waited < 10_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20))
-    expect(region.slotsInUse(), 'slots the big stream filled').to.equal(4)
+    const big = await fillEverySlot(region, producer, name, 'big.dat')
     const small = start(producer, ['--seed', '9', name, 'small.dat', String(3 * MiB)])
     await small.begun
     const out = path.join(dir, 'out')
