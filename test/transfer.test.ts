@@ -444,6 +444,31 @@ describe('loopback transfer', function () {
     expect(fs.readlinkSync(path.join(dst, 'link-to-tree', 'b'))).to.equal(secret)
   })
 
+  it('reads the files of a source directory swapped for a symlink during the copy from the directory it listed', async function () {
+    const tree = path.join(work, 'tree')
+    const outside = path.join(work, 'outside')
+    fs.mkdirSync(outside)
+    fs.writeFileSync(path.join(outside, 'x'), Buffer.alloc(100, 'O'))
+    for (const [i, engine] of [{}, { plugins: ['@escp/engine-posix'], engine: 'posix' }].entries()) {
+      const dst = path.join(work, `dst-${i}`)
+      fs.rmSync(tree, { recursive: true, force: true })
+      writeRandom(path.join(tree, 'a-big'), 8 * 1024 * KiB)
+      writeRandom(path.join(tree, 'sub', 'x'), 100)
+      writeRandom(path.join(tree, 'sub', 'y'), 3 * BLOCK + 5)
+      fs.writeFileSync(path.join(outside, 'y'), fs.readFileSync(path.join(tree, 'sub', 'y')).fill(0x55))
+      const listed = describeTree(path.join(tree, 'sub'))
+      // 4 MiB/s: the large file first, some 2 s; the directory's files are read after it.
+      const copying = copy({ sources: [tree], destination: dst, options: opts({ streams: 1, recursive: true, blockSizeBytes: 256 * KiB, limitBytesPerSec: 4 * 1024 * KiB, ...engine }) })
+      for (let waited = 0; leftoverTemps(dst).length === 0 && waited < 10_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20))
+      fs.renameSync(path.join(tree, 'sub'), path.join(tree, 'sub.moved'))
+      fs.symlinkSync(outside, path.join(tree, 'sub'))
+      const summary = await copying
+      expect(summary.ok, `${JSON.stringify(engine)}: ${JSON.stringify(summary.failures)}`).to.equal(true)
+      expect(describeTree(path.join(dst, 'sub')), JSON.stringify(engine)).to.deep.equal(listed)
+      expect(leftoverTemps(dst)).to.deep.equal([])
+    }
+  })
+
   it('reports a full disk by file name, leaves no complete-looking file, and copies the files that fit', async function () {
     const mnt = path.join(work, 'small')
     fs.mkdirSync(mnt)

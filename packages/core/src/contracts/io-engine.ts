@@ -5,7 +5,8 @@ import type { Availability } from './availability'
 
 /**
  * A file name as the engine takes it: bytes (Buffer) keep names that are not UTF-8 intact;
- * strings are encoded as UTF-8.
+ * strings are encoded as UTF-8. A name may lead through a directory the transfer holds open
+ * (`/proc/self/fd/N/name`): valid in this process, as any path, for as long as the call needs it.
  */
 export type EnginePath = string | Buffer
 

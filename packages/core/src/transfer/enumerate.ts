@@ -4,18 +4,25 @@
 // error); an unreadable entry is reported by name and the walk goes on.
 import fs from 'node:fs'
 import path from 'node:path'
-import { escpError, ioError, isEscpError } from '../errors'
-import type { EscpError } from '../errors'
+import { EscpError, escpError, ioError, isEscpError } from '../errors'
 import { displayPath } from '../contracts/io-engine'
 import type { DirectoryEntry, EngineSource, IoEngine } from '../contracts/io-engine'
 import type { FileType } from '../protocol/messages'
-import { joinBytes } from './paths'
+import { DIRECTORY_ONLY, MAX_HELD, PROC_FD, PROC_FD_PATH, joinBytes } from './paths'
 
 export interface SourceEntry {
   /** Relative wire name: the source's base name, then the path inside it. */
   name: Buffer
-  /** Where the sender reads it. */
+  /** Its path, as shown to people. */
   absPath: Buffer
+  /**
+   * Where the sender reads it: `absPath`, or the same name through the directory it was found
+   * in, held open (/proc/self/fd/N/name), so that a directory swapped for a symlink since the
+   * walk is not read through.
+   */
+  readAt: Buffer
+  /** The held directory `readAt` goes through, until the file is read (release it then). */
+  held?: HeldDirectory
   type: FileType
   /** null: a file whose size is known only when it ends (a source an engine names, still being produced). */
   sizeBytes: number | null
@@ -41,6 +48,82 @@ export interface EnumerateOptions {
   onIssue: (issue: SourceIssue) => void
   /** The sender's engine: sources it names itself (IoEngine.describeSource) are not looked up on disk. */
   engine?: IoEngine
+  /** Where the walk holds the directories it lists, for their files to be read through; none: read by path. */
+  directories?: SourceDirectories
+}
+
+/**
+ * A directory of the sources held open (O_PATH, opened without following a symlink at its
+ * name): its files are read through it, and lead where the walk found them, whatever is renamed
+ * or swapped for a symlink meanwhile. Counted references: the walk holds one while it lists the
+ * directory, each of its files one until it is read, each of its subdirectories one until it is
+ * opened through it. The last release closes it.
+ */
+export class HeldDirectory {
+  private refs = 1
+
+  constructor(
+    /** Its /proc/self/fd name. */
+    readonly at: Buffer,
+    private readonly handle: fs.promises.FileHandle,
+    private readonly owner: SourceDirectories,
+  ) {}
+
+  retain(): this {
+    this.refs++
+    return this
+  }
+
+  release(): void {
+    if (--this.refs === 0) this.owner.close(this.at.toString(), this.handle)
+  }
+}
+
+/**
+ * The sender's held directories (MAX_HELD at most at once; past it, or without /proc, a
+ * directory is read by path, each name checked once, as before). The paths they give are
+ * written back as the paths they stand for in what is shown (shown()).
+ */
+export class SourceDirectories {
+  private readonly held = new Map<string, { handle: fs.promises.FileHandle; real: string }>()
+
+  /**
+   * `dir` held, opened at `at` (its name through its parent's held one, or its path) without
+   * following a symlink there; undefined when none can be held. A symlink or other file put at
+   * its name since it was listed is an error (ELOOP or ENOTDIR).
+   */
+  async open(at: Buffer, dir: Buffer): Promise<HeldDirectory | undefined> {
+    if (!PROC_FD || this.held.size >= MAX_HELD) return undefined
+    let handle: fs.promises.FileHandle
+    try {
+      handle = await fs.promises.open(at, DIRECTORY_ONLY | fs.constants.O_NOFOLLOW)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'EMFILE' || code === 'ENFILE') return undefined
+      throw err
+    }
+    const name = `/proc/self/fd/${handle.fd}`
+    this.held.set(name, { handle, real: displayPath(dir) })
+    return new HeldDirectory(Buffer.from(name), handle, this)
+  }
+
+  /** `text` with each held directory's /proc/self/fd path written as the path it stands for. */
+  shown(text: string): string {
+    return this.held.size === 0 ? text : text.replace(PROC_FD_PATH, (whole) => this.held.get(whole)?.real ?? whole)
+  }
+
+  close(name: string, handle: fs.promises.FileHandle): void {
+    if (this.held.get(name)?.handle !== handle) return
+    this.held.delete(name)
+    void handle.close().catch(() => {})
+  }
+
+  /** Closes every directory still held (the session ends, or fails). */
+  async closeAll(): Promise<void> {
+    const all = [...this.held.values()]
+    this.held.clear()
+    await Promise.all(all.map((h) => h.handle.close().catch(() => {})))
+  }
 }
 
 /** What lstat (or stat, for a source named by the user) tells of `name`, as a listing gives it. */
@@ -59,10 +142,12 @@ export function factsOf(name: Buffer, st: fs.BigIntStats): DirectoryEntry {
   }
 }
 
-function entryOf(name: Buffer, absPath: Buffer, e: DirectoryEntry, type: FileType): SourceEntry {
+function entryOf(name: Buffer, absPath: Buffer, e: DirectoryEntry, type: FileType, readAt = absPath, held?: HeldDirectory): SourceEntry {
   return {
     name,
     absPath,
+    readAt,
+    ...(held ? { held } : {}),
     type,
     sizeBytes: type === 'file' ? e.sizeBytes : 0,
     allocatedBytes: type === 'file' ? e.allocatedBytes : 0,
@@ -80,6 +165,7 @@ function engineEntry(own: EngineSource, source: string): SourceEntry {
   return {
     name: Buffer.from(own.name),
     absPath: Buffer.from(source),
+    readAt: Buffer.from(source),
     type: 'file',
     sizeBytes: own.sizeBytes,
     // Nothing to probe for holes.
@@ -199,23 +285,37 @@ async function* listEntries(dir: Buffer, engine: IoEngine | undefined, found: bo
 
 async function* walk(name: Buffer, abs: Buffer, facts: DirectoryEntry, options: EnumerateOptions): AsyncGenerator<SourceEntry> {
   // Depth-first with an explicit stack: trees thousands of levels deep cost no recursion.
-  // `found`: a directory found in its parent's listing, not the source itself.
-  const stack: Array<{ name: Buffer; abs: Buffer; facts: DirectoryEntry; found: boolean }> = [{ name, abs, facts, found: false }]
+  // `found`: a directory found in its parent's listing, not the source itself; `parent`: the
+  // held directory it was found in, to open it through.
+  type Pending = { name: Buffer; abs: Buffer; facts: DirectoryEntry; found: boolean; leaf?: Buffer; parent?: HeldDirectory }
+  const dirs = options.directories
+  const stack: Pending[] = [{ name, abs, facts, found: false }]
   while (stack.length > 0) {
-    const dir = stack.pop() as { name: Buffer; abs: Buffer; facts: DirectoryEntry; found: boolean }
+    const dir = stack.pop() as Pending
     yield entryOf(dir.name, dir.abs, dir.facts, 'directory')
-    const subdirs: Array<{ name: Buffer; abs: Buffer; facts: DirectoryEntry; found: boolean }> = []
+    const subdirs: Pending[] = []
+    let held: HeldDirectory | undefined
     try {
-      for await (const children of listEntries(dir.abs, options.engine, dir.found)) {
+      if (dirs) {
+        try {
+          held = await dirs.open(dir.parent && dir.leaf ? joinBytes(dir.parent.at, dir.leaf) : dir.abs, dir.abs)
+        } finally {
+          dir.parent?.release()
+        }
+      }
+      // Through the held descriptor, it is the directory the walk found, whatever is at its name now.
+      for await (const children of listEntries(held ? held.at : dir.abs, options.engine, !held && dir.found)) {
         for (const child of children) {
           const childAbs = joinBytes(dir.abs, child.name)
           const childName = joinBytes(dir.name, child.name)
           if (child.error) {
             const e = child.error
-            options.onIssue({ path: displayPath(childAbs), severity: 'error', error: isEscpError(e) ? e : ioError(e, (e as { syscall?: string }).syscall ?? 'lstat', childAbs) })
+            options.onIssue({ path: displayPath(childAbs), severity: 'error', error: isEscpError(e) ? shownError(e, dirs) : ioError(e, (e as { syscall?: string }).syscall ?? 'lstat', childAbs) })
           } else if (child.type === 'directory') {
-            subdirs.push({ name: childName, abs: childAbs, facts: child, found: true })
-          } else if (child.type === 'file' || child.type === 'symlink') {
+            subdirs.push({ name: childName, abs: childAbs, facts: child, found: true, leaf: child.name, parent: held?.retain() })
+          } else if (child.type === 'file') {
+            yield held ? entryOf(childName, childAbs, child, 'file', joinBytes(held.at, child.name), held.retain()) : entryOf(childName, childAbs, child, 'file')
+          } else if (child.type === 'symlink') {
             yield entryOf(childName, childAbs, child, child.type)
           } else {
             options.onIssue({ path: displayPath(childAbs), severity: 'warning', error: escpError('ESCP_ERR_SOURCE', displayPath(childAbs), 'a special file (fifo, socket or device); skipped') })
@@ -223,10 +323,30 @@ async function* walk(name: Buffer, abs: Buffer, facts: DirectoryEntry, options: 
         }
       }
     } catch (err) {
-      options.onIssue({ path: displayPath(dir.abs), severity: 'error', error: isEscpError(err) ? err : ioError(err, 'scandir', dir.abs) })
+      for (const d of subdirs) d.parent?.release()
+      options.onIssue({ path: displayPath(dir.abs), severity: 'error', error: listingError(err, dir.abs, dirs) })
       continue
+    } finally {
+      held?.release()
     }
     // Reversed so that the stack pops them in name order.
     for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i])
   }
+}
+
+/** What listing `dir` failed with, as shown to people. */
+function listingError(err: unknown, dir: Buffer, dirs: SourceDirectories | undefined): EscpError {
+  if (isEscpError(err)) return shownError(err, dirs)
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'ELOOP' || code === 'ENOTDIR') return escpError('ESCP_ERR_SOURCE_CHANGED', displayPath(dir), 'it is no longer a directory (a symlink or another file took its name after its parent was listed), and escp does not read through symlinks')
+  return ioError(err, (err as { syscall?: string }).syscall ?? 'scandir', dir)
+}
+
+/** `err` with the held directories' /proc/self/fd paths in its message written as the paths they stand for. */
+export function shownError(err: EscpError, dirs: SourceDirectories | undefined): EscpError {
+  const message = dirs?.shown(err.message) ?? err.message
+  if (message === err.message) return err
+  const { errno, errnoNumber, syscall, path } = err
+  const prefix = `${err.code}: `
+  return new EscpError(err.code, message.startsWith(prefix) ? message.slice(prefix.length) : message, { errno, errnoNumber, syscall, path: path && dirs?.shown(path), cause: err.cause })
 }

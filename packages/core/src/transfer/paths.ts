@@ -36,7 +36,7 @@ export function checkRelativePath(name: Uint8Array): Buffer[] {
 }
 
 /** Whether /proc/self/fd/N leads to what descriptor N holds here (Linux with /proc mounted). */
-const PROC_FD = (() => {
+export const PROC_FD = (() => {
   try {
     return fs.statSync('/proc/self/fd').isDirectory()
   } catch {
@@ -44,22 +44,22 @@ const PROC_FD = (() => {
   }
 })()
 
-const PROC_FD_PATH = /\/proc\/self\/fd\/(\d+)/g
+export const PROC_FD_PATH = /\/proc\/self\/fd\/(\d+)/g
 
 /**
  * O_PATH (Linux; Node does not export it): a descriptor that only names the directory, which
  * needs no read permission on it (a drop box of mode 0333 is placed into as before).
  */
 const O_PATH = 0o10000000
-const DIRECTORY_ONLY = O_PATH | fs.constants.O_DIRECTORY
+export const DIRECTORY_ONLY = O_PATH | fs.constants.O_DIRECTORY
 
 /**
  * Directories held at most (besides the root): a quarter of the process's descriptors, at most
  * 1024; past it, a directory is named by its path. A directory this session made needs none
  * while its parent is one it made too: it stays 0700 until the end, so nobody else can rename or
- * replace what is in it.
+ * replace what is in it. The sender's walk holds as many at most, each until its files are read.
  */
-const MAX_HELD = (() => {
+export const MAX_HELD = (() => {
   try {
     const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))
     const soft = Number(line?.split(/\s{2,}/)[1])

@@ -13,7 +13,7 @@ import { MAX_BUNDLE_FILES, MINOR_BUNDLE_DIGESTS, MINOR_BUNDLES, MINOR_OK_RUNS, M
 import { decodeErrorReport, decodeVerdictBatch, encodeErrorReport, encodeFileBatch, encodeFileDone, encodeSessionEnd, errorFromInfo, errorInfoOf } from '../protocol/messages'
 import type { FileDone, FileSpec, Verdict } from '../protocol/messages'
 import type { Session } from '../protocol/session'
-import { enumerateSources } from './enumerate'
+import { SourceDirectories, enumerateSources, shownError } from './enumerate'
 import type { SourceEntry, SourceIssue } from './enumerate'
 import { dataBlocks } from './holes'
 import type { BlockRun, DataBlocks } from './holes'
@@ -94,6 +94,7 @@ export class Sender extends SessionSide<SenderLink> {
   private flushSoon = false
   private unsealedFiles = 0
   private readonly started = Date.now()
+  private readonly directories = new SourceDirectories()
   private readonly zeros: ZeroBlockDigests | null
   /** Holes are skipped only for a peer whose protocol includes it (1.1). */
   private readonly skipsHoles: boolean
@@ -131,10 +132,11 @@ export class Sender extends SessionSide<SenderLink> {
     const metaDone = this.readMeta()
     metaDone.catch((e: EscpError) => this.abort(e))
     try {
-      for await (const entry of enumerateSources(this.options.sources, { recursive: this.options.recursive, onIssue: (i) => this.onIssue(i), engine: this.options.engine })) {
+      for await (const entry of enumerateSources(this.options.sources, { recursive: this.options.recursive, onIssue: (i) => this.onIssue(i), engine: this.options.engine, directories: this.directories })) {
         this.check()
         if (entry.sizeBytes === null && !this.sendsSizeAtEnd) {
           this.onIssue({ path: displayPath(entry.absPath), severity: 'error', error: escpError('ESCP_ERR_SOURCE', displayPath(entry.absPath), `its size is known only when it ends, and the receiver speaks protocol 1.${this.session.sharedMinor}, which announces every file with its size (1.${MINOR_SIZE_AT_END} does not); install escp 1.${MINOR_SIZE_AT_END} or later there, or end the source before sending it`) })
+          entry.held?.release()
           continue
         }
         this.add(entry, await this.dataBlocksOf(entry))
@@ -159,6 +161,7 @@ export class Sender extends SessionSide<SenderLink> {
       unwatch()
       await Promise.all(this.links.map((l) => l.close()))
       this.session.meta.close()
+      await this.directories.closeAll()
     }
     this.progress()
     return {
@@ -205,7 +208,7 @@ export class Sender extends SessionSide<SenderLink> {
     if (!this.skipsHoles || entry.type !== 'file' || entry.sizeBytes === null || entry.allocatedBytes >= entry.sizeBytes || entry.sizeBytes <= this.options.blockSizeBytes) return null
     let extents
     try {
-      const h = await this.options.engine.openRead(entry.absPath)
+      const h = await this.options.engine.openRead(entry.readAt)
       try {
         extents = await h.extents()
       } finally {
@@ -314,7 +317,7 @@ export class Sender extends SessionSide<SenderLink> {
         if (files.length > 1) {
           link.readBundle(
             this.seq++,
-            files.map((f) => ({ fileId: f.id, path: f.entry.absPath, length: f.sizeBytes as number })),
+            files.map((f) => ({ fileId: f.id, path: f.entry.readAt, length: f.sizeBytes as number })),
             this.bundleDigests ? files.length * this.trailerBytesPerFile : null,
           )
           continue
@@ -328,7 +331,7 @@ export class Sender extends SessionSide<SenderLink> {
       // A file of one block is closed by the worker that reads it: one message less per small file.
       const only = e.blocks === 1
       if (!only) e.readers.add(link)
-      link.read(this.seq++, e.id, e.entry.absPath, offset, length, only)
+      link.read(this.seq++, e.id, e.entry.readAt, offset, length, only)
     }
   }
 
@@ -376,7 +379,7 @@ export class Sender extends SessionSide<SenderLink> {
     e.nextBlock++
     e.reading++
     e.readers.add(link)
-    link.read(this.seq++, e.id, e.entry.absPath, offset, bs, false, true)
+    link.read(this.seq++, e.id, e.entry.readAt, offset, bs, false, true)
   }
 
   private onLinkMessage(m: FromWorker): void {
@@ -455,6 +458,7 @@ export class Sender extends SessionSide<SenderLink> {
     this.unsealedFiles--
     this.holeBytes += e.holeBytes
     this.closeReaders(e)
+    this.readAll(e)
     // A bundle of 1.4 carried the file's digest: no FileDone follows it.
     if (e.bundled && this.bundleDigests) return
     const digest = this.digestOf(e)
@@ -471,10 +475,12 @@ export class Sender extends SessionSide<SenderLink> {
   }
 
   // An unreadable source: the receiver is told to drop the file; no verdict will come.
-  private fileFailed(e: OutEntry, error: EscpError): void {
+  private fileFailed(e: OutEntry, given: EscpError): void {
+    const error = shownError(given, this.directories)
     e.failed = error
     this.unsealedFiles--
     this.closeReaders(e)
+    this.readAll(e)
     this.failures.push({ path: shownOf(e), error })
     this.settle(e)
     this.queueMeta(() =>
@@ -483,6 +489,12 @@ export class Sender extends SessionSide<SenderLink> {
         encodeErrorReport({ fileId: e.id, path: e.entry.name, fatal: false, error: errorInfoOf(error) }),
       ),
     )
+  }
+
+  /** Nothing more of the file is read: the directory held for it may close. */
+  private readAll(e: OutEntry): void {
+    e.entry.held?.release()
+    e.entry.held = undefined
   }
 
   private closeReaders(e: OutEntry): void {
@@ -556,7 +568,7 @@ export class Sender extends SessionSide<SenderLink> {
 async function changeSince(entry: SourceEntry): Promise<string | undefined> {
   let st: fs.BigIntStats
   try {
-    st = await fs.promises.stat(entry.absPath, { bigint: true })
+    st = await fs.promises.lstat(entry.readAt, { bigint: true })
   } catch {
     return undefined
   }
