@@ -443,7 +443,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
     const temp = this.temps.beside(f.final)
     try {
       await fs.promises.symlink(Buffer.from(f.spec.linkTarget), temp)
-      if (this.options.preserve) await fs.promises.lutimes(temp, nsToDate(f.spec.atimeNs), nsToDate(f.spec.mtimeNs)).catch(() => {})
+      if (this.options.preserve) await fs.promises.lutimes(temp, nsToSeconds(f.spec.atimeNs), nsToSeconds(f.spec.mtimeNs)).catch(() => {})
       await fs.promises.rename(temp, f.final)
     } catch (err) {
       await fs.promises.unlink(temp).catch(() => {})
@@ -677,7 +677,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
         if (this.options.preserve) {
           if (IS_ROOT) await fs.promises.chown(at, spec.uid, spec.gid)
           await fs.promises.chmod(at, spec.mode & 0o7777)
-          await fs.promises.utimes(at, nsToDate(spec.atimeNs), nsToDate(spec.mtimeNs))
+          await fs.promises.utimes(at, nsToSeconds(spec.atimeNs), nsToSeconds(spec.mtimeNs))
         } else {
           await fs.promises.chmod(at, spec.mode & ~UMASK & 0o777)
         }
@@ -819,8 +819,13 @@ function createExclusive(file: Buffer, mode: number): Promise<void> {
 }
 
 
-function nsToDate(ns: bigint): Date {
-  return new Date(Number(ns / 1_000_000n))
+/**
+ * Seconds, as Node's utimes takes them: a double, which keeps a time of this century to a
+ * fraction of a microsecond (a Date would keep milliseconds). Files get theirs to the
+ * nanosecond from the engines (futimens).
+ */
+function nsToSeconds(ns: bigint): number {
+  return Number(ns / 1000n) / 1e6
 }
 
 /** An entry's name as shown to people: made for errors and failures only, not per file. */
