@@ -1,6 +1,6 @@
 // The escp command as a user runs it: loopback copies, and push and pull through a private
 // sshd on 127.0.0.1 that starts `escp server` on the "remote" side.
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { expect } from 'chai'
@@ -269,6 +269,15 @@ describe('escp command', function () {
       expect(r.code).to.equal(1)
       expect(r.stderr).to.contain("stat 'missing': ENOENT")
       expect(fs.readFileSync(path.join(work, 'out', 'here'), 'utf8')).to.equal('x')
+    })
+
+    it('copies 40 files of several blocks each at ulimit -n 64, taking its files a share of the descriptors at a time', async function () {
+      const src = path.join(work, 'many')
+      fs.mkdirSync(src)
+      for (let i = 0; i < 40; i++) writeRandom(path.join(src, `f${i}`), 3 * 1024 * 1024 + i)
+      const r = spawnSync('bash', ['-c', 'ulimit -n 64 && exec "$@"', 'bash', process.execPath, ESCP, '-q', '--escp-port', String((nextPort += 10)), '-r', 'many', 'out'], { cwd: work, env: { ...process.env, ESCP_CONFIG: '/nonexistent' }, encoding: 'utf8', timeout: 60_000 })
+      expect(r.status, r.stderr).to.equal(0)
+      expect(describeTree(path.join(work, 'out'))).to.deep.equal(describeTree(src))
     })
 
     it('reads defaults from a config file and reports a bad one by file and line', async function () {

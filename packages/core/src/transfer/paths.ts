@@ -5,6 +5,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { escpError, ioError } from '../errors'
+import { descriptorShare } from './descriptors'
 
 const SLASH = 0x2f
 const DOT = 0x2e
@@ -59,15 +60,7 @@ export const DIRECTORY_ONLY = O_PATH | fs.constants.O_DIRECTORY
  * while its parent is one it made too: it stays 0700 until the end, so nobody else can rename or
  * replace what is in it. The sender's walk holds as many at most, each until its files are read.
  */
-export const MAX_HELD = (() => {
-  try {
-    const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))
-    const soft = Number(line?.split(/\s{2,}/)[1])
-    return Number.isFinite(soft) ? Math.max(0, Math.min(1024, Math.floor(soft / 4))) : 256
-  } catch {
-    return 256
-  }
-})()
+export const MAX_HELD = descriptorShare(4, 1024)
 
 /**
  * Runs `use` on a name for the directory at `dir` that leads to it and nowhere else: through a

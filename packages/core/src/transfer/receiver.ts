@@ -19,6 +19,7 @@ import { blocksFitHoles } from './holes'
 import { OrderedDigest, ZeroBlockDigests } from './ordered-digest'
 import { MetaBatch, SessionSide } from './session-side'
 import { checkRelativePath, throughDirectory } from './paths'
+import { descriptorShare } from './descriptors'
 import type { Destination } from './paths'
 import type { ReceiverLink } from './stream-link'
 import type { FileFailure, TransferProgress } from './summary'
@@ -101,8 +102,8 @@ export interface ReceiverResult {
 const SLASH = 0x2f
 const UMASK = process.umask()
 const IS_ROOT = process.getuid?.() === 0
-/** Temporary files being created at once; the meta stream waits beyond that. */
-const MAX_CREATING = 1024
+/** Temporary files being created at once (a quarter of the descriptors, at most 1,024); the meta stream waits beyond that. */
+const MAX_CREATING = descriptorShare(4, 1024)
 
 export class Receiver extends SessionSide<ReceiverLink> {
   /** Entries announced and not yet answered (and files the sender dropped). */
@@ -251,9 +252,14 @@ export class Receiver extends SessionSide<ReceiverLink> {
       this.check()
       switch (rec.type) {
         case RecordType.FileBatch:
-          for (const spec of decodeFileBatch(rec.payload).files) await this.announce(spec)
+          for (const spec of decodeFileBatch(rec.payload).files) {
+            await this.announce(spec)
+            if (this.creating >= MAX_CREATING) {
+              for (const l of this.links) l.pump()
+              while (this.creating >= MAX_CREATING) await this.sleep()
+            }
+          }
           for (const l of this.links) l.pump()
-          while (this.creating >= MAX_CREATING) await this.sleep()
           break
         case RecordType.FileDone:
           for (const d of decodeFileDone(rec.payload)) {

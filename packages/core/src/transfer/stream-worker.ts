@@ -12,6 +12,7 @@ import { MAX_FILE_SIZE_BYTES, displayPath } from '../contracts/io-engine'
 import type { BufferPool, FileAttributes, IoEngine, ReadHandle, WriteHandle } from '../contracts/io-engine'
 import { loadPluginSet } from '../plugins/loader'
 import { pinCurrentThread } from './affinity'
+import { descriptorShare } from './descriptors'
 import { BUNDLE_FILE_READ, BUNDLE_FILE_UNREADABLE, FLAG_COMPRESSED, RecordType } from '../protocol/constants'
 import { wholeFileDigest } from '../contracts/checksum'
 import type { SessionKeys } from '../protocol/keys'
@@ -101,7 +102,7 @@ async function start(given: StreamWorkerData): Promise<(msg: ToWorker) => void> 
  * whole-file calls (each from its open to its close): a stream's window of bundles of tiny files
  * could otherwise open thousands at once, and run out of descriptors.
  */
-const OPEN_FILES_AT_ONCE = 64
+const OPEN_FILES_AT_ONCE = descriptorShare(16, 64)
 
 /** At most `count` calls under way at once; the others wait, in turn. */
 class Slots {
