@@ -41,8 +41,10 @@ interface OutEntry {
   sizeBytes: number | null
   /** The size is known only at the end: full blocks are read in order until a read finds it. */
   toEnd: boolean
-  /** For toEnd: reads handed out and not yet answered. */
+  /** Reads handed out and not yet answered. */
   reading: number
+  /** Nothing more is read of it (sealed or failed): its held directory goes once `reading` is 0. */
+  readAll: boolean
   /** The blocks to send as runs of indices, in order. */
   runs: BlockRun[]
   /** The run that holds `nextBlock`; runs.length once every block is handed out. */
@@ -234,6 +236,7 @@ export class Sender extends SessionSide<SenderLink> {
       sizeBytes: entry.sizeBytes,
       toEnd,
       reading: 0,
+      readAll: false,
       runs,
       run: 0,
       nextBlock: runs.length > 0 ? runs[0].start : 0,
@@ -317,7 +320,10 @@ export class Sender extends SessionSide<SenderLink> {
         if (files.length > 1) {
           link.readBundle(
             this.seq++,
-            files.map((f) => ({ fileId: f.id, path: f.entry.readAt, length: f.sizeBytes as number })),
+            files.map((f) => {
+              f.reading++
+              return { fileId: f.id, path: f.entry.readAt, length: f.sizeBytes as number }
+            }),
             this.bundleDigests ? files.length * this.trailerBytesPerFile : null,
           )
           continue
@@ -331,6 +337,7 @@ export class Sender extends SessionSide<SenderLink> {
       // A file of one block is closed by the worker that reads it: one message less per small file.
       const only = e.blocks === 1
       if (!only) e.readers.add(link)
+      e.reading++
       link.read(this.seq++, e.id, e.entry.readAt, offset, length, only)
     }
   }
@@ -387,10 +394,8 @@ export class Sender extends SessionSide<SenderLink> {
       const e = this.entries.get(m.fileId) as OutEntry
       this.bytesDone += m.length
       this.wireBytes += m.wireBytes
-      if (e.toEnd) {
-        this.bytesTotal += m.length
-        e.reading--
-      }
+      this.answeredRead(e)
+      if (e.toEnd) this.bytesTotal += m.length
       if (!e.failed) {
         const index = m.offset / this.options.blockSizeBytes
         if (m.digest) this.digestOf(e)?.add(index, m.digest)
@@ -406,10 +411,11 @@ export class Sender extends SessionSide<SenderLink> {
       this.progress()
     } else if (m.t === 'readEnded') {
       const e = this.entries.get(m.fileId) as OutEntry
-      e.reading--
+      this.answeredRead(e)
       if (!e.failed) this.endFound(e, m.sizeBytes)
     } else if (m.t === 'readFailed') {
       const e = this.entries.get(m.fileId) as OutEntry
+      this.answeredRead(e)
       if (!e.failed) this.fileFailed(e, deserializeError(m.error))
     }
     this.pump()
@@ -491,9 +497,24 @@ export class Sender extends SessionSide<SenderLink> {
     )
   }
 
-  /** Nothing more of the file is read: the directory held for it may close. */
+  /**
+   * Nothing more of the file is read: the directory held for it may close, once the reads
+   * already handed out have answered (a failed file may have some under way in other workers,
+   * which must not find its descriptor's number given to something else).
+   */
   private readAll(e: OutEntry): void {
-    e.entry.held?.release()
+    e.readAll = true
+    this.releaseDirectory(e)
+  }
+
+  private answeredRead(e: OutEntry): void {
+    e.reading--
+    this.releaseDirectory(e)
+  }
+
+  private releaseDirectory(e: OutEntry): void {
+    if (!e.readAll || e.reading > 0 || !e.entry.held) return
+    e.entry.held.release()
     e.entry.held = undefined
   }
 
