@@ -280,6 +280,34 @@ describe('escp command', function () {
       expect(describeTree(path.join(work, 'out'))).to.deep.equal(describeTree(src))
     })
 
+    it('reads no file through a source directory swapped for a symlink, past the directories it may hold (ulimit -n 256)', async function () {
+      // At 256 descriptors the walk holds 64 directories: the 100th waits for the files of the
+      // first to be read, and is swapped for a symlink meanwhile.
+      const src = path.join(work, 'wide')
+      const outside = path.join(work, 'outside')
+      writeRandom(path.join(src, '0big'), 8 * 1024 * 1024)
+      for (let i = 1; i <= 100; i++) {
+        fs.mkdirSync(path.join(src, `d${String(i).padStart(3, '0')}`))
+        fs.writeFileSync(path.join(src, `d${String(i).padStart(3, '0')}`, 'f'), `orig${String(i).padStart(3, '0')}\n`)
+      }
+      fs.mkdirSync(outside)
+      fs.writeFileSync(path.join(outside, 'f'), 'OUTSIDE\n')
+      const child = spawn('bash', ['-c', 'ulimit -n 256 && exec "$@"', 'bash', process.execPath, ESCP, '-q', '--escp-port', String((nextPort += 10)), '-t', '1', '-l', '4M', '-r', 'wide', 'out'], { cwd: work, env: { ...process.env, ESCP_CONFIG: '/nonexistent' }, stdio: ['ignore', 'ignore', 'pipe'] })
+      let stderr = ''
+      child.stderr.on('data', (d) => (stderr += d))
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+      // Once the copy is under way, and a walk that did not wait would have listed every directory.
+      for (let waited = 0; !fs.existsSync(path.join(work, 'out')) && waited < 10_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20))
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      fs.renameSync(path.join(src, 'd100'), path.join(src, 'd100.moved'))
+      fs.symlinkSync(outside, path.join(src, 'd100'))
+      const code = await exited
+      const copied = path.join(work, 'out', 'd100', 'f')
+      if (fs.existsSync(copied)) expect(fs.readFileSync(copied, 'utf8')).to.equal('orig100\n')
+      if (code !== 0) expect(stderr).to.contain("ESCP_ERR_SOURCE_CHANGED: 'wide/d100' changed while it was sent")
+      expect(fs.readFileSync(path.join(work, 'out', 'd099', 'f'), 'utf8')).to.equal('orig099\n')
+    })
+
     it('reads defaults from a config file and reports a bad one by file and line', async function () {
       const conf = path.join(work, 'config.yaml')
       fs.writeFileSync(conf, 'parallel: 2\ncipher: aes-256-gcm\n')

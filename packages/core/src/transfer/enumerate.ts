@@ -56,8 +56,8 @@ export interface EnumerateOptions {
  * A directory of the sources held open (O_PATH, opened without following a symlink at its
  * name): its files are read through it, and lead where the walk found them, whatever is renamed
  * or swapped for a symlink meanwhile. Counted references: the walk holds one while it lists the
- * directory, each of its files one until it is read, each of its subdirectories one until it is
- * opened through it. The last release closes it.
+ * directory, each of its files one until it is read and its reads have answered (retainFile),
+ * each of its subdirectories one until it is opened through it. The last release closes it.
  */
 export class HeldDirectory {
   private refs = 1
@@ -77,15 +77,37 @@ export class HeldDirectory {
   release(): void {
     if (--this.refs === 0) this.owner.close(this.at.toString(), this.handle)
   }
+
+  /** A reference for a file to be read through it. */
+  retainFile(): this {
+    this.owner.filesWaiting++
+    return this.retain()
+  }
+
+  releaseFile(): void {
+    this.owner.filesWaiting--
+    this.release()
+    if (this.owner.filesWaiting === 0) this.owner.wakeAll()
+  }
 }
 
 /**
- * The sender's held directories (MAX_HELD at most at once; past it, or without /proc, a
- * directory is read by path, each name checked once, as before). The paths they give are
+ * The sender's held directories. MAX_HELD at most while files wait to be read through them:
+ * past it, the walk waits for files to be read (`onStall` asks for them to be), so that every
+ * file is read through a held directory, never by a path that a symlink could redirect. Held
+ * only for the walk's way down (directories whose subdirectories are still to be opened), they
+ * may go past it, as deep as the tree. Only without /proc, or out of descriptors with no file
+ * waiting, is a directory read by its path, each name checked once. The paths they give are
  * written back as the paths they stand for in what is shown (shown()).
  */
 export class SourceDirectories {
   private readonly held = new Map<string, { handle: fs.promises.FileHandle; real: string }>()
+  /** Files that hold a directory until they are read. */
+  filesWaiting = 0
+  private waiting: Array<() => void> = []
+  private stopped = false
+
+  constructor(private readonly onStall: () => void = () => {}) {}
 
   /**
    * `dir` held, opened at `at` (its name through its parent's held one, or its path) without
@@ -93,18 +115,26 @@ export class SourceDirectories {
    * its name since it was listed is an error (ELOOP or ENOTDIR).
    */
   async open(at: Buffer, dir: Buffer): Promise<HeldDirectory | undefined> {
-    if (!PROC_FD || this.held.size >= MAX_HELD) return undefined
-    let handle: fs.promises.FileHandle
-    try {
-      handle = await fs.promises.open(at, DIRECTORY_ONLY | fs.constants.O_NOFOLLOW)
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      if (code === 'EMFILE' || code === 'ENFILE') return undefined
-      throw err
+    if (!PROC_FD) return undefined
+    for (;;) {
+      if (this.stopped) return undefined
+      if (this.held.size < MAX_HELD || this.filesWaiting === 0) {
+        try {
+          const handle = await fs.promises.open(at, DIRECTORY_ONLY | fs.constants.O_NOFOLLOW)
+          const name = `/proc/self/fd/${handle.fd}`
+          this.held.set(name, { handle, real: displayPath(dir) })
+          return new HeldDirectory(Buffer.from(name), handle, this)
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code
+          if (code !== 'EMFILE' && code !== 'ENFILE') throw err
+          if (this.filesWaiting === 0) return undefined
+        }
+      }
+      // Files wait to be read through the directories held: once some are, one closes.
+      const woken = new Promise<void>((resolve) => this.waiting.push(resolve))
+      this.onStall()
+      await woken
     }
-    const name = `/proc/self/fd/${handle.fd}`
-    this.held.set(name, { handle, real: displayPath(dir) })
-    return new HeldDirectory(Buffer.from(name), handle, this)
   }
 
   /** `text` with each held directory's /proc/self/fd path written as the path it stands for. */
@@ -115,11 +145,22 @@ export class SourceDirectories {
   close(name: string, handle: fs.promises.FileHandle): void {
     if (this.held.get(name)?.handle !== handle) return
     this.held.delete(name)
-    void handle.close().catch(() => {})
+    void handle.close().catch(() => {}).finally(() => this.wakeAll())
+  }
+
+  wakeAll(): void {
+    for (const wake of this.waiting.splice(0)) wake()
+  }
+
+  /** The session failed: a walk waiting for files to be read goes on (its caller stops it). */
+  stop(): void {
+    this.stopped = true
+    this.wakeAll()
   }
 
   /** Closes every directory still held (the session ends, or fails). */
   async closeAll(): Promise<void> {
+    this.stop()
     const all = [...this.held.values()]
     this.held.clear()
     await Promise.all(all.map((h) => h.handle.close().catch(() => {})))
@@ -314,7 +355,7 @@ async function* walk(name: Buffer, abs: Buffer, facts: DirectoryEntry, options: 
           } else if (child.type === 'directory') {
             subdirs.push({ name: childName, abs: childAbs, facts: child, found: true, leaf: child.name, parent: held?.retain() })
           } else if (child.type === 'file') {
-            yield held ? entryOf(childName, childAbs, child, 'file', joinBytes(held.at, child.name), held.retain()) : entryOf(childName, childAbs, child, 'file')
+            yield held ? entryOf(childName, childAbs, child, 'file', joinBytes(held.at, child.name), held.retainFile()) : entryOf(childName, childAbs, child, 'file')
           } else if (child.type === 'symlink') {
             yield entryOf(childName, childAbs, child, child.type)
           } else {
@@ -336,8 +377,8 @@ async function* walk(name: Buffer, abs: Buffer, facts: DirectoryEntry, options: 
 
 /** What listing `dir` failed with, as shown to people. */
 function listingError(err: unknown, dir: Buffer, dirs: SourceDirectories | undefined): EscpError {
-  if (isEscpError(err)) return shownError(err, dirs)
-  const code = (err as NodeJS.ErrnoException).code
+  const code = isEscpError(err) ? err.errno : (err as NodeJS.ErrnoException).code
+  if (isEscpError(err) && code !== 'ELOOP' && code !== 'ENOTDIR') return shownError(err, dirs)
   if (code === 'ELOOP' || code === 'ENOTDIR') return escpError('ESCP_ERR_SOURCE_CHANGED', displayPath(dir), 'it is no longer a directory (a symlink or another file took its name after its parent was listed), and escp does not read through symlinks')
   return ioError(err, (err as { syscall?: string }).syscall ?? 'scandir', dir)
 }
@@ -345,8 +386,9 @@ function listingError(err: unknown, dir: Buffer, dirs: SourceDirectories | undef
 /** `err` with the held directories' /proc/self/fd paths in its message written as the paths they stand for. */
 export function shownError(err: EscpError, dirs: SourceDirectories | undefined): EscpError {
   const message = dirs?.shown(err.message) ?? err.message
-  if (message === err.message) return err
-  const { errno, errnoNumber, syscall, path } = err
+  const shownPath = err.path && dirs?.shown(err.path)
+  if (message === err.message && shownPath === err.path) return err
+  const { errno, errnoNumber, syscall } = err
   const prefix = `${err.code}: `
-  return new EscpError(err.code, message.startsWith(prefix) ? message.slice(prefix.length) : message, { errno, errnoNumber, syscall, path: path && dirs?.shown(path), cause: err.cause })
+  return new EscpError(err.code, message.startsWith(prefix) ? message.slice(prefix.length) : message, { errno, errnoNumber, syscall, path: shownPath, cause: err.cause })
 }

@@ -96,7 +96,8 @@ export class Sender extends SessionSide<SenderLink> {
   private flushSoon = false
   private unsealedFiles = 0
   private readonly started = Date.now()
-  private readonly directories = new SourceDirectories()
+  /** Past its share of descriptors, the walk waits for files to be read: they go now. */
+  private readonly directories = new SourceDirectories(() => this.flushBatch(false))
   private readonly zeros: ZeroBlockDigests | null
   /** Holes are skipped only for a peer whose protocol includes it (1.1). */
   private readonly skipsHoles: boolean
@@ -138,7 +139,6 @@ export class Sender extends SessionSide<SenderLink> {
         this.check()
         if (entry.sizeBytes === null && !this.sendsSizeAtEnd) {
           this.onIssue({ path: displayPath(entry.absPath), severity: 'error', error: escpError('ESCP_ERR_SOURCE', displayPath(entry.absPath), `its size is known only when it ends, and the receiver speaks protocol 1.${this.session.sharedMinor}, which announces every file with its size (1.${MINOR_SIZE_AT_END} does not); install escp 1.${MINOR_SIZE_AT_END} or later there, or end the source before sending it`) })
-          entry.held?.release()
           continue
         }
         this.add(entry, await this.dataBlocksOf(entry))
@@ -181,6 +181,12 @@ export class Sender extends SessionSide<SenderLink> {
       checksum: this.options.checksum?.name ?? 'none',
       compressor: this.session.init.compressor,
     }
+  }
+
+  // A walk waiting for files to be read (SourceDirectories) must not wait on a failed session.
+  protected override abort(err: EscpError): void {
+    this.directories.stop()
+    super.abort(err)
   }
 
   private onIssue(issue: SourceIssue): void {
@@ -514,7 +520,7 @@ export class Sender extends SessionSide<SenderLink> {
 
   private releaseDirectory(e: OutEntry): void {
     if (!e.readAll || e.reading > 0 || !e.entry.held) return
-    e.entry.held.release()
+    e.entry.held.releaseFile()
     e.entry.held = undefined
   }
 
