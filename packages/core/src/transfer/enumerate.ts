@@ -4,11 +4,12 @@
 // error); an unreadable entry is reported by name and the walk goes on.
 import fs from 'node:fs'
 import path from 'node:path'
-import { EscpError, escpError, ioError, isEscpError } from '../errors'
+import { escpError, ioError, isEscpError } from '../errors'
+import type { EscpError } from '../errors'
 import { displayPath } from '../contracts/io-engine'
 import type { DirectoryEntry, EngineSource, IoEngine } from '../contracts/io-engine'
 import type { FileType } from '../protocol/messages'
-import { DIRECTORY_ONLY, MAX_HELD, PROC_FD, PROC_FD_PATH, joinBytes } from './paths'
+import { HeldDescriptors, MAX_HELD, PROC_FD, joinBytes } from './paths'
 
 export interface SourceEntry {
   /** Relative wire name: the source's base name, then the path inside it. */
@@ -101,7 +102,7 @@ export class HeldDirectory {
  * written back as the paths they stand for in what is shown (shown()).
  */
 export class SourceDirectories {
-  private readonly held = new Map<string, { handle: fs.promises.FileHandle; real: string }>()
+  private readonly held = new HeldDescriptors()
   /** Files that hold a directory until they are read. */
   filesWaiting = 0
   private waiting: Array<() => void> = []
@@ -120,9 +121,7 @@ export class SourceDirectories {
       if (this.stopped) return undefined
       if (this.held.size < MAX_HELD || this.filesWaiting === 0) {
         try {
-          const handle = await fs.promises.open(at, DIRECTORY_ONLY | fs.constants.O_NOFOLLOW)
-          const name = `/proc/self/fd/${handle.fd}`
-          this.held.set(name, { handle, real: displayPath(dir) })
+          const { name, handle } = await this.held.open(at, fs.constants.O_NOFOLLOW, displayPath(dir))
           return new HeldDirectory(Buffer.from(name), handle, this)
         } catch (err) {
           const code = (err as NodeJS.ErrnoException).code
@@ -137,15 +136,13 @@ export class SourceDirectories {
     }
   }
 
-  /** `text` with each held directory's /proc/self/fd path written as the path it stands for. */
-  shown(text: string): string {
-    return this.held.size === 0 ? text : text.replace(PROC_FD_PATH, (whole) => this.held.get(whole)?.real ?? whole)
+  /** `err` with the held directories' /proc/self/fd paths written as the paths they stand for. */
+  shownError(err: EscpError): EscpError {
+    return this.held.shownError(err)
   }
 
   close(name: string, handle: fs.promises.FileHandle): void {
-    if (this.held.get(name)?.handle !== handle) return
-    this.held.delete(name)
-    void handle.close().catch(() => {}).finally(() => this.wakeAll())
+    void this.held.close(name, handle).finally(() => this.wakeAll())
   }
 
   wakeAll(): void {
@@ -161,9 +158,7 @@ export class SourceDirectories {
   /** Closes every directory still held (the session ends, or fails). */
   async closeAll(): Promise<void> {
     this.stop()
-    const all = [...this.held.values()]
-    this.held.clear()
-    await Promise.all(all.map((h) => h.handle.close().catch(() => {})))
+    await this.held.closeAll()
   }
 }
 
@@ -351,7 +346,7 @@ async function* walk(name: Buffer, abs: Buffer, facts: DirectoryEntry, options: 
           const childName = joinBytes(dir.name, child.name)
           if (child.error) {
             const e = child.error
-            options.onIssue({ path: displayPath(childAbs), severity: 'error', error: isEscpError(e) ? shownError(e, dirs) : ioError(e, (e as { syscall?: string }).syscall ?? 'lstat', childAbs) })
+            options.onIssue({ path: displayPath(childAbs), severity: 'error', error: isEscpError(e) ? (dirs?.shownError(e) ?? e) : ioError(e, (e as { syscall?: string }).syscall ?? 'lstat', childAbs) })
           } else if (child.type === 'directory') {
             subdirs.push({ name: childName, abs: childAbs, facts: child, found: true, leaf: child.name, parent: held?.retain() })
           } else if (child.type === 'file') {
@@ -378,17 +373,7 @@ async function* walk(name: Buffer, abs: Buffer, facts: DirectoryEntry, options: 
 /** What listing `dir` failed with, as shown to people. */
 function listingError(err: unknown, dir: Buffer, dirs: SourceDirectories | undefined): EscpError {
   const code = isEscpError(err) ? err.errno : (err as NodeJS.ErrnoException).code
-  if (isEscpError(err) && code !== 'ELOOP' && code !== 'ENOTDIR') return shownError(err, dirs)
   if (code === 'ELOOP' || code === 'ENOTDIR') return escpError('ESCP_ERR_SOURCE_CHANGED', displayPath(dir), 'it is no longer a directory (a symlink or another file took its name after its parent was listed), and escp does not read through symlinks')
+  if (isEscpError(err)) return dirs?.shownError(err) ?? err
   return ioError(err, (err as { syscall?: string }).syscall ?? 'scandir', dir)
-}
-
-/** `err` with the held directories' /proc/self/fd paths in its message written as the paths they stand for. */
-export function shownError(err: EscpError, dirs: SourceDirectories | undefined): EscpError {
-  const message = dirs?.shown(err.message) ?? err.message
-  const shownPath = err.path && dirs?.shown(err.path)
-  if (message === err.message && shownPath === err.path) return err
-  const { errno, errnoNumber, syscall } = err
-  const prefix = `${err.code}: `
-  return new EscpError(err.code, message.startsWith(prefix) ? message.slice(prefix.length) : message, { errno, errnoNumber, syscall, path: shownPath, cause: err.cause })
 }

@@ -5,6 +5,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { escpError, ioError } from '../errors'
+import type { EscpError } from '../errors'
 import { descriptorShare } from './descriptors'
 
 const SLASH = 0x2f
@@ -45,14 +46,14 @@ export const PROC_FD = (() => {
   }
 })()
 
-export const PROC_FD_PATH = /\/proc\/self\/fd\/(\d+)/g
+const PROC_FD_PATH = /\/proc\/self\/fd\/(\d+)/g
 
 /**
  * O_PATH (Linux; Node does not export it): a descriptor that only names the directory, which
  * needs no read permission on it (a drop box of mode 0333 is placed into as before).
  */
 const O_PATH = 0o10000000
-export const DIRECTORY_ONLY = O_PATH | fs.constants.O_DIRECTORY
+const DIRECTORY_ONLY = O_PATH | fs.constants.O_DIRECTORY
 
 /**
  * Directories held at most (besides the root): a quarter of the process's descriptors, at most
@@ -73,9 +74,63 @@ export async function throughDirectory(dir: Buffer, use: (at: string | Buffer) =
   }
   const h = await fs.promises.open(dir, DIRECTORY_ONLY | fs.constants.O_NOFOLLOW)
   try {
-    await use(`/proc/self/fd/${h.fd}`)
+    await use(fdPath(h.fd))
   } finally {
     await h.close()
+  }
+}
+
+/** The name that leads to what descriptor `fd` holds in this process. */
+function fdPath(fd: number): string {
+  return `/proc/self/fd/${fd}`
+}
+
+/**
+ * Directories held open (O_PATH), each named by its /proc/self/fd path, with the path it stands
+ * for: what the receiver's guard places names through, and the sender's walk reads them through.
+ */
+export class HeldDescriptors {
+  private readonly held = new Map<string, { handle: fs.promises.FileHandle; real: string }>()
+
+  get size(): number {
+    return this.held.size
+  }
+
+  /** `dir` opened as a directory only (and with `flags`), held: its /proc/self/fd name. Errors are the caller's. */
+  async open(dir: Buffer, flags: number, real: string): Promise<{ name: string; handle: fs.promises.FileHandle }> {
+    const handle = await fs.promises.open(dir, DIRECTORY_ONLY | flags)
+    const name = fdPath(handle.fd)
+    this.held.set(name, { handle, real })
+    return { name, handle }
+  }
+
+  /** `text` with each held /proc/self/fd path written as the path it stands for. */
+  shown(text: string): string {
+    return this.held.size === 0 ? text : text.replace(PROC_FD_PATH, (whole) => this.held.get(whole)?.real ?? whole)
+  }
+
+  /**
+   * `err` as people read it: the paths in its message and its `path` as they are, not as
+   * reached. In place, so that whoever else holds it (a report about to go out) says the same.
+   */
+  shownError(err: EscpError): EscpError {
+    if (this.held.size === 0) return err
+    err.message = this.shown(err.message)
+    if (err.path) (err as { path?: string }).path = this.shown(err.path)
+    return err
+  }
+
+  /** Closes `name` if it still holds `handle` (closeAll may have come first). */
+  async close(name: string, handle: fs.promises.FileHandle): Promise<void> {
+    if (this.held.get(name)?.handle !== handle) return
+    this.held.delete(name)
+    await handle.close().catch(() => {})
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.held.values()]
+    this.held.clear()
+    await Promise.all(all.map((h) => h.handle.close().catch(() => {})))
   }
 }
 
@@ -98,8 +153,8 @@ export class PathGuard {
   /** Full paths of parents already made real directories, by their components under the root. */
   private readonly parents = new Map<string, Buffer>()
   private readonly root: Buffer
-  /** The descriptors held, by the /proc/self/fd path that names each, with the path it stands for. */
-  private readonly held = new Map<string, { handle: fs.promises.FileHandle; real: string }>()
+  /** The descriptors held. */
+  private readonly held = new HeldDescriptors()
 
   constructor(root: string | Buffer) {
     this.root = Buffer.isBuffer(root) ? root : Buffer.from(root)
@@ -119,14 +174,17 @@ export class PathGuard {
 
   /** Closes the descriptors it holds; the names it gave no longer lead anywhere. */
   async close(): Promise<void> {
-    const held = [...this.held.values()]
-    this.held.clear()
-    await Promise.all(held.map((h) => h.handle.close().catch(() => {})))
+    await this.held.closeAll()
   }
 
   /** `text` with each /proc/self/fd path of this guard's written as the path it stands for. */
   shown(text: string): string {
-    return text.replace(PROC_FD_PATH, (whole) => this.held.get(whole)?.real ?? whole)
+    return this.held.shown(text)
+  }
+
+  /** `err` with the paths it names written as they are, not as this guard reaches them. */
+  shownError(err: EscpError): EscpError {
+    return this.held.shownError(err)
   }
 
   /** The full path of `components` under the root, with every parent made a real directory. */
@@ -202,18 +260,14 @@ export class PathGuard {
   // descriptors or not allowed (the path itself serves then). A symlink put there since it was
   // checked is refused.
   private async hold(dir: Buffer, shown: string, noFollow: number): Promise<Buffer | undefined> {
-    let handle: fs.promises.FileHandle
     try {
-      handle = await fs.promises.open(dir, DIRECTORY_ONLY | noFollow)
+      return Buffer.from((await this.held.open(dir, noFollow, this.shown(dir.toString()))).name)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
       if (code === 'EMFILE' || code === 'ENFILE' || code === 'EACCES' || code === 'EPERM') return undefined
       if (code === 'ELOOP' || code === 'ENOTDIR') throw escpError('ESCP_ERR_PATH_UNSAFE', shown, `'${this.shown(dir.toString())}' is no longer a directory, and escp does not write through symlinks`)
       throw ioError(err, 'open', this.shown(dir.toString()))
     }
-    const at = `/proc/self/fd/${handle.fd}`
-    this.held.set(at, { handle, real: this.shown(dir.toString()) })
-    return Buffer.from(at)
   }
 }
 

@@ -707,8 +707,7 @@ export class Receiver extends SessionSide<ReceiverLink> {
 
   // An error as people read it: the paths it names as they are, not as the guard reaches them.
   private shown(err: EscpError): EscpError {
-    err.message = this.options.destination.guard.shown(err.message)
-    return err
+    return this.options.destination.guard.shownError(err)
   }
 
   private verdict(f: InFile, error: EscpError | null): void {

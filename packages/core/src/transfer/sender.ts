@@ -13,7 +13,7 @@ import { MAX_BUNDLE_FILES, MINOR_BUNDLE_DIGESTS, MINOR_BUNDLES, MINOR_OK_RUNS, M
 import { decodeErrorReport, decodeVerdictBatch, encodeErrorReport, encodeFileBatch, encodeFileDone, encodeSessionEnd, errorFromInfo, errorInfoOf } from '../protocol/messages'
 import type { FileDone, FileSpec, Verdict } from '../protocol/messages'
 import type { Session } from '../protocol/session'
-import { SourceDirectories, enumerateSources, shownError } from './enumerate'
+import { SourceDirectories, enumerateSources } from './enumerate'
 import type { SourceEntry, SourceIssue } from './enumerate'
 import { dataBlocks } from './holes'
 import type { BlockRun, DataBlocks } from './holes'
@@ -488,7 +488,7 @@ export class Sender extends SessionSide<SenderLink> {
 
   // An unreadable source: the receiver is told to drop the file; no verdict will come.
   private fileFailed(e: OutEntry, given: EscpError): void {
-    const error = shownError(given, this.directories)
+    const error = this.directories.shownError(given)
     e.failed = error
     this.unsealedFiles--
     this.closeReaders(e)
