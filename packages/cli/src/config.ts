@@ -8,7 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { escpError } from '@escp/core/loopback'
 import type { Document, LineCounter } from 'yaml'
-import { FLAG_SPECS as SPECS } from './copy-flags'
+import { FLAG_SPECS as SPECS, inRange } from './copy-flags'
 import type { FlagSpec } from './copy-flags'
 import { parseRate, parseSize } from './units'
 
@@ -81,8 +81,7 @@ function valueProblem(key: string, v: unknown): string | undefined {
     case 'integer': {
       // As oclif reads an integer flag.
       const n = /^-?\d+$/.test(text) ? Number(text) : NaN
-      const ok = Number.isSafeInteger(n) && (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max)
-      if (ok) return undefined
+      if (Number.isSafeInteger(n) && inRange(spec, n)) return undefined
       const range =
         spec.min !== undefined && spec.max !== undefined ? ` from ${spec.min} to ${spec.max}` : spec.min !== undefined ? ` of at least ${spec.min}` : spec.max !== undefined ? ` of at most ${spec.max}` : ''
       return `'${key}' must be an integer${range}, not '${text}'`
@@ -91,7 +90,7 @@ function valueProblem(key: string, v: unknown): string | undefined {
     case 'rate':
       try {
         const n = spec.kind === 'size' ? parseSize(text) : parseRate(text)
-        if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) return `'${key}' must be from ${spec.min} to ${spec.max} bytes, not '${text}'`
+        if (!inRange(spec, n)) return `'${key}' must be from ${spec.min} to ${spec.max} bytes, not '${text}'`
         return undefined
       } catch (err) {
         // Its message without the code: the config error has its own.

@@ -83,6 +83,11 @@ export function flagNamed(word: string): CopyFlagName | undefined {
   return (Object.keys(FLAG_SPECS) as CopyFlagName[]).find((name) => FLAG_SPECS[name].char === word[1])
 }
 
+/** Whether `n` is within the flag's range, where it has one. */
+export function inRange(spec: FlagSpec, n: number): boolean {
+  return (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max)
+}
+
 /** Whether the flag takes a value (every kind but boolean). */
 export function takesValue(name: CopyFlagName): boolean {
   return FLAG_SPECS[name].kind !== 'boolean'
@@ -161,12 +166,12 @@ function valueOf(spec: FlagSpec, raw: string): string | number | undefined {
   if (spec.kind === 'integer') {
     if (!/^\d+$/.test(raw)) return undefined
     const n = Number(raw)
-    return Number.isSafeInteger(n) && (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max) ? n : undefined
+    return Number.isSafeInteger(n) && inRange(spec, n) ? n : undefined
   }
   try {
     const n = spec.kind === 'size' ? parseSize(raw) : parseRate(raw)
     // Out of its range: the transfer refuses it, after oclif has read it.
-    return (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max) ? n : undefined
+    return inRange(spec, n) ? n : undefined
   } catch {
     return undefined
   }
