@@ -40,7 +40,7 @@ void WaitThreads::Run() {
 }
 
 void WaitThreads::CallJs(Napi::Env env, Napi::Function, WaitThreads* self, Job* raw) {
-  // Deleted however this ends: the job pins its buffer, and would hold it for good.
+  // Deleted however this ends: the job holds its region and the buffer it fills, for good else.
   std::unique_ptr<Job> job(raw);
   if (env == nullptr) {
     job->Abandon();
@@ -51,7 +51,7 @@ void WaitThreads::CallJs(Napi::Env env, Napi::Function, WaitThreads* self, Job* 
     job->Complete(env);
   } catch (const Napi::Error&) {
     // A worker being stopped runs no more JavaScript: its promise cannot be settled, and nobody
-    // is left to await it. Seen as a lost pin on a block of aligned memory, never freed.
+    // is left to await it.
   }
 }
 
